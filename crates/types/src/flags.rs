@@ -141,10 +141,16 @@ impl Flags {
 
     /// Every flag, system flags first in a fixed order, then keywords.
     pub fn iter(&self) -> impl Iterator<Item = Flag> + '_ {
-        [Flag::Seen, Flag::Answered, Flag::Flagged, Flag::Deleted, Flag::Draft]
-            .into_iter()
-            .filter(|f| self.contains(f))
-            .chain(self.keywords.iter().cloned().map(Flag::Keyword))
+        [
+            Flag::Seen,
+            Flag::Answered,
+            Flag::Flagged,
+            Flag::Deleted,
+            Flag::Draft,
+        ]
+        .into_iter()
+        .filter(|f| self.contains(f))
+        .chain(self.keywords.iter().cloned().map(Flag::Keyword))
     }
 }
 

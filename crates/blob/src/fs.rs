@@ -1,0 +1,302 @@
+//! The filesystem backend: one file per blob under a root directory, which may be a
+//! local disk or a shared mount (NFS, CephFS).
+//!
+//! Keys are `<node>/<first two hex digits>/<hex id>`: the node name keeps several hosts
+//! that share one mount from ever writing into each other's files, and 256 fan-out
+//! directories keep directories small without making each write touch a new one.
+//!
+//! A put is durable before it returns: write a temporary file, fsync it, rename it into
+//! place, fsync the directory. Directory fsyncs are grouped (see [`DirSync`]), so
+//! concurrent deliveries into one directory share one fsync instead of queueing.
+//!
+//! A failed fsync is never retried. After one, Linux may have dropped the dirty pages
+//! and a second fsync can report success for data that is gone, so the backend refuses
+//! every further write until the process restarts and the store is checked again.
+
+use crate::{BlobBackend, BlobError, ErrorKind};
+use async_trait::async_trait;
+use bytes::Bytes;
+use evermail_types::BlobId;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub struct FsBackend {
+    root: PathBuf,
+    node: String,
+    dir_sync: DirSync,
+    /// Set after any failed fsync; see the module docs.
+    poisoned: AtomicBool,
+}
+
+impl FsBackend {
+    /// Opens a store rooted at `root`, creating it if needed, writing under the
+    /// sub-directory named after this node.
+    pub fn open(root: &Path, node: &str) -> Result<FsBackend, BlobError> {
+        if node.is_empty() || node.contains(['/', '\\']) || node.starts_with('.') {
+            return Err(BlobError::new(
+                ErrorKind::Unavailable,
+                format!("node name {node:?} cannot be a directory name"),
+            ));
+        }
+        std::fs::create_dir_all(root.join(node))
+            .map_err(|e| BlobError::io(format!("creating {}", root.display()), e))?;
+        Ok(FsBackend {
+            root: root.to_path_buf(),
+            node: node.to_string(),
+            dir_sync: DirSync::default(),
+            poisoned: AtomicBool::new(false),
+        })
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, BlobError> {
+        // Keys come from our own database, but a key must still never escape the root.
+        let safe = !key.is_empty()
+            && key
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\\'));
+        if !safe {
+            return Err(BlobError::new(
+                ErrorKind::Unavailable,
+                format!("refusing unsafe blob key {key:?}"),
+            ));
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn check_poisoned(&self) -> Result<(), BlobError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(BlobError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "store {} refuses writes after a failed fsync; restart once the disk is checked",
+                    self.root.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn poison(&self, e: BlobError) -> BlobError {
+        self.poisoned.store(true, Ordering::Release);
+        tracing::error!(root = %self.root.display(), error = %e, "fsync failed; store refuses writes from now on");
+        e
+    }
+}
+
+#[async_trait]
+impl BlobBackend for FsBackend {
+    fn key_for(&self, id: &BlobId) -> String {
+        let hex = id.to_hex();
+        format!("{}/{}/{}", self.node, &hex[..2], hex)
+    }
+
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), BlobError> {
+        self.check_poisoned()?;
+        let path = self.path(key)?;
+        let dir = path
+            .parent()
+            .expect("a checked key has a parent")
+            .to_path_buf();
+        let written = tokio::task::spawn_blocking(move || write_file(&path, &dir, &body))
+            .await
+            .map_err(|e| BlobError::new(ErrorKind::Unavailable, format!("writer task: {e}")))?;
+        let dir = match written {
+            Ok(dir) => dir,
+            Err(WriteError::Io(e)) => return Err(e),
+            Err(WriteError::Fsync(e)) => return Err(self.poison(e)),
+        };
+        self.dir_sync.sync(&dir).await.map_err(|e| self.poison(e))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError> {
+        let path = self.path(key)?;
+        match tokio::fs::read(&path).await {
+            Ok(data) => Ok(Some(Bytes::from(data))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(BlobError::io(format!("reading {}", path.display()), e)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        let path = self.path(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(BlobError::io(format!("deleting {}", path.display()), e)),
+        }
+    }
+}
+
+enum WriteError {
+    Io(BlobError),
+    Fsync(BlobError),
+}
+
+/// Writes `body` to `path` through a fsynced temporary file; returns the directory
+/// whose entry still needs an fsync.
+fn write_file(path: &Path, dir: &Path, body: &[u8]) -> Result<PathBuf, WriteError> {
+    let io = |what: &str, e| WriteError::Io(BlobError::io(format!("{what} {}", path.display()), e));
+    std::fs::create_dir_all(dir).map_err(|e| io("creating the directory of", e))?;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.len() == body.len() as u64
+    {
+        // Content-addressed: an existing file of the right length is this body (reads
+        // verify the hash, and a bad copy is repaired from another). Its directory
+        // entry may predate a crash, so the caller still fsyncs the directory.
+        return Ok(dir.to_path_buf());
+    }
+    let tmp = dir.join(format!(
+        ".tmp-{}-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("blob"),
+        rand::random::<u64>()
+    ));
+    let result = (|| {
+        let mut file =
+            std::fs::File::create_new(&tmp).map_err(|e| io("creating a temporary file for", e))?;
+        file.write_all(body).map_err(|e| io("writing", e))?;
+        file.sync_all().map_err(|e| {
+            WriteError::Fsync(BlobError::io(format!("fsync of {}", tmp.display()), e))
+        })?;
+        std::fs::rename(&tmp, path).map_err(|e| io("renaming into place", e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map(|()| dir.to_path_buf())
+}
+
+/// Group commit for directory fsyncs.
+///
+/// Every caller takes a ticket after its rename. Whoever holds a directory's lock
+/// fsyncs it once and marks every ticket issued before the fsync began as done, so a
+/// burst of N renames into one directory costs about two fsyncs, not N.
+#[derive(Default)]
+pub struct DirSync {
+    dirs: Mutex<HashMap<PathBuf, Arc<DirState>>>,
+}
+
+#[derive(Default)]
+struct DirState {
+    issued: AtomicU64,
+    /// The highest ticket known to be covered by a completed fsync.
+    synced: tokio::sync::Mutex<u64>,
+}
+
+impl DirSync {
+    pub async fn sync(&self, dir: &Path) -> Result<(), BlobError> {
+        let state = {
+            let mut dirs = self.dirs.lock().expect("dir sync map poisoned");
+            dirs.entry(dir.to_path_buf()).or_default().clone()
+        };
+        let ticket = state.issued.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut synced = state.synced.lock().await;
+        if *synced >= ticket {
+            metrics::counter!("evermail_blob_dir_fsync_shared_total").increment(1);
+            return Ok(());
+        }
+        // Every ticket issued up to now belongs to a rename that has already happened,
+        // so the fsync below covers all of them.
+        let covers = state.issued.load(Ordering::Acquire);
+        let path = dir.to_path_buf();
+        let started = std::time::Instant::now();
+        tokio::task::spawn_blocking(move || std::fs::File::open(&path).and_then(|d| d.sync_all()))
+            .await
+            .map_err(|e| BlobError::new(ErrorKind::Unavailable, format!("fsync task: {e}")))?
+            .map_err(|e| BlobError::io(format!("fsync of directory {}", dir.display()), e))?;
+        metrics::histogram!("evermail_blob_dir_fsync_seconds").record(started.elapsed());
+        *synced = covers;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend() -> (FsBackend, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        (FsBackend::open(dir.path(), "node1").unwrap(), dir)
+    }
+
+    #[tokio::test]
+    async fn put_get_delete() {
+        let (fs, _dir) = backend();
+        let id = crate::blob_id(b"hello");
+        let key = fs.key_for(&id);
+        assert!(key.starts_with("node1/"));
+        assert_eq!(fs.get(&key).await.unwrap(), None);
+        fs.put(&key, Bytes::from_static(b"hello")).await.unwrap();
+        fs.put(&key, Bytes::from_static(b"hello")).await.unwrap();
+        assert_eq!(fs.get(&key).await.unwrap().as_deref(), Some(&b"hello"[..]));
+        fs.delete(&key).await.unwrap();
+        fs.delete(&key).await.unwrap();
+        assert_eq!(fs.get(&key).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn leaves_no_temporary_files() {
+        let (fs, dir) = backend();
+        for i in 0..20u32 {
+            let body = Bytes::from(i.to_string());
+            let key = fs.key_for(&crate::blob_id(&body));
+            fs.put(&key, body).await.unwrap();
+        }
+        let mut stack = vec![dir.path().to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(d).unwrap() {
+                let entry = entry.unwrap();
+                let name = entry.file_name().into_string().unwrap();
+                assert!(!name.starts_with(".tmp"), "leftover {name}");
+                if entry.file_type().unwrap().is_dir() {
+                    stack.push(entry.path());
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn refuses_keys_outside_the_root() {
+        let (fs, _dir) = backend();
+        for key in ["", "../x", "a/../../x", "a//b", "/etc/passwd", "a\\b"] {
+            assert!(fs.get(key).await.is_err(), "{key:?}");
+            assert!(fs.put(key, Bytes::new()).await.is_err(), "{key:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_puts_share_directory_fsyncs() {
+        let (fs, _dir) = backend();
+        let fs = Arc::new(fs);
+        let mut tasks = Vec::new();
+        for i in 0..64u32 {
+            let fs = fs.clone();
+            tasks.push(tokio::spawn(async move {
+                // Same fan-out directory for all: force the keys by hand.
+                let key = format!("node1/aa/{i:064x}");
+                fs.put(&key, Bytes::from(vec![i as u8; 100])).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        for i in 0..64u32 {
+            let got = fs
+                .get(&format!("node1/aa/{i:064x}"))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(got, vec![i as u8; 100]);
+        }
+    }
+
+    #[test]
+    fn rejects_bad_node_names() {
+        let dir = tempfile::tempdir().unwrap();
+        for node in ["", "a/b", ".hidden", "..", "a\\b"] {
+            assert!(FsBackend::open(dir.path(), node).is_err(), "{node:?}");
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Message bodies, stored once per content and kept on one or more independent stores.
+//!
+//! A body's id is its BLAKE3 hash ([`BlobId`]); identical bodies (one delivery to fifty
+//! recipients, a COPY) share one stored object. [`BlobStore`] is the only way the mail
+//! model touches bodies: it writes each body to `replicas` backends, acknowledges once
+//! `min_replicas` copies are durable, and verifies the hash of every byte it reads back,
+//! falling back to another copy when one is missing or corrupt (RAIS: a redundant array
+//! of independent stores).
+//!
+//! This crate does not know about the metadata database: [`BlobStore::put`] returns
+//! where the copies went, and the caller records those locations in the same
+//! transaction that adds the message. It must not depend on a protocol or on `meta`.
+//!
+//! # Layout
+//! - [`BlobBackend`]: what a store must do (put, get, delete by key).
+//! - [`fs`]: the filesystem backend (local disk, NFS, CephFS), with grouped directory
+//!   fsyncs.
+//! - `store`: [`BlobStore`], replication and verified reads.
+
+mod error;
+pub mod fs;
+mod store;
+
+pub use error::{BlobError, ErrorKind};
+pub use store::{BlobStore, StoreHandle, StoredCopy};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use evermail_types::BlobId;
+
+/// The content id of a body.
+pub fn blob_id(body: &[u8]) -> BlobId {
+    BlobId(*blake3::hash(body).as_bytes())
+}
+
+/// What every blob backend must do; checksums, replication and metrics live once, in
+/// [`BlobStore`], above all backends.
+#[async_trait]
+pub trait BlobBackend: Send + Sync + 'static {
+    /// The object key this backend uses for a blob. It is recorded in the metadata
+    /// database, so a backend may change its layout for new blobs without losing old
+    /// ones.
+    fn key_for(&self, id: &BlobId) -> String;
+    /// Stores a body durably: when this returns `Ok`, the body survives a crash of the
+    /// machine. Writing a key that already exists with the same content is not an error.
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), BlobError>;
+    /// Reads a body; `None` when the key does not exist.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError>;
+    /// Deleting what is not there is not an error.
+    async fn delete(&self, key: &str) -> Result<(), BlobError>;
+}

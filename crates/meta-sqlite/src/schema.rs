@@ -1,0 +1,138 @@
+//! The schema, as an ordered list of migrations. A migration is never edited once
+//! released; changes are new entries (expand first, contract in a later release), so
+//! versions N and N+1 of evermail can share one database during a rolling upgrade.
+
+use evermail_meta::{ErrorKind, MetaError};
+use sqlx::{Connection, SqliteConnection};
+
+/// `(version, statements)`, ascending.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+    CREATE TABLE counters (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    INSERT INTO counters (name, value) VALUES ('uidvalidity', 0);
+
+    CREATE TABLE accounts (
+        id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        quota_bytes INTEGER,
+        used_bytes INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL
+    );
+
+    CREATE TABLE aliases (
+        alias TEXT PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id)
+    );
+
+    CREATE TABLE mailboxes (
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        name TEXT NOT NULL,
+        special_use TEXT,
+        subscribed INTEGER NOT NULL,
+        uidvalidity INTEGER NOT NULL UNIQUE,
+        uidnext INTEGER NOT NULL,
+        highest_modseq INTEGER NOT NULL,
+        UNIQUE (account_id, name)
+    );
+
+    CREATE TABLE blobs (
+        id BLOB PRIMARY KEY,
+        size INTEGER NOT NULL,
+        structure TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+
+    CREATE TABLE blob_locations (
+        blob_id BLOB NOT NULL REFERENCES blobs(id),
+        store TEXT NOT NULL,
+        object_key TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'ok',
+        verified_at INTEGER,
+        PRIMARY KEY (blob_id, store)
+    );
+
+    CREATE TABLE messages (
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+        uid INTEGER NOT NULL,
+        modseq INTEGER NOT NULL,
+        flags INTEGER NOT NULL,
+        keywords TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        internal_date INTEGER NOT NULL,
+        blob_id BLOB NOT NULL REFERENCES blobs(id),
+        saved_at INTEGER NOT NULL,
+        PRIMARY KEY (mailbox_id, uid)
+    );
+    CREATE INDEX messages_by_modseq ON messages (mailbox_id, modseq);
+    CREATE INDEX messages_by_blob ON messages (blob_id);
+
+    CREATE TABLE expunged (
+        mailbox_id INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        modseq INTEGER NOT NULL,
+        PRIMARY KEY (mailbox_id, uid)
+    );
+    CREATE INDEX expunged_by_modseq ON expunged (mailbox_id, modseq);
+    "#,
+)];
+
+/// The newest schema version this build knows.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |(v, _)| *v)
+}
+
+/// Applies every migration the database lacks, each in its own transaction. Refuses a
+/// database whose schema is newer than this build: an older node must not write into
+/// tables whose rules it does not know.
+pub async fn migrate(conn: &mut SqliteConnection) -> Result<i64, MetaError> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY,
+            applied_at INTEGER NOT NULL
+        )",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(crate::db_error)?;
+    let current = current_version(conn).await?;
+    if current > latest_version() {
+        return Err(MetaError::new(
+            ErrorKind::Corrupt,
+            format!(
+                "the database schema is version {current}, newer than this evermail \
+                 understands ({}); upgrade evermail before starting it on this database",
+                latest_version()
+            ),
+        ));
+    }
+    for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        let mut tx = conn.begin().await.map_err(crate::db_error)?;
+        sqlx::raw_sql(statements)
+            .execute(&mut *tx)
+            .await
+            .map_err(crate::db_error)?;
+        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)")
+            .bind(version)
+            .bind(crate::now())
+            .execute(&mut *tx)
+            .await
+            .map_err(crate::db_error)?;
+        tx.commit().await.map_err(crate::db_error)?;
+        tracing::info!(version, "applied metadata schema migration");
+    }
+    current_version(conn).await
+}
+
+pub async fn current_version(conn: &mut SqliteConnection) -> Result<i64, MetaError> {
+    let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(crate::db_error)?;
+    Ok(v.unwrap_or(0))
+}

@@ -1,0 +1,485 @@
+//! The conformance suite: one async function per behaviour, run against every backend
+//! through [`meta_conformance_tests!`](crate::meta_conformance_tests). A backend passes
+//! when every function returns without panicking.
+
+use crate::*;
+use evermail_types::{Flag, UidValidity};
+use std::collections::HashSet;
+
+/// Expands to one `#[tokio::test]` per conformance function. `$make` is an expression
+/// evaluated afresh for every test; it must be a future giving `(Meta, guard)`, where
+/// the guard (a temporary directory, a database handle) lives until the test ends.
+#[macro_export]
+macro_rules! meta_conformance_tests {
+    ($make:expr) => {
+        $crate::meta_conformance_tests!(@each $make;
+            account_lifecycle,
+            account_addresses_are_case_insensitive,
+            aliases_and_catch_all_resolve,
+            new_account_gets_its_mailboxes,
+            mailbox_names_are_unique_per_account,
+            recreated_mailbox_gets_new_uidvalidity,
+            uids_and_modseqs_only_grow,
+            concurrent_inserts_get_distinct_uids,
+            quota_is_enforced_and_tracked,
+            flag_updates_advance_modseq,
+            expunge_is_logged_and_uids_are_not_reused,
+            identical_bodies_share_one_blob,
+        );
+    };
+    (@each $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let (meta, _guard) = $make.await;
+                $crate::conformance::$name(meta).await;
+            }
+        )*
+    };
+}
+
+fn new_account(address: &str) -> NewAccount {
+    NewAccount {
+        address: address.to_string(),
+        password_hash: "$argon2id$test".to_string(),
+        quota_bytes: None,
+        mailboxes: vec![
+            NewMailbox {
+                name: "INBOX".into(),
+                special_use: None,
+                subscribed: true,
+            },
+            NewMailbox {
+                name: "Sent".into(),
+                special_use: Some("\\Sent".into()),
+                subscribed: true,
+            },
+        ],
+    }
+}
+
+async fn inbox(meta: &Meta, account: AccountId) -> MailboxRecord {
+    meta.mailboxes(account)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "INBOX")
+        .expect("every account has an INBOX")
+}
+
+fn blob(byte: u8, size: u64) -> BlobRecord {
+    BlobRecord {
+        id: BlobId([byte; 32]),
+        size,
+        structure: "{}".into(),
+    }
+}
+
+fn message(account: &AccountRecord, mailbox: &MailboxRecord, blob: BlobRecord) -> NewMessage {
+    NewMessage {
+        account: account.id,
+        mailbox: mailbox.id,
+        locations: vec![BlobLocation {
+            store: "local".into(),
+            key: blob.id.to_hex(),
+        }],
+        blob,
+        flags: Flags::new(),
+        internal_date: 1_700_000_000,
+    }
+}
+
+pub async fn account_lifecycle(meta: Meta) {
+    let created = meta
+        .create_account(new_account("alice@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(created.address, "alice@example.com");
+    assert_eq!(created.used_bytes, 0);
+
+    let err = meta
+        .create_account(new_account("alice@example.com"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+
+    meta.set_password_hash(created.id, "$argon2id$other")
+        .await
+        .unwrap();
+    meta.set_quota(created.id, Some(1000)).await.unwrap();
+    let found = meta.account(created.id).await.unwrap().unwrap();
+    assert_eq!(found.password_hash, "$argon2id$other");
+    assert_eq!(found.quota_bytes, Some(1000));
+
+    meta.create_account(new_account("bob@example.org"))
+        .await
+        .unwrap();
+    let all: Vec<_> = meta
+        .list_accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.address)
+        .collect();
+    assert_eq!(all, ["alice@example.com", "bob@example.org"]);
+    assert_eq!(
+        meta.list_domains().await.unwrap(),
+        ["example.com", "example.org"]
+    );
+
+    meta.remove_account(created.id).await.unwrap();
+    assert!(meta.account(created.id).await.unwrap().is_none());
+    assert!(
+        meta.account_by_address("alice@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(meta.mailboxes(created.id).await.unwrap().is_empty());
+}
+
+pub async fn account_addresses_are_case_insensitive(meta: Meta) {
+    let created = meta
+        .create_account(new_account("Carol@Example.COM"))
+        .await
+        .unwrap();
+    assert_eq!(created.address, "carol@example.com");
+    let found = meta
+        .account_by_address("CAROL@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, created.id);
+    let err = meta
+        .create_account(new_account("carol@EXAMPLE.com"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+}
+
+pub async fn aliases_and_catch_all_resolve(meta: Meta) {
+    let alice = meta
+        .create_account(new_account("alice@example.com"))
+        .await
+        .unwrap();
+    let bob = meta
+        .create_account(new_account("bob@example.com"))
+        .await
+        .unwrap();
+    meta.add_alias("postmaster@example.com", alice.id)
+        .await
+        .unwrap();
+    meta.add_alias("@example.com", bob.id).await.unwrap();
+
+    let resolve = |a: &'static str| {
+        let meta = meta.clone();
+        async move { meta.resolve_address(a).await.unwrap().map(|r| r.address) }
+    };
+    assert_eq!(
+        resolve("alice@example.com").await.as_deref(),
+        Some("alice@example.com")
+    );
+    assert_eq!(
+        resolve("Postmaster@example.com").await.as_deref(),
+        Some("alice@example.com")
+    );
+    assert_eq!(
+        resolve("anyone@example.com").await.as_deref(),
+        Some("bob@example.com")
+    );
+    assert_eq!(resolve("anyone@elsewhere.net").await, None);
+
+    let err = meta
+        .add_alias("bob@example.com", alice.id)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::AlreadyExists,
+        "an alias may not shadow an account"
+    );
+    let err = meta
+        .create_account(new_account("postmaster@example.com"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::AlreadyExists,
+        "an account may not shadow an alias"
+    );
+
+    let listed = meta.list_aliases().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.contains(&AliasRecord {
+        alias: "postmaster@example.com".into(),
+        target: "alice@example.com".into()
+    }));
+    assert!(meta.remove_alias("@example.com").await.unwrap());
+    assert!(!meta.remove_alias("@example.com").await.unwrap());
+    assert_eq!(resolve("anyone@example.com").await, None);
+}
+
+pub async fn new_account_gets_its_mailboxes(meta: Meta) {
+    let alice = meta
+        .create_account(new_account("alice@example.com"))
+        .await
+        .unwrap();
+    let boxes = meta.mailboxes(alice.id).await.unwrap();
+    let names: Vec<_> = boxes.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["INBOX", "Sent"]);
+    let sent = &boxes[1];
+    assert_eq!(sent.special_use.as_deref(), Some("\\Sent"));
+    assert!(sent.subscribed);
+    assert_eq!(sent.uidnext, Uid::FIRST);
+    assert_ne!(boxes[0].uidvalidity, boxes[1].uidvalidity);
+    assert_eq!(meta.mailbox(sent.id).await.unwrap().as_ref(), Some(sent));
+}
+
+pub async fn mailbox_names_are_unique_per_account(meta: Meta) {
+    let alice = meta
+        .create_account(new_account("alice@example.com"))
+        .await
+        .unwrap();
+    let bob = meta
+        .create_account(new_account("bob@example.com"))
+        .await
+        .unwrap();
+    let work = NewMailbox {
+        name: "Work".into(),
+        special_use: None,
+        subscribed: false,
+    };
+    meta.create_mailbox(alice.id, work.clone()).await.unwrap();
+    meta.create_mailbox(bob.id, work.clone()).await.unwrap();
+    let err = meta.create_mailbox(alice.id, work).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+}
+
+pub async fn recreated_mailbox_gets_new_uidvalidity(meta: Meta) {
+    let alice = meta
+        .create_account(new_account("alice@example.com"))
+        .await
+        .unwrap();
+    let work = NewMailbox {
+        name: "Work".into(),
+        special_use: None,
+        subscribed: false,
+    };
+    let mut seen: HashSet<UidValidity> = HashSet::new();
+    for _ in 0..5 {
+        let created = meta.create_mailbox(alice.id, work.clone()).await.unwrap();
+        assert!(seen.insert(created.uidvalidity), "UIDVALIDITY repeated");
+        meta.delete_mailbox(created.id).await.unwrap();
+        assert!(meta.mailbox(created.id).await.unwrap().is_none());
+    }
+}
+
+pub async fn uids_and_modseqs_only_grow(meta: Meta) {
+    let alice = meta
+        .create_account(new_account("alice@example.com"))
+        .await
+        .unwrap();
+    let inbox = inbox(&meta, alice.id).await;
+    let mut last: Option<InsertedMessage> = None;
+    for i in 0..10u8 {
+        let got = meta
+            .insert_message(message(&alice, &inbox, blob(i, 10)))
+            .await
+            .unwrap();
+        assert_eq!(got.uidvalidity, inbox.uidvalidity);
+        if let Some(prev) = last {
+            assert!(got.uid > prev.uid);
+            assert!(got.modseq > prev.modseq);
+        } else {
+            assert_eq!(got.uid, Uid::FIRST);
+        }
+        last = Some(got);
+    }
+    let after = meta.mailbox(inbox.id).await.unwrap().unwrap();
+    assert_eq!(after.uidnext.get(), 11);
+    assert_eq!(after.highest_modseq, last.unwrap().modseq);
+    let listed = meta.messages(inbox.id).await.unwrap();
+    assert_eq!(listed.len(), 10);
+    assert!(listed.windows(2).all(|w| w[0].uid < w[1].uid));
+}
+
+pub async fn concurrent_inserts_get_distinct_uids(meta: Meta) {
+    let alice = meta
+        .create_account(new_account("alice@example.com"))
+        .await
+        .unwrap();
+    let inbox = inbox(&meta, alice.id).await;
+    let mut tasks = Vec::new();
+    for i in 0..40u8 {
+        let meta = meta.clone();
+        let new = message(&alice, &inbox, blob(i, 5));
+        tasks.push(tokio::spawn(async move { meta.insert_message(new).await }));
+    }
+    let mut uids = HashSet::new();
+    let mut modseqs = HashSet::new();
+    for t in tasks {
+        let got = t.await.unwrap().unwrap();
+        assert!(uids.insert(got.uid));
+        assert!(modseqs.insert(got.modseq));
+    }
+    assert_eq!(uids.len(), 40);
+    let max = uids.iter().map(|u| u.get()).max().unwrap();
+    assert_eq!(max, 40, "UIDs are dense when nothing failed");
+    let account = meta.account(alice.id).await.unwrap().unwrap();
+    assert_eq!(account.used_bytes, 200);
+}
+
+pub async fn quota_is_enforced_and_tracked(meta: Meta) {
+    let alice = meta
+        .create_account(new_account("alice@example.com"))
+        .await
+        .unwrap();
+    meta.set_quota(alice.id, Some(100)).await.unwrap();
+    let inbox = inbox(&meta, alice.id).await;
+    meta.insert_message(message(&alice, &inbox, blob(1, 60)))
+        .await
+        .unwrap();
+    let err = meta
+        .insert_message(message(&alice, &inbox, blob(2, 60)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::OverQuota);
+    meta.insert_message(message(&alice, &inbox, blob(3, 40)))
+        .await
+        .unwrap();
+    let account = meta.account(alice.id).await.unwrap().unwrap();
+    assert_eq!(account.used_bytes, 100);
+    assert_eq!(meta.messages(inbox.id).await.unwrap().len(), 2);
+    assert!(
+        meta.blob(BlobId([2; 32])).await.unwrap().is_none(),
+        "refused body left a row"
+    );
+}
+
+pub async fn flag_updates_advance_modseq(meta: Meta) {
+    let alice = meta
+        .create_account(new_account("alice@example.com"))
+        .await
+        .unwrap();
+    let inbox = inbox(&meta, alice.id).await;
+    let a = meta
+        .insert_message(message(&alice, &inbox, blob(1, 1)))
+        .await
+        .unwrap();
+    let b = meta
+        .insert_message(message(&alice, &inbox, blob(2, 1)))
+        .await
+        .unwrap();
+    let seen: Flags = [Flag::Seen, Flag::Keyword("$Work".into())]
+        .into_iter()
+        .collect();
+
+    let changed = meta
+        .update_flags(inbox.id, &[a.uid, b.uid], FlagChange::Add, &seen)
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), 2);
+    assert!(
+        changed
+            .iter()
+            .all(|m| m.flags == seen && m.modseq > b.modseq)
+    );
+    let after_add = changed[0].modseq;
+
+    // Adding what is already there changes nothing and spends no MODSEQ.
+    let unchanged = meta
+        .update_flags(inbox.id, &[a.uid], FlagChange::Add, &seen)
+        .await
+        .unwrap();
+    assert!(unchanged.is_empty());
+
+    let only_seen: Flags = [Flag::Seen].into_iter().collect();
+    let replaced = meta
+        .update_flags(inbox.id, &[a.uid], FlagChange::Replace, &only_seen)
+        .await
+        .unwrap();
+    assert_eq!(replaced.len(), 1);
+    assert_eq!(replaced[0].flags, only_seen);
+    assert!(replaced[0].modseq > after_add);
+
+    let changes = meta.changes_since(inbox.id, after_add).await.unwrap();
+    assert_eq!(changes.messages.len(), 1);
+    assert_eq!(changes.messages[0].uid, a.uid);
+    assert_eq!(changes.highest_modseq, replaced[0].modseq);
+    let mailbox = meta.mailbox(inbox.id).await.unwrap().unwrap();
+    assert_eq!(mailbox.highest_modseq, replaced[0].modseq);
+}
+
+pub async fn expunge_is_logged_and_uids_are_not_reused(meta: Meta) {
+    let alice = meta
+        .create_account(new_account("alice@example.com"))
+        .await
+        .unwrap();
+    let inbox = inbox(&meta, alice.id).await;
+    let a = meta
+        .insert_message(message(&alice, &inbox, blob(1, 7)))
+        .await
+        .unwrap();
+    let b = meta
+        .insert_message(message(&alice, &inbox, blob(2, 9)))
+        .await
+        .unwrap();
+    let gone = meta
+        .expunge(inbox.id, &[b.uid, Uid::new(99).unwrap()])
+        .await
+        .unwrap();
+    assert_eq!(gone, [b.uid]);
+    let account = meta.account(alice.id).await.unwrap().unwrap();
+    assert_eq!(account.used_bytes, 7);
+
+    let changes = meta.changes_since(inbox.id, a.modseq).await.unwrap();
+    assert_eq!(changes.expunged, [b.uid]);
+    assert!(changes.messages.is_empty());
+    assert!(changes.highest_modseq > b.modseq);
+
+    let c = meta
+        .insert_message(message(&alice, &inbox, blob(3, 1)))
+        .await
+        .unwrap();
+    assert!(c.uid > b.uid, "an expunged UID was reused");
+    let uids: Vec<_> = meta
+        .messages(inbox.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(uids, [a.uid, c.uid]);
+}
+
+pub async fn identical_bodies_share_one_blob(meta: Meta) {
+    let alice = meta
+        .create_account(new_account("alice@example.com"))
+        .await
+        .unwrap();
+    let bob = meta
+        .create_account(new_account("bob@example.com"))
+        .await
+        .unwrap();
+    let body = blob(42, 1234);
+    let a_inbox = inbox(&meta, alice.id).await;
+    let b_inbox = inbox(&meta, bob.id).await;
+    meta.insert_message(message(&alice, &a_inbox, body.clone()))
+        .await
+        .unwrap();
+    meta.insert_message(message(&bob, &b_inbox, body.clone()))
+        .await
+        .unwrap();
+    assert_eq!(meta.blob(body.id).await.unwrap(), Some(body.clone()));
+    let locations = meta.blob_locations(body.id).await.unwrap();
+    assert_eq!(
+        locations,
+        [BlobLocation {
+            store: "local".into(),
+            key: body.id.to_hex()
+        }]
+    );
+    let listed = meta.messages(b_inbox.id).await.unwrap();
+    assert_eq!(listed[0].blob, body.id);
+    assert_eq!(listed[0].size, 1234);
+}

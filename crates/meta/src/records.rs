@@ -1,0 +1,118 @@
+//! Rows going into and coming out of a metadata backend.
+
+use evermail_types::{AccountId, BlobId, Flags, MailboxId, ModSeq, Uid, UidValidity};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub id: AccountId,
+    /// The login and primary address, lower case.
+    pub address: String,
+    /// A PHC string (`$argon2id$...`).
+    pub password_hash: String,
+    /// `None` is unlimited.
+    pub quota_bytes: Option<u64>,
+    /// Sum of the sizes of the account's messages.
+    pub used_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub address: String,
+    pub password_hash: String,
+    pub quota_bytes: Option<u64>,
+    pub mailboxes: Vec<NewMailbox>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMailbox {
+    pub name: String,
+    /// A special-use attribute (RFC 6154) such as `\Sent`.
+    pub special_use: Option<String>,
+    pub subscribed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxRecord {
+    pub id: MailboxId,
+    pub account: AccountId,
+    pub name: String,
+    pub special_use: Option<String>,
+    pub subscribed: bool,
+    pub uidvalidity: UidValidity,
+    /// The UID the next message will get.
+    pub uidnext: Uid,
+    pub highest_modseq: ModSeq,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasRecord {
+    /// `name@domain`, or `@domain` for a catch-all.
+    pub alias: String,
+    pub target: String,
+}
+
+/// Where one copy of a blob lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobLocation {
+    /// The id of the store (a configured fs path or S3 bucket).
+    pub store: String,
+    /// The object key inside that store.
+    pub key: String,
+}
+
+/// A message body's metadata, shared by every message with the same content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRecord {
+    pub id: BlobId,
+    pub size: u64,
+    /// The parsed envelope and MIME structure, as the mail model serialized it.
+    pub structure: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub account: AccountId,
+    pub mailbox: MailboxId,
+    pub blob: BlobRecord,
+    /// Copies of the body that are already durable.
+    pub locations: Vec<BlobLocation>,
+    pub flags: Flags,
+    /// Unix seconds.
+    pub internal_date: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InsertedMessage {
+    pub mailbox: MailboxId,
+    pub uidvalidity: UidValidity,
+    pub uid: Uid,
+    pub modseq: ModSeq,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    pub uid: Uid,
+    pub modseq: ModSeq,
+    pub flags: Flags,
+    pub size: u64,
+    /// Unix seconds.
+    pub internal_date: i64,
+    pub blob: BlobId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// Messages added or changed after the given MODSEQ, in UID order.
+    pub messages: Vec<MessageRecord>,
+    /// UIDs expunged after the given MODSEQ, ascending.
+    pub expunged: Vec<Uid>,
+    pub highest_modseq: ModSeq,
+}
+
+/// How `update_flags` combines the given flags with the stored ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagChange {
+    Add,
+    Remove,
+    Replace,
+}
