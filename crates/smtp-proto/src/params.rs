@@ -82,7 +82,8 @@ mod tests {
 
     #[test]
     fn table() {
-        let ok: &[(&str, &[(&str, Option<&str>)])] = &[
+        type Params = &'static [(&'static str, Option<&'static str>)];
+        let ok: &[(&str, Params)] = &[
             ("", &[]),
             (" ", &[]),
             (" SIZE=10", &[("SIZE", Some("10"))]),

@@ -340,7 +340,8 @@ mod tests {
     #[test]
     fn forward_paths() {
         let v6: Ipv6Addr = "2001:db8::1".parse().unwrap();
-        let cases: Vec<(&str, Result<(ForwardPath, &str), ()>)> = vec![
+        type Want = Result<(ForwardPath, &'static str), ()>;
+        let cases: Vec<(&str, Want)> = vec![
             ("<a@b>", Ok((ForwardPath::Mailbox(mb("a", "b")), ""))),
             (
                 "<a.b@c.d> X",
