@@ -19,7 +19,7 @@
 //! ```
 //!
 //! # Layout
-//! - [`line`]: [`find_line`], which delimits a command line within a length limit.
+//! - [`line`](mod@line): [`find_line`], which delimits a command line within a length limit.
 //! - `command/`: [`parse_command`] and [`Command`], one file per verb with its tests.
 //! - [`path`]: mailboxes, domains and the `<...>` paths of MAIL and RCPT.
 //! - `params`: the `KEYWORD=value` parameters after a path (crate-private).
