@@ -1,0 +1,139 @@
+//! Delivery (LMTP) and APPEND (IMAP): the two ways a message enters a mailbox.
+//!
+//! The order is what makes a reply trustworthy: first the body is made durable on the
+//! blob stores, then one metadata transaction per recipient adds the message row and
+//! the body's location rows. Only when that commits does the caller hear success. A
+//! crash in between leaves at worst an unreferenced body, which the garbage collector
+//! removes; never a message row without its body.
+
+use crate::{ErrorKind, MailError, MailboxChange, Mailstore, parse_structure};
+use bytes::Bytes;
+use evermail_meta::{BlobLocation, BlobRecord, InsertedMessage, NewMessage};
+use evermail_types::{AccountId, Flags, MailboxId};
+use futures_util::future::join_all;
+
+/// Where a delivered message landed.
+pub type Delivered = InsertedMessage;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Mailstore {
+    fn check_size(&self, size: usize) -> Result<(), MailError> {
+        let max = self.options().max_message_size;
+        if size as u64 > max {
+            return Err(MailError::new(
+                ErrorKind::TooLarge,
+                format!("the message is {size} bytes; the limit is {max}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Stores the body once and describes it for the metadata rows.
+    async fn store_body(&self, body: Bytes) -> Result<(BlobRecord, Vec<BlobLocation>), MailError> {
+        self.check_size(body.len())?;
+        let size = body.len() as u64;
+        let parse_input = body.clone();
+        let structure = tokio::task::spawn_blocking(move || parse_structure(&parse_input))
+            .await
+            .map_err(|e| MailError::new(ErrorKind::Unavailable, format!("parser task: {e}")))?;
+        let structure = serde_json::to_string(&structure)
+            .map_err(|e| MailError::new(ErrorKind::Corrupt, e.to_string()))?;
+        let (id, copies) = self.blobs().put(body).await?;
+        Ok((
+            BlobRecord {
+                id,
+                size,
+                structure,
+            },
+            copies
+                .into_iter()
+                .map(|c| BlobLocation {
+                    store: c.store,
+                    key: c.key,
+                })
+                .collect(),
+        ))
+    }
+
+    async fn insert(&self, new: NewMessage) -> Result<InsertedMessage, MailError> {
+        let account = new.account;
+        let inserted = self.meta().insert_message(new).await?;
+        self.announce(MailboxChange {
+            account,
+            mailbox: inserted.mailbox,
+            modseq: inserted.modseq,
+        });
+        Ok(inserted)
+    }
+
+    /// Delivers one message to the INBOX of each recipient, storing the body once.
+    ///
+    /// The outer error means nobody got the message (too large, or the body could not
+    /// be made durable); otherwise there is one result per recipient, in order, each
+    /// committed or refused on its own (over quota, say).
+    pub async fn deliver(
+        &self,
+        body: Bytes,
+        recipients: &[AccountId],
+    ) -> Result<Vec<Result<Delivered, MailError>>, MailError> {
+        let started = std::time::Instant::now();
+        let (blob, locations) = self.store_body(body).await?;
+        let internal_date = now();
+        let mut inserts = Vec::with_capacity(recipients.len());
+        for &account in recipients {
+            let inbox = self.find_mailbox(account, "INBOX").await;
+            let blob = blob.clone();
+            let locations = locations.clone();
+            inserts.push(async move {
+                let inbox = inbox?.ok_or_else(|| MailError::not_found("INBOX"))?;
+                self.insert(NewMessage {
+                    account,
+                    mailbox: inbox.id,
+                    blob,
+                    locations,
+                    flags: Flags::new(),
+                    internal_date,
+                })
+                .await
+            });
+        }
+        let results = join_all(inserts).await;
+        for r in &results {
+            let outcome = match r {
+                Ok(_) => "delivered",
+                Err(e) if e.kind() == ErrorKind::OverQuota => "over_quota",
+                Err(_) => "failed",
+            };
+            metrics::counter!("evermail_deliveries_total", "outcome" => outcome).increment(1);
+        }
+        metrics::histogram!("evermail_delivery_seconds").record(started.elapsed());
+        Ok(results)
+    }
+
+    /// Adds a message to a mailbox of `account` (IMAP APPEND).
+    pub async fn append(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        body: Bytes,
+        flags: Flags,
+        internal_date: Option<i64>,
+    ) -> Result<InsertedMessage, MailError> {
+        self.mailbox(account, mailbox).await?;
+        let (blob, locations) = self.store_body(body).await?;
+        self.insert(NewMessage {
+            account,
+            mailbox,
+            blob,
+            locations,
+            flags,
+            internal_date: internal_date.unwrap_or_else(now),
+        })
+        .await
+    }
+}

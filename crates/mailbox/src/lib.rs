@@ -1,0 +1,244 @@
+//! The mail model of evermail: accounts, mailboxes and messages, over the metadata
+//! store ([`evermail_meta::Meta`]) and the blob store ([`evermail_blob::BlobStore`]).
+//!
+//! Protocol sessions (IMAP, LMTP, POP3) call [`Mailstore`] and nothing below it: no
+//! SQL, no file paths and no wire syntax live here or above. This layer enforces the
+//! rules the protocols promise: a message is acknowledged only after its body is
+//! durable on `min_replicas` stores and its rows have committed; a session can only
+//! reach mailboxes of the account it authenticated as; bodies are verified against
+//! their content hash on every read.
+//!
+//! # Layout
+//! - `accounts`: accounts, password hashing, aliases, recipient resolution.
+//! - `deliver`: LMTP delivery and IMAP APPEND.
+//! - `parse`: the envelope and MIME structure, parsed once at delivery.
+//! - this file: [`Mailstore`], mailbox and message reads, flags, expunge, change
+//!   notifications.
+
+mod accounts;
+mod deliver;
+mod error;
+mod parse;
+
+pub use accounts::{Account, DEFAULT_MAILBOXES, hash_password};
+pub use deliver::Delivered;
+pub use error::{ErrorKind, MailError};
+pub use evermail_meta::{Changes, FlagChange, MailboxRecord, MessageRecord};
+pub use parse::{MessageStructure, parse_structure};
+
+use bytes::Bytes;
+use evermail_blob::{BlobStore, StoredCopy};
+use evermail_meta::Meta;
+use evermail_types::{AccountId, BlobId, Flags, MailboxId, ModSeq, Uid};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// Settings of the mail model.
+#[derive(Debug, Clone)]
+pub struct MailstoreOptions {
+    /// The largest message accepted, in bytes.
+    pub max_message_size: u64,
+    /// The quota given to new accounts that do not name one; `None` is unlimited.
+    pub default_quota: Option<u64>,
+}
+
+impl Default for MailstoreOptions {
+    fn default() -> Self {
+        MailstoreOptions {
+            max_message_size: 50 * 1024 * 1024,
+            default_quota: None,
+        }
+    }
+}
+
+/// A change to a mailbox, announced to every session of this process so that IDLE
+/// can report it at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxChange {
+    pub account: AccountId,
+    pub mailbox: MailboxId,
+    pub modseq: ModSeq,
+}
+
+/// The mail model. Cheap to clone; every session holds one.
+#[derive(Clone)]
+pub struct Mailstore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    meta: Meta,
+    blobs: BlobStore,
+    options: MailstoreOptions,
+    changes: broadcast::Sender<MailboxChange>,
+}
+
+impl Mailstore {
+    pub fn new(meta: Meta, blobs: BlobStore, options: MailstoreOptions) -> Mailstore {
+        let (changes, _) = broadcast::channel(4096);
+        Mailstore {
+            inner: Arc::new(Inner {
+                meta,
+                blobs,
+                options,
+                changes,
+            }),
+        }
+    }
+
+    pub(crate) fn meta(&self) -> &Meta {
+        &self.inner.meta
+    }
+
+    pub(crate) fn blobs(&self) -> &BlobStore {
+        &self.inner.blobs
+    }
+
+    pub fn options(&self) -> &MailstoreOptions {
+        &self.inner.options
+    }
+
+    /// Receives every mailbox change made through this process. A receiver that falls
+    /// behind gets `Lagged` and should re-read the mailbox state.
+    pub fn subscribe(&self) -> broadcast::Receiver<MailboxChange> {
+        self.inner.changes.subscribe()
+    }
+
+    pub(crate) fn announce(&self, change: MailboxChange) {
+        // No receiver is fine: nobody is idling.
+        let _ = self.inner.changes.send(change);
+    }
+
+    /// Every mailbox of the account.
+    pub async fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>, MailError> {
+        Ok(self.meta().mailboxes(account).await?)
+    }
+
+    /// A mailbox by name; `INBOX` matches case-insensitively (RFC 9051 section 5.1).
+    pub async fn find_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+    ) -> Result<Option<MailboxRecord>, MailError> {
+        let is_inbox = name.eq_ignore_ascii_case("INBOX");
+        Ok(self.mailboxes(account).await?.into_iter().find(|m| {
+            if is_inbox {
+                m.name == "INBOX"
+            } else {
+                m.name == name
+            }
+        }))
+    }
+
+    /// A mailbox by id, but only if it belongs to `account`: the one check every
+    /// mailbox operation goes through, so no session can reach another account's mail.
+    pub async fn mailbox(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+    ) -> Result<MailboxRecord, MailError> {
+        match self.meta().mailbox(mailbox).await? {
+            Some(m) if m.account == account => Ok(m),
+            _ => Err(MailError::not_found("mailbox")),
+        }
+    }
+
+    /// Every message of a mailbox, in UID order.
+    pub async fn messages(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+    ) -> Result<Vec<MessageRecord>, MailError> {
+        self.mailbox(account, mailbox).await?;
+        Ok(self.meta().messages(mailbox).await?)
+    }
+
+    /// What changed in a mailbox after `since`.
+    pub async fn changes_since(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        since: ModSeq,
+    ) -> Result<Changes, MailError> {
+        self.mailbox(account, mailbox).await?;
+        Ok(self.meta().changes_since(mailbox, since).await?)
+    }
+
+    /// The envelope and MIME structure of a body.
+    pub async fn structure(&self, blob: BlobId) -> Result<MessageStructure, MailError> {
+        let record = self.meta().blob(blob).await?.ok_or_else(|| {
+            MailError::new(ErrorKind::Corrupt, format!("blob {blob} has no record"))
+        })?;
+        serde_json::from_str(&record.structure).map_err(|e| {
+            MailError::new(
+                ErrorKind::Corrupt,
+                format!("stored structure of blob {blob} is unreadable: {e}"),
+            )
+        })
+    }
+
+    /// The body of a message, verified against its content hash.
+    pub async fn body(&self, blob: BlobId) -> Result<Bytes, MailError> {
+        let copies: Vec<StoredCopy> = self
+            .meta()
+            .blob_locations(blob)
+            .await?
+            .into_iter()
+            .map(|l| StoredCopy {
+                store: l.store,
+                key: l.key,
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let body = self.blobs().get(blob, &copies).await?;
+        metrics::histogram!("evermail_blob_read_seconds").record(started.elapsed());
+        Ok(body)
+    }
+
+    /// Changes flags; returns the messages whose flags changed, with their new MODSEQ.
+    pub async fn store_flags(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        change: FlagChange,
+        flags: &Flags,
+    ) -> Result<Vec<MessageRecord>, MailError> {
+        self.mailbox(account, mailbox).await?;
+        let changed = self
+            .meta()
+            .update_flags(mailbox, uids, change, flags)
+            .await?;
+        if let Some(last) = changed.iter().map(|m| m.modseq).max() {
+            self.announce(MailboxChange {
+                account,
+                mailbox,
+                modseq: last,
+            });
+        }
+        Ok(changed)
+    }
+
+    /// Removes messages; returns the UIDs that were removed.
+    pub async fn expunge(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        uids: &[Uid],
+    ) -> Result<Vec<Uid>, MailError> {
+        self.mailbox(account, mailbox).await?;
+        let gone = self.meta().expunge(mailbox, uids).await?;
+        if !gone.is_empty() {
+            let record = self.mailbox(account, mailbox).await?;
+            self.announce(MailboxChange {
+                account,
+                mailbox,
+                modseq: record.highest_modseq,
+            });
+        }
+        Ok(gone)
+    }
+}
+
+#[cfg(test)]
+mod tests;
