@@ -187,7 +187,8 @@ def test_malformed_rcpt_is_501(users):
         assert conn.cmd("LHLO client.test")[0] == 250
         assert conn.cmd(f"MAIL FROM:<{SENDER}>")[0] == 250
         code, texts = conn.cmd("RCPT TO:<not an address")
-        assert code in (500, 501), (code, texts)
+        # 553 5.1.3 (bad destination syntax, RFC 5321/3463) is as good as 501.
+        assert code in (500, 501, 553), (code, texts)
         assert enhanced(texts[-1]).startswith("5."), texts
         assert conn.cmd(f"RCPT TO:<{ALICE[0]}>")[0] == 250
     finally:
@@ -213,6 +214,20 @@ def test_data_before_rcpt_is_503(users):
         assert conn.cmd(f"MAIL FROM:<{SENDER}>")[0] == 250
         code, texts = conn.cmd("DATA")
         assert code == 503 and enhanced(texts[-1]) == "5.5.1", ("DATA before RCPT", code, texts)
+    finally:
+        conn.close()
+
+
+def test_data_after_only_failed_rcpts_is_503(users):
+    # RFC 2033 section 4.2: with no successful RCPT, DATA MUST fail with 503.
+    conn = users.raw_lmtp()
+    try:
+        assert conn.cmd("LHLO client.test")[0] == 250
+        assert conn.cmd(f"MAIL FROM:<{SENDER}>")[0] == 250
+        assert conn.cmd("RCPT TO:<nobody@example.com>")[0] == 550
+        code, texts = conn.cmd("DATA")
+        assert code == 503, ("DATA with no accepted recipient", code, texts)
+        assert conn.cmd("RSET")[0] == 250
     finally:
         conn.close()
 
