@@ -296,3 +296,61 @@ def test_restart_after_sigterm_keeps_everything(users):
     users.start()
     assert inbox(users, ALICE) == sent
     assert inbox(users, BOB) == sent
+
+
+def _tree_bytes(path) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                pass  # A temporary file that went away.
+    return total
+
+
+def test_concurrent_deliveries_all_arrive_with_distinct_uids(users):
+    ledger = CrashLedger(8 * 10)
+    stop = threading.Event()
+    deadline = time.monotonic() + 60
+    workers = [
+        threading.Thread(
+            target=crash_worker,
+            args=(users.ports["lmtp"], wid, 0, wid, ledger, stop, deadline),
+            daemon=True,
+        )
+        for wid in range(8)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=90)
+        assert not worker.is_alive(), "a delivering thread hung"
+    assert not ledger.refused, ledger.refused[:5]
+    assert len(ledger.sent) == 80, f"only {len(ledger.sent)} of 80 attempted"
+    for user in (ALICE, BOB):
+        want = {m: ledger.sent[m][0] for m, r in ledger.acked.items() if user[0] in r}
+        client = users.imap(*user)
+        try:
+            bodies = fetch_bodies(client)  # asserts UIDs are distinct
+        finally:
+            client.logout()
+        got = {MSGID_RE.search(b).group(1).decode(): b for b in bodies.values()}
+        assert len(got) == len(bodies), "a message is stored twice"
+        assert got == want
+
+
+def test_many_recipients_store_the_body_once(users):
+    names = [f"r{i}@example.com" for i in range(6)]
+    for name in names:
+        users.add_account(name, "pw-" + name)
+    data = message("one body, six recipients",
+                   base64.encodebytes(os.urandom(600_000)).decode().replace("\n", "\r\n"))
+    before = _tree_bytes(users.data_dir)
+    deliver_ok(users, names, data)
+    grown = _tree_bytes(users.data_dir) - before
+    assert grown < 2 * len(data), (
+        f"data dir grew {grown} bytes for one {len(data)}-byte message to {len(names)} "
+        "recipients: the body is stored more than once"
+    )
+    assert inbox(users, (names[-1], "pw-" + names[-1])) == [data]
