@@ -1,0 +1,283 @@
+//! `* n FETCH (...)`. Items borrow what they show (flags, envelope, structure, body
+//! bytes) from the session, so serving `BODY[]` copies the message once, into the
+//! output buffer.
+
+use evermail_types::{Envelope, Flags, MimePart};
+
+use super::body::{body_structure, envelope};
+use super::encode::{literal, literal8};
+use super::flag_list;
+use crate::command::Section;
+use crate::datetime::DateTime;
+
+/// One untagged FETCH response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchResponse<'a> {
+    /// The message sequence number.
+    pub seq: u32,
+    pub items: Vec<FetchItem<'a>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchItem<'a> {
+    Uid(u32),
+    /// `recent` adds `\Recent` (rev1 sessions track it per session).
+    Flags {
+        flags: &'a Flags,
+        recent: bool,
+    },
+    /// Unix seconds; sent in UTC (`+0000`).
+    InternalDate(i64),
+    Rfc822Size(u64),
+    ModSeq(u64),
+    Envelope(&'a Envelope),
+    /// The non-extensible BODY structure.
+    Body(&'a MimePart),
+    BodyStructure(&'a MimePart),
+    /// `BODY[section]<origin> data`; `data: None` sends NIL (a part that does not
+    /// exist). `origin` is the offset of a partial fetch.
+    BodySection {
+        section: Section,
+        origin: Option<u32>,
+        data: Option<&'a [u8]>,
+    },
+    /// `BINARY[part]<origin> data`, as literal8 when the data holds NUL.
+    Binary {
+        part: Vec<u32>,
+        origin: Option<u32>,
+        data: Option<&'a [u8]>,
+    },
+    BinarySize {
+        part: Vec<u32>,
+        size: u64,
+    },
+    Rfc822(Option<&'a [u8]>),
+    Rfc822Header(Option<&'a [u8]>),
+    Rfc822Text(Option<&'a [u8]>),
+}
+
+impl FetchResponse<'_> {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(format!("* {} FETCH (", self.seq).as_bytes());
+        for (i, item) in self.items.iter().enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            item.encode(out);
+        }
+        out.extend_from_slice(b")\r\n");
+    }
+}
+
+impl FetchItem<'_> {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            FetchItem::Uid(n) => out.extend_from_slice(format!("UID {n}").as_bytes()),
+            FetchItem::Flags { flags, recent } => {
+                out.extend_from_slice(b"FLAGS ");
+                flag_list(out, flags.iter(), *recent);
+            }
+            FetchItem::InternalDate(unix) => out
+                .extend_from_slice(format!("INTERNALDATE \"{}\"", DateTime::utc(*unix)).as_bytes()),
+            FetchItem::Rfc822Size(n) => {
+                out.extend_from_slice(format!("RFC822.SIZE {n}").as_bytes())
+            }
+            FetchItem::ModSeq(n) => out.extend_from_slice(format!("MODSEQ ({n})").as_bytes()),
+            FetchItem::Envelope(env) => {
+                out.extend_from_slice(b"ENVELOPE ");
+                envelope(out, env);
+            }
+            FetchItem::Body(part) => {
+                out.extend_from_slice(b"BODY ");
+                body_structure(out, part, false);
+            }
+            FetchItem::BodyStructure(part) => {
+                out.extend_from_slice(b"BODYSTRUCTURE ");
+                body_structure(out, part, true);
+            }
+            FetchItem::BodySection {
+                section,
+                origin,
+                data,
+            } => {
+                out.extend_from_slice(format!("BODY[{section}]").as_bytes());
+                origin_and_data(out, *origin, *data, false);
+            }
+            FetchItem::Binary { part, origin, data } => {
+                out.extend_from_slice(format!("BINARY[{}]", dotted(part)).as_bytes());
+                origin_and_data(out, *origin, *data, true);
+            }
+            FetchItem::BinarySize { part, size } => {
+                out.extend_from_slice(format!("BINARY.SIZE[{}] {size}", dotted(part)).as_bytes())
+            }
+            FetchItem::Rfc822(data) => nliteral(out, "RFC822", *data),
+            FetchItem::Rfc822Header(data) => nliteral(out, "RFC822.HEADER", *data),
+            FetchItem::Rfc822Text(data) => nliteral(out, "RFC822.TEXT", *data),
+        }
+    }
+}
+
+fn dotted(part: &[u32]) -> String {
+    part.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn origin_and_data(out: &mut Vec<u8>, origin: Option<u32>, data: Option<&[u8]>, binary: bool) {
+    if let Some(o) = origin {
+        out.extend_from_slice(format!("<{o}>").as_bytes());
+    }
+    out.push(b' ');
+    match data {
+        None => out.extend_from_slice(b"NIL"),
+        Some(d) if binary => literal8(out, d),
+        // Message data always goes as a literal: it is usually long and has CRLFs, and
+        // a fixed form makes the output predictable for clients and tests.
+        Some(d) => literal(out, d),
+    }
+}
+
+fn nliteral(out: &mut Vec<u8>, name: &str, data: Option<&[u8]>) {
+    out.extend_from_slice(name.as_bytes());
+    out.push(b' ');
+    match data {
+        None => out.extend_from_slice(b"NIL"),
+        Some(d) => literal(out, d),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::SectionText;
+    use evermail_types::Flag;
+
+    fn enc(items: Vec<FetchItem<'_>>) -> String {
+        let mut out = Vec::new();
+        FetchResponse { seq: 12, items }.encode(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn encodes_items() {
+        let flags: Flags = [Flag::Seen, Flag::Keyword("$Junk".into())]
+            .into_iter()
+            .collect();
+        let empty = Flags::new();
+        let cases: Vec<(FetchItem<'_>, &str)> = vec![
+            (FetchItem::Uid(4827313), "UID 4827313"),
+            (
+                FetchItem::Flags {
+                    flags: &flags,
+                    recent: false,
+                },
+                "FLAGS (\\Seen $Junk)",
+            ),
+            (
+                FetchItem::Flags {
+                    flags: &flags,
+                    recent: true,
+                },
+                "FLAGS (\\Recent \\Seen $Junk)",
+            ),
+            (
+                FetchItem::Flags {
+                    flags: &empty,
+                    recent: false,
+                },
+                "FLAGS ()",
+            ),
+            (
+                FetchItem::InternalDate(837_596_665),
+                "INTERNALDATE \"17-Jul-1996 09:44:25 +0000\"",
+            ),
+            (FetchItem::Rfc822Size(44827), "RFC822.SIZE 44827"),
+            (FetchItem::ModSeq(624140003), "MODSEQ (624140003)"),
+            (
+                FetchItem::BodySection {
+                    section: Section::default(),
+                    origin: None,
+                    data: Some(b"Hi\r\n"),
+                },
+                "BODY[] {4}\r\nHi\r\n",
+            ),
+            (
+                FetchItem::BodySection {
+                    section: Section {
+                        part: vec![1, 2],
+                        text: Some(SectionText::Mime),
+                    },
+                    origin: Some(10),
+                    data: Some(b"x"),
+                },
+                "BODY[1.2.MIME]<10> {1}\r\nx",
+            ),
+            (
+                FetchItem::BodySection {
+                    section: Section {
+                        part: vec![],
+                        text: Some(SectionText::HeaderFields(vec!["From".into(), "To".into()])),
+                    },
+                    origin: None,
+                    data: None,
+                },
+                "BODY[HEADER.FIELDS (From To)] NIL",
+            ),
+            (
+                FetchItem::Binary {
+                    part: vec![],
+                    origin: None,
+                    data: Some(b"a\0"),
+                },
+                "BINARY[] ~{2}\r\na\0",
+            ),
+            (
+                FetchItem::Binary {
+                    part: vec![3],
+                    origin: Some(0),
+                    data: Some(b"ab"),
+                },
+                "BINARY[3]<0> {2}\r\nab",
+            ),
+            (
+                FetchItem::BinarySize {
+                    part: vec![1, 1],
+                    size: 7,
+                },
+                "BINARY.SIZE[1.1] 7",
+            ),
+            (FetchItem::Rfc822(Some(b"m")), "RFC822 {1}\r\nm"),
+            (FetchItem::Rfc822Header(None), "RFC822.HEADER NIL"),
+            (FetchItem::Rfc822Text(Some(b"")), "RFC822.TEXT {0}\r\n"),
+        ];
+        for (item, want) in cases {
+            assert_eq!(enc(vec![item]), format!("* 12 FETCH ({want})\r\n"));
+        }
+    }
+
+    #[test]
+    fn joins_items_with_spaces() {
+        let flags = Flags::new();
+        assert_eq!(
+            enc(vec![
+                FetchItem::Uid(1),
+                FetchItem::Flags {
+                    flags: &flags,
+                    recent: false
+                },
+                FetchItem::Rfc822Size(3)
+            ]),
+            "* 12 FETCH (UID 1 FLAGS () RFC822.SIZE 3)\r\n"
+        );
+        let part = MimePart::opaque(0, 10);
+        assert_eq!(
+            enc(vec![
+                FetchItem::Body(&part),
+                FetchItem::BodyStructure(&part)
+            ]),
+            "* 12 FETCH (BODY (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 10 0) \
+             BODYSTRUCTURE (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 10 0 NIL NIL NIL NIL))\r\n"
+        );
+    }
+}
