@@ -43,13 +43,13 @@ pub(crate) fn frame(input: &[u8], limits: &Limits) -> Result<usize, Stop> {
         // must not make us scan (or the session buffer) forever.
         let window_end = input
             .len()
-            .min(line_start.saturating_add(limits.max_line + 2));
+            .min(line_start.saturating_add(limits.max_line.saturating_add(2)));
         let Some(lf) = input[line_start..window_end]
             .iter()
             .position(|&b| b == b'\n')
             .map(|i| line_start + i)
         else {
-            if input.len() - line_start > limits.max_line + 1 {
+            if input.len() - line_start > limits.max_line.saturating_add(1) {
                 // If the line end has already arrived, skip just this line and let the
                 // session carry on; otherwise the rest of the line is still coming.
                 if let Some(i) = input[window_end..].iter().position(|&b| b == b'\n') {

@@ -12,8 +12,7 @@
 //! We write this parser ourselves rather than use `imap-codec`. The literal flow is the
 //! part of IMAP where servers get attacked (announced sizes, continuation timing,
 //! LITERAL+/LITERAL- rules, line limits), and we want it in one small file we control
-//! ([`frame`](crate::parse_command) first finds a whole command, then the grammar runs
-//! over complete input). We also want commands to arrive as our own types
+//! (`frame.rs` first finds a whole command, then the grammar runs over complete input). We also want commands to arrive as our own types
 //! (`evermail_types::Flag`, [`MailboxName`] with INBOX normalised, [`SequenceSet`] that
 //! never expands), and responses to be encoded straight from `evermail_types::Envelope`
 //! and `MimePart` without a conversion layer.
