@@ -155,3 +155,94 @@ pub fn parse_command(input: &[u8], limits: &Limits) -> Parse {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_line: 100,
+            max_literal: 50,
+            ..Limits::default()
+        }
+    }
+
+    /// What the session sees for each kind of input: (consumed, tag, kind, must_close)
+    /// for errors.
+    #[test]
+    fn reports_errors_with_tag_and_extent() {
+        type Want = (usize, Option<&'static str>, ParseErrorKind, bool);
+        let cases: &[(&[u8], Want)] = &[
+            (
+                b"a1 FROB\r\nb NOOP\r\n",
+                (9, Some("a1"), ParseErrorKind::UnknownCommand, false),
+            ),
+            (
+                b"a2 NOOP x\r\n",
+                (11, Some("a2"), ParseErrorKind::Syntax, false),
+            ),
+            (b"+ NOOP\r\n", (8, None, ParseErrorKind::Syntax, false)),
+            (
+                b"a3 LOGIN {51}\r\n",
+                (15, Some("a3"), ParseErrorKind::TooBig, false),
+            ),
+            (
+                b"a4 LOGIN {51+}\r\n",
+                (16, Some("a4"), ParseErrorKind::TooBig, true),
+            ),
+            (&[b'x'; 150], (150, None, ParseErrorKind::LineTooLong, true)),
+            // A bad command after a literal is skipped whole, literal included.
+            (
+                b"a5 LOGIN {2}\r\n)) x y\r\nb NOOP\r\n",
+                (22, Some("a5"), ParseErrorKind::Syntax, false),
+            ),
+        ];
+        for (input, (consumed, tag, kind, close)) in cases {
+            match parse_command(input, &limits()) {
+                Parse::Error {
+                    consumed: got,
+                    tag: got_tag,
+                    error,
+                } => {
+                    assert_eq!(got, *consumed, "{input:?}");
+                    assert_eq!(got_tag.as_deref(), *tag, "{input:?}");
+                    assert_eq!(
+                        (error.kind(), error.must_close()),
+                        (*kind, *close),
+                        "{input:?}"
+                    );
+                    assert!(!error.message().contains('\n'));
+                }
+                other => panic!("{input:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn asks_for_continuation_once_per_literal() {
+        let mut buf = b"a LOGIN {5}\r\n".to_vec();
+        assert_eq!(
+            parse_command(&buf, &limits()),
+            Parse::NeedContinuation {
+                literal_len: 5,
+                data_offset: 13
+            }
+        );
+        buf.extend_from_slice(b"al");
+        assert_eq!(parse_command(&buf, &limits()), Parse::Incomplete);
+        buf.extend_from_slice(b"ice {3}\r\n");
+        assert_eq!(
+            parse_command(&buf, &limits()),
+            Parse::NeedContinuation {
+                literal_len: 3,
+                data_offset: 24
+            }
+        );
+        buf.extend_from_slice(b"pw!\r\n");
+        assert!(matches!(
+            parse_command(&buf, &limits()),
+            Parse::Complete { consumed: 29, .. }
+        ));
+    }
+}
