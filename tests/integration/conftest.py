@@ -623,7 +623,8 @@ def make_server(binary, tmp_path, request):
     for srv in servers:
         srv.stop()
         if failed is not None and failed.failed:
-            print(f"\n{srv.workdir}:\nstdout: {srv.stdout_lines!r}\n{srv.log_tail()}")
+            stdout = "\n".join(srv.stdout_lines[-40:])
+            print(f"\n{srv.workdir}:\n--- stdout (last 40 lines) ---\n{stdout}\n{srv.log_tail()}")
 
 
 @pytest.fixture
