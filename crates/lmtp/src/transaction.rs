@@ -401,3 +401,39 @@ fn log_failure(error: &MailError) {
         _ => tracing::warn!(%error, "delivery failed"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_delivery_error_maps_to_a_reply_and_a_label() {
+        let cases = [
+            (ErrorKind::OverQuota, 452, (4, 2, 2), "over_quota"),
+            (ErrorKind::TooLarge, 552, (5, 3, 4), "too_large"),
+            (ErrorKind::NotFound, 550, (5, 1, 1), "no_such_user"),
+            (ErrorKind::Unavailable, 451, (4, 3, 0), "temporary_failure"),
+            (ErrorKind::Corrupt, 451, (4, 3, 0), "temporary_failure"),
+            (ErrorKind::Invalid, 451, (4, 3, 0), "temporary_failure"),
+            (
+                ErrorKind::AlreadyExists,
+                451,
+                (4, 3, 0),
+                "temporary_failure",
+            ),
+        ];
+        let mut failures = Vec::new();
+        for (kind, code, enhanced, label) in cases {
+            let outcome = Outcome::from_error(&MailError::new(kind, "test"));
+            let reply = outcome.reply("a@example.com");
+            let got = (reply.code, reply.enhanced, outcome.label());
+            if got != (code, Some(enhanced), label) {
+                failures.push(format!("{kind:?}: got {got:?}"));
+            }
+            if !reply.lines[0].starts_with("<a@example.com> ") {
+                failures.push(format!("{kind:?}: text {:?}", reply.lines));
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+}

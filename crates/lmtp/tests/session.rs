@@ -256,6 +256,37 @@ async fn over_quota_is_452_at_rcpt_and_after_data() {
 }
 
 #[tokio::test]
+async fn a_storage_failure_is_a_temporary_451_and_nothing_is_stored() {
+    let (server, alice) = server_with_alice().await;
+    let bob = server.account("bob@example.com", None).await;
+    // A file where the blob store's directory should be makes every write fail, even
+    // for root, which ignores permissions.
+    let blobs = server.data_dir().join("blobs");
+    std::fs::remove_dir_all(&blobs).unwrap();
+    std::fs::write(&blobs, b"not a directory").unwrap();
+    let mut client = server.client().await;
+    client.lhlo().await;
+    client
+        .expect("MAIL FROM:<s@example.org>", 250, "2.1.0")
+        .await;
+    client
+        .expect("RCPT TO:<alice@example.com>", 250, "2.1.5")
+        .await;
+    client
+        .expect("RCPT TO:<bob@example.com>", 250, "2.1.5")
+        .await;
+    assert_eq!(client.cmd("DATA").await.code, 354);
+    client.send(&dot_stuffed(MESSAGE)).await;
+    for _ in 0..2 {
+        let reply = client.reply().await;
+        assert_eq!((reply.code, reply.enhanced()), (451, "4.3.0"), "{reply:?}");
+    }
+    client.expect("NOOP", 250, "2.0.0").await;
+    assert!(server.inbox(alice).await.is_empty());
+    assert!(server.inbox(bob).await.is_empty());
+}
+
+#[tokio::test]
 async fn two_addresses_of_one_account_get_one_copy_and_two_replies() {
     let (server, alice) = server_with_alice().await;
     server

@@ -92,6 +92,11 @@ impl TestServer {
         bodies
     }
 
+    /// The directory holding the server's metadata and blob store.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub async fn client(&self) -> Client {
         Client::connect(self.addr).await
     }
