@@ -127,6 +127,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     async fn close(&mut self, closing: Closing) {
+        // A client that closed has nothing more to send; any other may have pipelined
+        // more (even after QUIT), which must be read lest a reset eat our last reply.
+        let linger = !matches!(closing, Closing::PeerClosed);
         let last = match closing {
             Closing::Quit | Closing::PeerClosed => None,
             Closing::Timeout => Some(Reply::timeout()),
@@ -148,7 +151,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             stream.shutdown().await
         })
         .await;
-        if matches!(written, Ok(Ok(()))) && last.is_some() {
+        if matches!(written, Ok(Ok(()))) && linger {
             let mut scratch = [0u8; 4096];
             let _ = timeout(LINGER, async {
                 while let Ok(1..) = stream.read(&mut scratch).await {}
