@@ -143,6 +143,40 @@ impl Mailstore {
         }
     }
 
+    /// Creates a mailbox for `account`, subscribed. Fails with `AlreadyExists` when the
+    /// name is taken; the name's syntax (hierarchy, wildcards) is the protocol's concern.
+    pub async fn create_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<&str>,
+    ) -> Result<MailboxRecord, MailError> {
+        Ok(self
+            .meta()
+            .create_mailbox(
+                account,
+                evermail_meta::NewMailbox {
+                    name: name.to_string(),
+                    special_use: special_use.map(str::to_string),
+                    subscribed: true,
+                },
+            )
+            .await?)
+    }
+
+    /// Deletes a mailbox of `account` and its messages. Its UIDVALIDITY is never reused,
+    /// so a client that cached the old mailbox cannot mistake a new one of the same name
+    /// for it.
+    pub async fn delete_mailbox(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+    ) -> Result<(), MailError> {
+        self.mailbox(account, mailbox).await?;
+        self.meta().delete_mailbox(mailbox).await?;
+        Ok(())
+    }
+
     /// Every message of a mailbox, in UID order.
     pub async fn messages(
         &self,

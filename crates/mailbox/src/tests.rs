@@ -260,3 +260,48 @@ async fn aliases_route_mail() {
         ErrorKind::NotFound
     );
 }
+
+#[tokio::test]
+async fn mailboxes_are_created_and_deleted_per_account() {
+    let (store, _dir) = mailstore(MailstoreOptions::default()).await;
+    let alice = store
+        .create_account("alice@example.com", "pw", None)
+        .await
+        .unwrap();
+    let bob = store
+        .create_account("bob@example.com", "pw", None)
+        .await
+        .unwrap();
+    let created = store
+        .create_mailbox(alice.id, "Lists/rust", None)
+        .await
+        .unwrap();
+    assert!(created.subscribed);
+    let again = store.create_mailbox(alice.id, "Lists/rust", None).await;
+    assert_eq!(again.unwrap_err().kind(), ErrorKind::AlreadyExists);
+    // Bob cannot delete Alice's mailbox, even knowing its id.
+    let err = store.delete_mailbox(bob.id, created.id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    store.delete_mailbox(alice.id, created.id).await.unwrap();
+    assert!(
+        store
+            .find_mailbox(alice.id, "Lists/rust")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn an_account_named_twice_gets_one_copy() {
+    let (store, _dir) = mailstore(MailstoreOptions::default()).await;
+    let alice = store.create_account("alice@example.com", "pw", None).await.unwrap();
+    let results = store
+        .deliver(Bytes::from_static(MESSAGE), &[alice.id, alice.id])
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0].as_ref().unwrap(), results[1].as_ref().unwrap());
+    let inbox = store.find_mailbox(alice.id, "INBOX").await.unwrap().unwrap();
+    assert_eq!(store.messages(alice.id, inbox.id).await.unwrap().len(), 1);
+}
