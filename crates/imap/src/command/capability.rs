@@ -1,0 +1,105 @@
+//! What the server says about itself: CAPABILITY, ENABLE, ID, NAMESPACE; and LOGOUT.
+
+use evermail_imap_proto::command::Enable;
+use evermail_imap_proto::response::{Data, Namespace, StatusResponse};
+
+use super::DELIMITER;
+use crate::session::{CmdResult, Done, Session};
+
+/// Whether CAPABILITY lists IMAP4rev2 (and so ENABLE IMAP4rev2 is honoured). A rev2
+/// server must also offer MOVE, BINARY, ESEARCH, SEARCHRES, LIST-EXTENDED,
+/// LIST-STATUS, LITERAL- and STATUS=SIZE; until those exist, claiming rev2 would
+/// mislead a client that relies on them. The rev2 behaviours already written (UTF-8
+/// mailbox names, ESEARCH replies) switch on with this.
+pub(crate) const OFFER_REV2: bool = false;
+
+/// Extensions offered in every state, in the order listed.
+const EXTENSIONS: &[&str] = &[
+    "SASL-IR",
+    "LITERAL+",
+    "ENABLE",
+    "IDLE",
+    "NAMESPACE",
+    "ID",
+    "UNSELECT",
+    "UIDPLUS",
+    "CHILDREN",
+    "SPECIAL-USE",
+];
+
+impl Session {
+    /// The capability list for this session's state and connection.
+    pub(crate) fn capabilities(&self) -> Vec<String> {
+        let mut caps = vec!["IMAP4rev1".to_string()];
+        if OFFER_REV2 {
+            caps.push("IMAP4rev2".into());
+        }
+        if self.account.is_none() {
+            if self.options.plaintext_auth_allowed(self.peer.ip()) {
+                caps.push("AUTH=PLAIN".into());
+            } else {
+                caps.push("LOGINDISABLED".into());
+            }
+        }
+        caps.extend(EXTENSIONS.iter().map(|c| c.to_string()));
+        caps.push(format!("APPENDLIMIT={}", self.options.max_message_size));
+        caps
+    }
+
+    pub(crate) fn capability(&mut self) -> CmdResult {
+        let caps = self.capabilities();
+        self.write_data(Data::Capability(caps));
+        Done::ok("CAPABILITY completed")
+    }
+
+    /// RFC 5161: unknown or not offered capabilities are ignored, not refused.
+    pub(crate) fn enable(&mut self, enable: Enable) -> CmdResult {
+        self.account()?;
+        let mut enabled = Vec::new();
+        for cap in enable.capabilities {
+            if OFFER_REV2 && cap == "IMAP4REV2" && !self.rev2 {
+                self.rev2 = true;
+                enabled.push("IMAP4rev2".to_string());
+            }
+        }
+        self.write_data(Data::Enabled(enabled));
+        Done::ok("ENABLE completed")
+    }
+
+    /// RFC 2971. The client's own ID is only logged.
+    pub(crate) fn id(&mut self, params: Option<Vec<(String, Option<String>)>>) -> CmdResult {
+        if let Some(params) = params {
+            let summary: Vec<String> = params
+                .iter()
+                .take(8)
+                .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("NIL")))
+                .collect();
+            tracing::debug!(client = %summary.join(" "), "client ID");
+        }
+        self.write_data(Data::Id(Some(vec![
+            ("name".into(), Some("evermail".into())),
+            ("version".into(), Some(env!("CARGO_PKG_VERSION").into())),
+        ])));
+        Done::ok("ID completed")
+    }
+
+    /// One personal namespace with no prefix; no other users' or shared namespaces.
+    pub(crate) fn namespace(&mut self) -> CmdResult {
+        self.account()?;
+        self.write_data(Data::Namespace {
+            personal: vec![Namespace {
+                prefix: String::new(),
+                delimiter: Some(DELIMITER),
+            }],
+            other: Vec::new(),
+            shared: Vec::new(),
+        });
+        Done::ok("NAMESPACE completed")
+    }
+
+    pub(crate) fn logout(&mut self, tag: &str) -> CmdResult {
+        self.write_status(StatusResponse::bye("evermail logging out"));
+        self.write_status(StatusResponse::ok(tag, "LOGOUT completed"));
+        Ok(Done::Close)
+    }
+}

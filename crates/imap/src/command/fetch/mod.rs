@@ -1,0 +1,214 @@
+//! FETCH and UID FETCH.
+//!
+//! A message's body is read (and hash-verified by the mail model) only when an item
+//! needs its bytes, and its stored structure only when an item needs the MIME tree;
+//! `FETCH 1:* (UID FLAGS)` touches neither. Responses stream out as they are built.
+
+mod section;
+
+use std::borrow::Cow;
+
+use evermail_imap_proto::command::{Fetch, FetchAttr, Section, SectionText};
+use evermail_imap_proto::response::{Code, FetchItem, FetchResponse};
+use evermail_mailbox::{FlagChange, MessageStructure};
+use evermail_types::{Flag, Flags};
+
+use crate::session::{CmdError, CmdResult, Done, Session};
+use section::{apply_partial, section_data};
+
+impl Session {
+    pub(crate) async fn fetch(&mut self, fetch: Fetch) -> CmdResult {
+        let account = self.account()?;
+        let selected = self.selected_mut()?;
+        if fetch.vanished {
+            return Err(CmdError::bad("QRESYNC is not enabled"));
+        }
+        let mut indices = selected.resolve(&fetch.set, fetch.uid)?;
+        if let Some(since) = fetch.changed_since {
+            indices.retain(|&i| selected.messages[i].modseq.0 > since);
+        }
+        let (mailbox, read_only) = (selected.id, selected.read_only);
+        let mut attrs = fetch.attrs;
+        if attrs
+            .iter()
+            .any(|a| matches!(a, FetchAttr::Binary { .. } | FetchAttr::BinarySize { .. }))
+        {
+            return Err(CmdError::no(Code::Cannot, "BINARY is not supported yet"));
+        }
+        // RFC 9051 section 6.4.9: UID FETCH always reports the UID.
+        if fetch.uid && !attrs.contains(&FetchAttr::Uid) {
+            attrs.insert(0, FetchAttr::Uid);
+        }
+        let needs_body = attrs.iter().any(|a| {
+            matches!(
+                a,
+                FetchAttr::Rfc822
+                    | FetchAttr::Rfc822Header
+                    | FetchAttr::Rfc822Text
+                    | FetchAttr::BodySection { .. }
+            )
+        });
+        let needs_structure = attrs.iter().any(|a| {
+            matches!(
+                a,
+                FetchAttr::Envelope
+                    | FetchAttr::Body
+                    | FetchAttr::BodyStructure
+                    | FetchAttr::Rfc822Header
+                    | FetchAttr::Rfc822Text
+            ) || matches!(a, FetchAttr::BodySection { section, .. } if *section != Section::default())
+        });
+
+        // Set \Seen before answering, so the FLAGS in the same response are the new ones.
+        let mut newly_seen = std::collections::HashSet::new();
+        if !read_only && attrs.iter().any(FetchAttr::sets_seen) {
+            let selected = self.selected_mut()?;
+            let unseen: Vec<_> = indices
+                .iter()
+                .map(|&i| &selected.messages[i])
+                .filter(|m| !m.flags.contains(&Flag::Seen))
+                .map(|m| m.uid)
+                .collect();
+            if !unseen.is_empty() {
+                let seen: Flags = [Flag::Seen].into_iter().collect();
+                let changed = self
+                    .mailstore
+                    .store_flags(account.id, mailbox, &unseen, FlagChange::Add, &seen)
+                    .await?;
+                let selected = self.selected_mut()?;
+                for m in changed {
+                    if let Some(i) = selected.index_of(m.uid) {
+                        newly_seen.insert(m.uid);
+                        selected.messages[i].flags = m.flags;
+                        selected.messages[i].modseq = m.modseq;
+                    }
+                }
+            }
+        }
+
+        let mut failed = 0usize;
+        for i in indices {
+            let Some(record) = self.selected.as_ref().map(|s| s.messages[i].clone()) else {
+                break;
+            };
+            let structure = if needs_structure {
+                match self.mailstore.structure(record.blob).await {
+                    Ok(s) => Some(s),
+                    Err(error) => {
+                        tracing::error!(%error, uid = record.uid.get(), "cannot read structure");
+                        failed += 1;
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let body = if needs_body {
+                match self.mailstore.body(record.blob).await {
+                    Ok(b) => Some(b),
+                    Err(error) => {
+                        tracing::error!(%error, uid = record.uid.get(), "cannot read body");
+                        failed += 1;
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let body = body.as_deref().unwrap_or_default();
+            // Section data first: FETCH items borrow it.
+            let data: Vec<Option<Cow<'_, [u8]>>> = attrs
+                .iter()
+                .map(|a| item_data(a, body, structure.as_ref()))
+                .collect();
+            let mut items = Vec::with_capacity(attrs.len() + 1);
+            for (attr, data) in attrs.iter().zip(&data) {
+                let data = data.as_deref();
+                items.push(match attr {
+                    FetchAttr::Uid => FetchItem::Uid(record.uid.get()),
+                    FetchAttr::Flags => FetchItem::Flags {
+                        flags: &record.flags,
+                        recent: false,
+                    },
+                    FetchAttr::InternalDate => FetchItem::InternalDate(record.internal_date),
+                    FetchAttr::Rfc822Size => FetchItem::Rfc822Size(record.size),
+                    FetchAttr::ModSeq => FetchItem::ModSeq(record.modseq.0),
+                    // `structure` is loaded whenever one of these is asked for.
+                    FetchAttr::Envelope => match &structure {
+                        Some(s) => FetchItem::Envelope(&s.envelope),
+                        None => continue,
+                    },
+                    FetchAttr::Body => match &structure {
+                        Some(s) => FetchItem::Body(&s.body),
+                        None => continue,
+                    },
+                    FetchAttr::BodyStructure => match &structure {
+                        Some(s) => FetchItem::BodyStructure(&s.body),
+                        None => continue,
+                    },
+                    FetchAttr::Rfc822 => FetchItem::Rfc822(data),
+                    FetchAttr::Rfc822Header => FetchItem::Rfc822Header(data),
+                    FetchAttr::Rfc822Text => FetchItem::Rfc822Text(data),
+                    FetchAttr::BodySection {
+                        section, partial, ..
+                    } => FetchItem::BodySection {
+                        section: section.clone(),
+                        origin: partial.map(|p| p.offset),
+                        data: data.map(|d| apply_partial(d, *partial)),
+                    },
+                    FetchAttr::Binary { .. } | FetchAttr::BinarySize { .. } => continue,
+                });
+            }
+            // RFC 9051 section 6.4.5: when a fetch sets \Seen, the new flags go in the
+            // same response.
+            if newly_seen.contains(&record.uid) && !attrs.contains(&FetchAttr::Flags) {
+                items.push(FetchItem::Flags {
+                    flags: &record.flags,
+                    recent: false,
+                });
+            }
+            FetchResponse {
+                seq: i as u32 + 1,
+                items,
+            }
+            .encode(&mut self.output);
+            self.flush_if_large().await?;
+        }
+        if failed > 0 {
+            return Err(CmdError::no(
+                Code::ServerBug,
+                format!("{failed} messages could not be read"),
+            ));
+        }
+        Done::ok(if fetch.uid {
+            "UID FETCH completed"
+        } else {
+            "FETCH completed"
+        })
+    }
+}
+
+/// The bytes an item sends, for the items that send message data.
+fn item_data<'a>(
+    attr: &FetchAttr,
+    body: &'a [u8],
+    structure: Option<&MessageStructure>,
+) -> Option<Cow<'a, [u8]>> {
+    let section = |text: Option<SectionText>| {
+        let section = Section {
+            part: Vec::new(),
+            text,
+        };
+        section_data(body, &structure?.body, &section)
+    };
+    match attr {
+        FetchAttr::Rfc822 => Some(Cow::Borrowed(body)),
+        FetchAttr::Rfc822Header => section(Some(SectionText::Header)),
+        FetchAttr::Rfc822Text => section(Some(SectionText::Text)),
+        FetchAttr::BodySection { section: s, .. } if *s == Section::default() => {
+            Some(Cow::Borrowed(body))
+        }
+        FetchAttr::BodySection { section: s, .. } => section_data(body, &structure?.body, s),
+        _ => None,
+    }
+}

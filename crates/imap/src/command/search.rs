@@ -1,0 +1,223 @@
+//! SEARCH and UID SEARCH over what the session already holds: sequence numbers, UIDs,
+//! flags, sizes, internal dates and MODSEQs. Keys that need the message text or
+//! header (FROM, SUBJECT, BODY, TEXT, HEADER, SENT*) are refused with `NO [CANNOT]`
+//! until the mail model can search bodies; answering them wrongly would be worse.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use evermail_imap_proto::SequenceSet;
+use evermail_imap_proto::command::{Search, SearchKey, SearchReturn};
+use evermail_imap_proto::response::{Code, Data, ESearch};
+use evermail_mailbox::MessageRecord;
+
+use crate::session::{CmdError, CmdResult, Done, Session};
+
+/// What a key is evaluated against besides the message itself.
+struct Context {
+    exists: u32,
+    largest_uid: u32,
+    now: i64,
+}
+
+impl Session {
+    pub(crate) fn search(&mut self, tag: &str, search: Search) -> CmdResult {
+        let rev2 = self.rev2;
+        let selected = self.selected_mut()?;
+        if let Some(charset) = &search.charset
+            && !matches!(charset.as_str(), "UTF-8" | "US-ASCII")
+        {
+            return Err(CmdError::no(
+                Code::BadCharset(vec!["UTF-8".into(), "US-ASCII".into()]),
+                format!("charset {charset} is not supported"),
+            ));
+        }
+        check(&search.key)?;
+        if let Some(opts) = &search.return_opts
+            && opts.contains(&SearchReturn::Save)
+        {
+            return Err(CmdError::no(Code::Cannot, "SEARCHRES is not supported"));
+        }
+        let context = Context {
+            exists: selected.exists(),
+            largest_uid: selected.messages.last().map_or(0, |m| m.uid.get()),
+            now: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+        };
+        let found: Vec<u32> = selected
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| matches(&search.key, *i as u32 + 1, m, &context))
+            .map(|(i, m)| {
+                if search.uid {
+                    m.uid.get()
+                } else {
+                    i as u32 + 1
+                }
+            })
+            .collect();
+        // IMAP4rev2 answers every SEARCH with ESEARCH; RETURN asks for it in rev1.
+        match (search.return_opts, rev2) {
+            (None, false) => self.write_data(Data::Search {
+                numbers: found,
+                mod_seq: None,
+            }),
+            (opts, _) => {
+                let mut opts = opts.unwrap_or_default();
+                if opts.is_empty() {
+                    opts.push(SearchReturn::All);
+                }
+                let mut reply = ESearch {
+                    tag: Some(tag.to_string()),
+                    uid: search.uid,
+                    ..ESearch::default()
+                };
+                for opt in opts {
+                    match opt {
+                        SearchReturn::Min => reply.min = found.first().copied(),
+                        SearchReturn::Max => reply.max = found.last().copied(),
+                        SearchReturn::Count => reply.count = Some(found.len() as u32),
+                        SearchReturn::All => reply.all = SequenceSet::from_numbers(found.clone()),
+                        SearchReturn::Save => {}
+                    }
+                }
+                self.write_data(Data::ESearch(reply));
+            }
+        }
+        Done::ok(if search.uid {
+            "UID SEARCH completed"
+        } else {
+            "SEARCH completed"
+        })
+    }
+}
+
+/// Refuses keys this slice cannot evaluate, before any result is sent.
+fn check(key: &SearchKey) -> Result<(), CmdError> {
+    match key {
+        SearchKey::And(keys) => keys.iter().try_for_each(check),
+        SearchKey::Or(a, b) => {
+            check(a)?;
+            check(b)
+        }
+        SearchKey::Not(k) => check(k),
+        SearchKey::SequenceSet(set) | SearchKey::Uid(set) if set.is_last_result() => {
+            Err(CmdError::bad("$ (SEARCHRES) is not supported"))
+        }
+        SearchKey::Bcc(_)
+        | SearchKey::Body(_)
+        | SearchKey::Cc(_)
+        | SearchKey::From(_)
+        | SearchKey::Subject(_)
+        | SearchKey::Text(_)
+        | SearchKey::To(_)
+        | SearchKey::Header(..)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_) => Err(CmdError::no(
+            Code::Cannot,
+            "searching message headers and text is not supported yet",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn matches(key: &SearchKey, seq: u32, m: &MessageRecord, cx: &Context) -> bool {
+    let day = m.internal_date.div_euclid(86_400);
+    match key {
+        SearchKey::All => true,
+        SearchKey::And(keys) => keys.iter().all(|k| matches(k, seq, m, cx)),
+        SearchKey::Or(a, b) => matches(a, seq, m, cx) || matches(b, seq, m, cx),
+        SearchKey::Not(k) => !matches(k, seq, m, cx),
+        SearchKey::SequenceSet(set) => set.contains(seq, cx.exists),
+        SearchKey::Uid(set) => set.contains(m.uid.get(), cx.largest_uid),
+        SearchKey::Flag(flag) => m.flags.contains(flag),
+        SearchKey::NotFlag(flag) => !m.flags.contains(flag),
+        // No message is \Recent to this session, so none is NEW and all are OLD.
+        SearchKey::Recent | SearchKey::New => false,
+        SearchKey::Old => true,
+        // INTERNALDATE days are counted in UTC, the server's time zone for IMAP.
+        SearchKey::Before(d) => day < d.days_since_epoch(),
+        SearchKey::On(d) => day == d.days_since_epoch(),
+        SearchKey::Since(d) => day >= d.days_since_epoch(),
+        SearchKey::Larger(n) => m.size > *n,
+        SearchKey::Smaller(n) => m.size < *n,
+        SearchKey::ModSeq { mod_seq, .. } => m.modseq.0 >= *mod_seq,
+        SearchKey::Younger(secs) => cx.now - m.internal_date <= i64::from(*secs),
+        SearchKey::Older(secs) => cx.now - m.internal_date > i64::from(*secs),
+        // Refused by `check` before evaluation.
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use evermail_types::{BlobId, Flag, Flags, ModSeq, Uid};
+
+    fn record(uid: u32, flags: &[Flag], size: u64) -> MessageRecord {
+        MessageRecord {
+            uid: Uid::new(uid).unwrap(),
+            modseq: ModSeq(u64::from(uid)),
+            flags: flags.iter().cloned().collect::<Flags>(),
+            size,
+            internal_date: 86_400 * 10,
+            blob: BlobId([0; 32]),
+        }
+    }
+
+    #[test]
+    fn evaluates_flag_and_number_keys() {
+        let cx = Context {
+            exists: 3,
+            largest_uid: 7,
+            now: 86_400 * 11,
+        };
+        let messages = [
+            record(2, &[Flag::Seen], 100),
+            record(5, &[Flag::Deleted], 2000),
+            record(7, &[Flag::Seen, Flag::Flagged], 50),
+        ];
+        let not = |k| SearchKey::Not(Box::new(k));
+        let or = |a, b| SearchKey::Or(Box::new(a), Box::new(b));
+        let cases = [
+            (SearchKey::All, vec![1, 2, 3]),
+            (SearchKey::Flag(Flag::Seen), vec![1, 3]),
+            (SearchKey::NotFlag(Flag::Seen), vec![2]),
+            (not(SearchKey::Flag(Flag::Deleted)), vec![1, 3]),
+            (
+                or(
+                    SearchKey::Flag(Flag::Flagged),
+                    SearchKey::Flag(Flag::Deleted),
+                ),
+                vec![2, 3],
+            ),
+            (SearchKey::Uid("5:*".parse().unwrap()), vec![2, 3]),
+            (SearchKey::SequenceSet("*".parse().unwrap()), vec![3]),
+            (
+                SearchKey::And(vec![SearchKey::Larger(60), SearchKey::Smaller(1000)]),
+                vec![1],
+            ),
+            (SearchKey::New, vec![]),
+            (SearchKey::Younger(86_400), vec![1, 2, 3]),
+            (SearchKey::Older(86_400), vec![]),
+        ];
+        for (key, want) in cases {
+            let got: Vec<u32> = messages
+                .iter()
+                .enumerate()
+                .filter(|(i, m)| matches(&key, *i as u32 + 1, m, &cx))
+                .map(|(i, _)| i as u32 + 1)
+                .collect();
+            assert_eq!(got, want, "{key:?}");
+        }
+    }
+
+    #[test]
+    fn text_keys_are_refused() {
+        assert!(check(&SearchKey::Subject("x".into())).is_err());
+        assert!(check(&SearchKey::Not(Box::new(SearchKey::Body("x".into())))).is_err());
+        assert!(check(&SearchKey::Flag(Flag::Seen)).is_ok());
+    }
+}

@@ -1,0 +1,120 @@
+//! SELECT, EXAMINE, CLOSE and UNSELECT: entering and leaving the selected state.
+
+use evermail_imap_proto::command::Select;
+use evermail_imap_proto::response::{Code, Data, StatusKind, StatusResponse};
+use evermail_types::{Flag, Flags};
+
+use crate::session::{CmdError, CmdResult, Done, Session};
+use crate::state::Selected;
+
+/// The system flags every mailbox supports.
+const SYSTEM_FLAGS: [Flag; 5] = [
+    Flag::Answered,
+    Flag::Flagged,
+    Flag::Deleted,
+    Flag::Seen,
+    Flag::Draft,
+];
+
+impl Session {
+    pub(crate) async fn select(&mut self, select: Select) -> CmdResult {
+        let account = self.account()?;
+        // RFC 9051 section 6.3.2: a SELECT deselects the current mailbox first, even
+        // when the new one cannot be selected; nothing is expunged.
+        if self.selected.take().is_some() && self.rev2 {
+            self.write_status(
+                StatusResponse::new(None, StatusKind::Ok, "previous mailbox closed")
+                    .with_code(Code::Closed),
+            );
+        }
+        if select.qresync.is_some() {
+            return Err(CmdError::bad("QRESYNC is not enabled"));
+        }
+        let record = self
+            .find_mailbox(account.id, &select.mailbox, Code::NonExistent)
+            .await?;
+        let selected = Selected::open(&self.mailstore, record, select.read_only).await?;
+
+        let mut keywords = Flags::new();
+        let mut first_unseen = None;
+        for (i, m) in selected.messages.iter().enumerate() {
+            for k in m.flags.keywords() {
+                keywords.insert(&Flag::Keyword(k.to_string()));
+            }
+            if first_unseen.is_none() && !m.flags.contains(&Flag::Seen) {
+                first_unseen = Some(i as u32 + 1);
+            }
+        }
+        let mut flags: Vec<Flag> = SYSTEM_FLAGS.to_vec();
+        flags.extend(keywords.iter());
+        self.write_data(Data::Flags {
+            flags: flags.clone(),
+            recent: !self.rev2,
+        });
+        self.write_data(Data::Exists(selected.exists()));
+        if !self.rev2 {
+            // \Recent is not tracked: no message is ever recent to this session.
+            self.write_data(Data::Recent(0));
+            if let Some(seq) = first_unseen {
+                self.untagged_ok(Code::Unseen(seq), "first unseen message");
+            }
+        }
+        let permanent = if select.read_only {
+            Code::PermanentFlags {
+                flags: Vec::new(),
+                keywords: false,
+            }
+        } else {
+            Code::PermanentFlags {
+                flags,
+                keywords: true,
+            }
+        };
+        self.untagged_ok(permanent, "flags that can be stored");
+        self.untagged_ok(Code::UidValidity(selected.uid_validity), "UIDs valid");
+        self.untagged_ok(Code::UidNext(selected.uid_next), "predicted next UID");
+        self.untagged_ok(
+            Code::HighestModSeq(selected.highest_modseq.0),
+            "highest MODSEQ",
+        );
+        let (code, verb) = if select.read_only {
+            (Code::ReadOnly, "EXAMINE")
+        } else {
+            (Code::ReadWrite, "SELECT")
+        };
+        self.selected = Some(selected);
+        Done::ok_code(code, format!("{verb} completed"))
+    }
+
+    /// CLOSE: expunge `\Deleted` messages without EXPUNGE responses (in a read-write
+    /// selection), then deselect.
+    pub(crate) async fn close(&mut self) -> CmdResult {
+        let account = self.account()?;
+        let selected = self.selected_mut()?;
+        if !selected.read_only {
+            let deleted: Vec<_> = selected
+                .messages
+                .iter()
+                .filter(|m| m.flags.contains(&Flag::Deleted))
+                .map(|m| m.uid)
+                .collect();
+            if !deleted.is_empty() {
+                let id = selected.id;
+                self.mailstore.expunge(account.id, id, &deleted).await?;
+            }
+        }
+        self.selected = None;
+        Done::ok("CLOSE completed")
+    }
+
+    /// UNSELECT (RFC 3691): deselect without expunging.
+    pub(crate) fn unselect(&mut self) -> CmdResult {
+        self.selected_mut()?;
+        self.selected = None;
+        Done::ok("UNSELECT completed")
+    }
+
+    pub(crate) fn untagged_ok(&mut self, code: Code, text: &str) {
+        self.write_status(StatusResponse::new(None, StatusKind::Ok, text).with_code(code));
+    }
+}

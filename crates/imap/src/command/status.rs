@@ -1,0 +1,54 @@
+//! STATUS: counts of a mailbox without selecting it.
+
+use evermail_imap_proto::command::{Status, StatusItem};
+use evermail_imap_proto::response::{Code, Data};
+use evermail_types::Flag;
+
+use crate::session::{CmdResult, Done, Session};
+
+impl Session {
+    pub(crate) async fn status(&mut self, status: Status) -> CmdResult {
+        let account = self.account()?;
+        let record = self
+            .find_mailbox(account.id, &status.mailbox, Code::NonExistent)
+            .await?;
+        let needs_messages = status.items.iter().any(|i| {
+            matches!(
+                i,
+                StatusItem::Messages | StatusItem::Unseen | StatusItem::Deleted | StatusItem::Size
+            )
+        });
+        let messages = if needs_messages {
+            self.mailstore.messages(account.id, record.id).await?
+        } else {
+            Vec::new()
+        };
+        let count = |flag: &Flag, set: bool| {
+            messages
+                .iter()
+                .filter(|m| m.flags.contains(flag) == set)
+                .count() as u64
+        };
+        let items = status
+            .items
+            .iter()
+            .map(|&item| {
+                let value = match item {
+                    StatusItem::Messages => messages.len() as u64,
+                    // \Recent is not tracked; no message is recent.
+                    StatusItem::Recent => 0,
+                    StatusItem::UidNext => u64::from(record.uidnext.get()),
+                    StatusItem::UidValidity => u64::from(record.uidvalidity.get()),
+                    StatusItem::Unseen => count(&Flag::Seen, false),
+                    StatusItem::Deleted => count(&Flag::Deleted, true),
+                    StatusItem::Size => messages.iter().map(|m| m.size).sum(),
+                    StatusItem::HighestModSeq => record.highest_modseq.0,
+                };
+                (item, value)
+            })
+            .collect();
+        let mailbox = self.encode_name(&record.name);
+        self.write_data(Data::Status { mailbox, items });
+        Done::ok("STATUS completed")
+    }
+}

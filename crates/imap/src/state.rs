@@ -1,0 +1,347 @@
+//! The selected mailbox as this session sees it, and how other sessions' changes are
+//! folded into it.
+//!
+//! IMAP numbers messages by position (message sequence numbers), so each session keeps
+//! its own list of the messages it has announced, in UID order: position `i` is
+//! sequence number `i + 1`. That list changes only when the session tells the client:
+//! new messages when it sends EXISTS, removals when it sends EXPUNGE. A removal seen
+//! while EXPUNGE may not be sent (during FETCH, STORE or SEARCH) waits in
+//! `pending_expunge`, and the message stays addressable until then.
+//!
+//! Changes are found by asking the mail model for everything after the highest MODSEQ
+//! the session has seen. A notification from [`Mailstore::subscribe`] marks the view
+//! dirty so the next safe point asks at once; without one (a change made by another
+//! node) the view is re-read at most every [`POLL_INTERVAL`].
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use evermail_imap_proto::SequenceSet;
+use evermail_imap_proto::response::{Data, FetchItem, FetchResponse};
+use evermail_mailbox::{MailError, MailboxChange, MailboxRecord, Mailstore, MessageRecord};
+use evermail_types::{AccountId, MailboxId, ModSeq, Uid};
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::TryRecvError;
+
+use crate::session::CmdError;
+
+/// How stale the view may get, without a notification, before a command re-reads it.
+/// Changes made through this process arrive as notifications at once; this bounds how
+/// late a change made through another node is seen.
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_secs(3);
+
+pub(crate) struct Selected {
+    pub(crate) id: MailboxId,
+    /// The name as stored (UTF-8).
+    pub(crate) name: String,
+    pub(crate) read_only: bool,
+    pub(crate) uid_validity: u32,
+    /// Messages as announced to the client, in UID order.
+    pub(crate) messages: Vec<MessageRecord>,
+    /// UIDs removed elsewhere whose EXPUNGE has not been sent yet.
+    pub(crate) pending_expunge: BTreeSet<Uid>,
+    /// Every change up to this MODSEQ is reflected in `messages` or `pending_expunge`.
+    pub(crate) highest_modseq: ModSeq,
+    /// The UIDNEXT reported at SELECT, kept up to date as messages arrive.
+    pub(crate) uid_next: u32,
+    changes: broadcast::Receiver<MailboxChange>,
+    dirty: bool,
+    last_sync: Instant,
+}
+
+impl Selected {
+    /// Reads a mailbox for SELECT or EXAMINE.
+    pub(crate) async fn open(
+        mailstore: &Mailstore,
+        record: MailboxRecord,
+        read_only: bool,
+    ) -> Result<Selected, MailError> {
+        // Subscribe before reading, so a change committed in between is at worst
+        // reported twice (and then found to be no change), never missed.
+        let changes = mailstore.subscribe();
+        let fresh = mailstore.mailbox(record.account, record.id).await?;
+        let messages = mailstore.messages(record.account, record.id).await?;
+        // A message added between the two reads is in `messages`, and its change will
+        // be seen again after `highest_modseq`; `sync` ignores what it already has.
+        let uid_next = messages
+            .last()
+            .map_or(0, |m| m.uid.get().saturating_add(1))
+            .max(fresh.uidnext.get());
+        Ok(Selected {
+            id: fresh.id,
+            name: fresh.name,
+            read_only,
+            uid_validity: fresh.uidvalidity.get(),
+            messages,
+            pending_expunge: BTreeSet::new(),
+            highest_modseq: fresh.highest_modseq,
+            uid_next,
+            changes,
+            dirty: false,
+            last_sync: Instant::now(),
+        })
+    }
+
+    pub(crate) fn exists(&self) -> u32 {
+        self.messages.len() as u32
+    }
+
+    /// The index of a UID in `messages`.
+    pub(crate) fn index_of(&self, uid: Uid) -> Option<usize> {
+        self.messages.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+
+    /// The positions in `messages` a command's set names, ascending and without
+    /// duplicates. UIDs that do not exist are skipped (RFC 9051 section 6.4.9); a
+    /// sequence number beyond the last message is a client error.
+    pub(crate) fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, CmdError> {
+        if set.is_last_result() {
+            return Err(CmdError::bad("$ (SEARCHRES) is not supported"));
+        }
+        let mut out = Vec::new();
+        if uid {
+            let largest = self.messages.last().map_or(0, |m| m.uid.get());
+            for range in set.normalized(largest) {
+                let lo = self
+                    .messages
+                    .partition_point(|m| m.uid.get() < *range.start());
+                let hi = self
+                    .messages
+                    .partition_point(|m| m.uid.get() <= *range.end());
+                out.extend(lo..hi);
+            }
+            return Ok(out);
+        }
+        let exists = self.exists();
+        for range in set.ranges() {
+            use evermail_imap_proto::SeqBound::Value;
+            if let (Value(a), Value(b)) = (range.start, range.end)
+                && a.get().max(b.get()) > exists
+            {
+                return Err(CmdError::bad(format!(
+                    "no message with sequence number {} (there are {exists})",
+                    a.get().max(b.get())
+                )));
+            }
+        }
+        for range in set.normalized(exists) {
+            let end = (*range.end()).min(exists);
+            out.extend((*range.start() as usize).saturating_sub(1)..end as usize);
+        }
+        Ok(out)
+    }
+
+    /// Marks the view stale when a notification for this mailbox arrived.
+    fn drain_notifications(&mut self) {
+        loop {
+            match self.changes.try_recv() {
+                Ok(change) if change.mailbox == self.id && change.modseq > self.highest_modseq => {
+                    self.dirty = true
+                }
+                Ok(_) => {}
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return,
+                // We missed some: assume one of them was ours.
+                Err(TryRecvError::Lagged(_)) => self.dirty = true,
+            }
+        }
+    }
+
+    /// Waits until a change to this mailbox is announced (for IDLE). Cancel-safe.
+    pub(crate) async fn changed(&mut self) {
+        loop {
+            match self.changes.recv().await {
+                Ok(change) if change.mailbox == self.id && change.modseq > self.highest_modseq => {
+                    self.dirty = true;
+                    return;
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.dirty = true;
+                    return;
+                }
+                // The mail store is gone; nothing will ever be announced again.
+                Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+            }
+        }
+    }
+
+    /// Reads what changed since the view was last brought up to date and writes the
+    /// untagged EXPUNGE, EXISTS and FETCH responses for it to `out`. With `force` unset
+    /// the mail store is asked only if a notification arrived or the view is older than
+    /// [`POLL_INTERVAL`]. Expunges are held back unless `expunge_allowed`.
+    pub(crate) async fn sync(
+        &mut self,
+        mailstore: &Mailstore,
+        account: AccountId,
+        expunge_allowed: bool,
+        force: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), MailError> {
+        self.drain_notifications();
+        let mut flag_changes = Vec::new();
+        let mut grew = false;
+        if force || self.dirty || self.last_sync.elapsed() >= POLL_INTERVAL {
+            let changes = mailstore
+                .changes_since(account, self.id, self.highest_modseq)
+                .await?;
+            self.dirty = false;
+            self.last_sync = Instant::now();
+            for uid in changes.expunged {
+                if self.index_of(uid).is_some() {
+                    self.pending_expunge.insert(uid);
+                }
+            }
+            for message in changes.messages {
+                if self.pending_expunge.contains(&message.uid) {
+                    continue;
+                }
+                match self.index_of(message.uid) {
+                    Some(i) => {
+                        if self.messages[i].flags != message.flags {
+                            flag_changes.push(message.uid);
+                        }
+                        self.messages[i] = message;
+                    }
+                    // UIDs only grow, so a message we do not have is new unless it is
+                    // older than the newest we have (which cannot happen, but must not
+                    // break the sequence numbering if it ever did).
+                    None if self.messages.last().is_none_or(|m| m.uid < message.uid) => {
+                        self.uid_next = self.uid_next.max(message.uid.get().saturating_add(1));
+                        self.messages.push(message);
+                        grew = true;
+                    }
+                    None => {}
+                }
+            }
+            self.highest_modseq = self.highest_modseq.max(changes.highest_modseq);
+        }
+        if expunge_allowed {
+            self.announce_expunges(out);
+        }
+        if grew {
+            Data::Exists(self.exists()).encode(out);
+        }
+        for uid in flag_changes {
+            if let Some(i) = self.index_of(uid) {
+                let m = &self.messages[i];
+                FetchResponse {
+                    seq: i as u32 + 1,
+                    items: vec![
+                        FetchItem::Uid(m.uid.get()),
+                        FetchItem::Flags {
+                            flags: &m.flags,
+                            recent: false,
+                        },
+                    ],
+                }
+                .encode(out);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends EXPUNGE for every pending removal and drops the messages from the view.
+    /// Highest first, so each number sent is still valid for the client when it reads
+    /// it without renumbering in between.
+    fn announce_expunges(&mut self, out: &mut Vec<u8>) {
+        let pending = std::mem::take(&mut self.pending_expunge);
+        for uid in pending.into_iter().rev() {
+            if let Some(i) = self.index_of(uid) {
+                self.messages.remove(i);
+                Data::Expunge(i as u32 + 1).encode(out);
+            }
+        }
+    }
+
+    /// Removes messages this session expunged itself, announcing each.
+    pub(crate) fn remove_expunged(&mut self, uids: &[Uid], out: &mut Vec<u8>) {
+        self.pending_expunge.extend(uids.iter().copied());
+        self.announce_expunges(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uids(selected: &Selected, set: &str, uid: bool) -> Result<Vec<u32>, String> {
+        selected
+            .resolve(&set.parse().unwrap(), uid)
+            .map(|ix| ix.iter().map(|&i| selected.messages[i].uid.get()).collect())
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    fn view(uid_list: &[u32]) -> Selected {
+        let (_tx, rx) = broadcast::channel(1);
+        Selected {
+            id: MailboxId(1),
+            name: "INBOX".into(),
+            read_only: false,
+            uid_validity: 1,
+            messages: uid_list
+                .iter()
+                .map(|&u| MessageRecord {
+                    uid: Uid::new(u).unwrap(),
+                    modseq: ModSeq(1),
+                    flags: Default::default(),
+                    size: 10,
+                    internal_date: 0,
+                    blob: evermail_types::BlobId([0; 32]),
+                })
+                .collect(),
+            pending_expunge: BTreeSet::new(),
+            highest_modseq: ModSeq(1),
+            uid_next: 100,
+            changes: rx,
+            dirty: false,
+            last_sync: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn resolves_sequence_numbers_and_uids() {
+        let v = view(&[3, 5, 9, 10]);
+        // (set, is a UID set, the UIDs it names or None for an error)
+        let cases: &[(&str, bool, Option<Vec<u32>>)] = &[
+            ("1", false, Some(vec![3])),
+            ("2:3", false, Some(vec![5, 9])),
+            ("3:2", false, Some(vec![5, 9])),
+            ("*", false, Some(vec![10])),
+            ("1:*", false, Some(vec![3, 5, 9, 10])),
+            ("4,1,2,1", false, Some(vec![3, 5, 10])),
+            ("5", false, None),
+            ("1:5", false, None),
+            ("5", true, Some(vec![5])),
+            ("4", true, Some(vec![])),
+            ("1:4294967295", true, Some(vec![3, 5, 9, 10])),
+            ("6:*", true, Some(vec![9, 10])),
+            // `559:*` always includes the last UID, even when 559 is larger.
+            ("559:*", true, Some(vec![10])),
+            ("*", true, Some(vec![10])),
+        ];
+        for (set, uid, want) in cases {
+            let got = uids(&v, set, *uid);
+            match want {
+                Some(want) => assert_eq!(got.as_ref(), Ok(want), "{set} uid={uid}"),
+                None => assert!(got.is_err(), "{set} uid={uid}: {got:?}"),
+            }
+        }
+        let empty = view(&[]);
+        assert_eq!(uids(&empty, "1:*", false), Ok(vec![]));
+        assert_eq!(uids(&empty, "*", true), Ok(vec![]));
+        assert!(uids(&empty, "1", false).is_err());
+    }
+
+    #[test]
+    fn expunges_are_announced_highest_first() {
+        let mut v = view(&[3, 5, 9, 10]);
+        let mut out = Vec::new();
+        v.remove_expunged(&[Uid::new(5).unwrap(), Uid::new(10).unwrap()], &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n"
+        );
+        assert_eq!(v.exists(), 2);
+        assert_eq!(v.index_of(Uid::new(9).unwrap()), Some(1));
+    }
+}
