@@ -253,6 +253,73 @@ impl Mailstore {
         Ok(changed)
     }
 
+    /// Copies messages of one mailbox of `account` into another of its mailboxes (IMAP
+    /// COPY and MOVE), in UID order; returns each source UID with where its copy landed.
+    /// UIDs that do not exist are skipped. Only metadata is written: a copy shares the
+    /// stored body, so nothing is re-uploaded. The quota is charged as for any new
+    /// message; when a copy fails, the copies made before it stay and the error is
+    /// returned with them, so the caller can undo them (RFC 9051 wants COPY atomic).
+    pub async fn copy_messages(
+        &self,
+        account: AccountId,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+    ) -> Result<Vec<(Uid, evermail_meta::InsertedMessage)>, (Vec<Uid>, MailError)> {
+        let fail = |e: MailError| (Vec::new(), e);
+        self.mailbox(account, to).await.map_err(fail)?;
+        // Reading the source through `messages` checks that it is the account's own.
+        let mut wanted: Vec<Uid> = uids.to_vec();
+        wanted.sort();
+        let sources: Vec<MessageRecord> = self
+            .messages(account, from)
+            .await
+            .map_err(fail)?
+            .into_iter()
+            .filter(|m| wanted.binary_search(&m.uid).is_ok())
+            .collect();
+        let mut copied = Vec::with_capacity(sources.len());
+        for message in &sources {
+            match self.copy_one(account, message, to).await {
+                Ok(inserted) => copied.push((message.uid, inserted)),
+                Err(e) => return Err((copied.iter().map(|(_, c)| c.uid).collect(), e)),
+            }
+        }
+        Ok(copied)
+    }
+
+    async fn copy_one(
+        &self,
+        account: AccountId,
+        message: &MessageRecord,
+        to: MailboxId,
+    ) -> Result<evermail_meta::InsertedMessage, MailError> {
+        let blob = self.meta().blob(message.blob).await?.ok_or_else(|| {
+            MailError::new(
+                ErrorKind::Corrupt,
+                format!("blob {} has no record", message.blob),
+            )
+        })?;
+        let locations = self.meta().blob_locations(message.blob).await?;
+        let inserted = self
+            .meta()
+            .insert_message(evermail_meta::NewMessage {
+                account,
+                mailbox: to,
+                blob,
+                locations,
+                flags: message.flags.clone(),
+                internal_date: message.internal_date,
+            })
+            .await?;
+        self.announce(MailboxChange {
+            account,
+            mailbox: to,
+            modseq: inserted.modseq,
+        });
+        Ok(inserted)
+    }
+
     /// Removes messages; returns the UIDs that were removed.
     pub async fn expunge(
         &self,

@@ -305,3 +305,53 @@ async fn an_account_named_twice_gets_one_copy() {
     let inbox = store.find_mailbox(alice.id, "INBOX").await.unwrap().unwrap();
     assert_eq!(store.messages(alice.id, inbox.id).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn copies_share_the_body_and_stay_within_the_account() {
+    let (store, dir) = mailstore(MailstoreOptions::default()).await;
+    let alice = store
+        .create_account("alice@example.com", "pw", None)
+        .await
+        .unwrap();
+    let bob = store
+        .create_account("bob@example.com", "pw", None)
+        .await
+        .unwrap();
+    store
+        .deliver(Bytes::from_static(MESSAGE), &[alice.id])
+        .await
+        .unwrap();
+    let inbox = store.find_mailbox(alice.id, "INBOX").await.unwrap().unwrap();
+    let trash = store.find_mailbox(alice.id, "Trash").await.unwrap().unwrap();
+    let original = store.messages(alice.id, inbox.id).await.unwrap().remove(0);
+    let mut changes = store.subscribe();
+    let missing = Uid::new(99).unwrap();
+    let copies = store
+        .copy_messages(alice.id, inbox.id, &[missing, original.uid], trash.id)
+        .await
+        .unwrap();
+    assert_eq!(copies.len(), 1, "a missing UID is skipped");
+    assert_eq!(copies[0].0, original.uid);
+    assert_eq!(copies[0].1.mailbox, trash.id);
+    assert_eq!(changes.recv().await.unwrap().mailbox, trash.id);
+    let copied = store.messages(alice.id, trash.id).await.unwrap();
+    assert_eq!(copied[0].blob, original.blob);
+    assert_eq!(store.body(copied[0].blob).await.unwrap(), MESSAGE);
+    assert_eq!(walk(&dir.path().join("blobs")), 1, "no second body file");
+    // Neither side of a copy may belong to another account.
+    let bob_inbox = store.find_mailbox(bob.id, "INBOX").await.unwrap().unwrap();
+    for (from, to) in [(inbox.id, bob_inbox.id), (bob_inbox.id, trash.id)] {
+        let (done, err) = store
+            .copy_messages(alice.id, from, &[original.uid], to)
+            .await
+            .unwrap_err();
+        assert!(done.is_empty());
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+    }
+    let (done, err) = store
+        .copy_messages(bob.id, inbox.id, &[original.uid], bob_inbox.id)
+        .await
+        .unwrap_err();
+    assert!(done.is_empty());
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+}
