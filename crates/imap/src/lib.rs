@@ -31,7 +31,7 @@
 //!   LOGOUT), `select` (SELECT, EXAMINE, CLOSE, UNSELECT), `list` (LIST, LSUB),
 //!   `manage` (CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE), `status`, `append`, `idle`,
 //!   `fetch/` (with `section.rs` cutting `BODY[section]<partial>`), `store`, `search`,
-//!   `expunge`.
+//!   `expunge`, `copy` (COPY, MOVE).
 //!
 //! # Invariants
 //! - *A session reaches mail only through [`Mailstore`] with the account it logged in

@@ -504,13 +504,8 @@ impl Session {
             CommandBody::Fetch(fetch) => self.fetch(fetch).await,
             CommandBody::Store(store) => self.store(store).await,
             CommandBody::Search(search) => self.search(tag, search),
-            CommandBody::Copy(_) | CommandBody::Move(_) => {
-                self.selected_mut()?;
-                Err(CmdError::no(
-                    Code::Cannot,
-                    format!("{name} is not supported yet"),
-                ))
-            }
+            CommandBody::Copy(copy) => self.copy(copy, false).await,
+            CommandBody::Move(copy) => self.copy(copy, true).await,
         }
     }
 }

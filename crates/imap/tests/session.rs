@@ -762,3 +762,36 @@ async fn autologout_before_login() {
     assert!(line.starts_with("* BYE autologout"), "{line}");
     assert!(client.closed().await);
 }
+
+#[tokio::test]
+async fn copy_and_move_report_copyuid() {
+    let server = TestServer::start().await;
+    let alice = server.account("alice@example.com", "pw").await;
+    for _ in 0..3 {
+        server.deliver(&alice, SIMPLE).await;
+    }
+    let mut client = server.login("alice@example.com").await;
+    client.command("SELECT INBOX").await;
+    client.command("STORE 1 +FLAGS.SILENT (\\Flagged)").await;
+    let reply = client.command("COPY 1:2 Archive").await;
+    let last = reply.last().unwrap();
+    assert!(last.contains("OK [COPYUID "), "{last}");
+    assert!(last.contains(" 1:2 1:2] COPY completed"), "{last}");
+    let reply = client.command("COPY 1 Nowhere").await;
+    assert!(reply[0].contains("NO [TRYCREATE]"), "{reply:?}");
+    let reply = client.command("UID MOVE 2:3 Trash").await;
+    assert!(reply[0].starts_with("* OK [COPYUID "), "{reply:?}");
+    assert!(reply[0].contains(" 2:3 1:2]"), "{reply:?}");
+    assert_eq!(reply[1..3], ["* 3 EXPUNGE", "* 2 EXPUNGE"]);
+    assert!(client.ok(&reply), "{reply:?}");
+    let reply = client.command("STATUS Archive (MESSAGES)").await;
+    assert_eq!(reply[0], "* STATUS Archive (MESSAGES 2)");
+    client.command("EXAMINE Archive").await;
+    let reply = client.command("FETCH 1 (FLAGS BODY.PEEK[TEXT])").await;
+    assert_eq!(
+        reply[0],
+        "* 1 FETCH (FLAGS (\\Flagged) BODY[TEXT] {13}\r\nhello world\r\n)"
+    );
+    let reply = client.command("MOVE 1 INBOX").await;
+    assert!(reply[0].contains("NO [READ-ONLY]"), "{reply:?}");
+}

@@ -7,7 +7,7 @@ use super::DELIMITER;
 use crate::session::{CmdResult, Done, Session};
 
 /// Whether CAPABILITY lists IMAP4rev2 (and so ENABLE IMAP4rev2 is honoured). A rev2
-/// server must also offer MOVE, BINARY, ESEARCH, SEARCHRES, LIST-EXTENDED,
+/// server must also offer BINARY, ESEARCH, SEARCHRES, LIST-EXTENDED,
 /// LIST-STATUS, LITERAL- and STATUS=SIZE; until those exist, claiming rev2 would
 /// mislead a client that relies on them. The rev2 behaviours already written (UTF-8
 /// mailbox names, ESEARCH replies) switch on with this.
@@ -23,6 +23,7 @@ const EXTENSIONS: &[&str] = &[
     "ID",
     "UNSELECT",
     "UIDPLUS",
+    "MOVE",
     "CHILDREN",
     "SPECIAL-USE",
 ];
