@@ -201,6 +201,12 @@ impl Session {
             let parsed = parse_command(&self.input, &self.limits());
             match parsed {
                 Parse::Complete { consumed, command } => {
+                    // A client pipelining commands never waits for input, so shutdown
+                    // is also checked here, between two commands.
+                    if self.shutdown.is_cancelled() {
+                        self.bye_shutdown();
+                        return self.flush().await;
+                    }
                     self.consume(consumed);
                     if self.execute(command).await? == Flow::Close {
                         return self.flush().await;
