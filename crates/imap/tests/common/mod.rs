@@ -243,5 +243,10 @@ Subject: inner\r\n\
 inner body\r\n\
 --b1--\r\n";
 
+/// Whether any line contains `needle`.
+pub fn has(lines: &[String], needle: &str) -> bool {
+    lines.iter().any(|l| l.contains(needle))
+}
+
 pub const SIMPLE: &[u8] =
     b"From: a@example.com\r\nTo: b@example.com\r\nSubject: hello\r\n\r\nhello world\r\n";
