@@ -84,13 +84,19 @@ impl Mailstore {
         let started = std::time::Instant::now();
         let (blob, locations) = self.store_body(body).await?;
         let internal_date = now();
-        let mut inserts = Vec::with_capacity(recipients.len());
-        for &account in recipients {
-            let inbox = self.find_mailbox(account, "INBOX").await;
+        // An account named twice (an alias and its target, say) gets one copy; both
+        // positions report that copy's outcome.
+        let mut unique: Vec<AccountId> = recipients.to_vec();
+        unique.sort();
+        unique.dedup();
+        let inserts = unique.iter().map(|&account| {
             let blob = blob.clone();
             let locations = locations.clone();
-            inserts.push(async move {
-                let inbox = inbox?.ok_or_else(|| MailError::not_found("INBOX"))?;
+            async move {
+                let inbox = self
+                    .find_mailbox(account, "INBOX")
+                    .await?
+                    .ok_or_else(|| MailError::not_found("INBOX"))?;
                 self.insert(NewMessage {
                     account,
                     mailbox: inbox.id,
@@ -100,9 +106,21 @@ impl Mailstore {
                     internal_date,
                 })
                 .await
-            });
-        }
-        let results = join_all(inserts).await;
+            }
+        });
+        let outcomes = join_all(inserts).await;
+        let results: Vec<Result<Delivered, MailError>> = recipients
+            .iter()
+            .map(|account| {
+                let i = unique
+                    .binary_search(account)
+                    .expect("every recipient is in unique");
+                match &outcomes[i] {
+                    Ok(delivered) => Ok(*delivered),
+                    Err(e) => Err(MailError::new(e.kind(), e.to_string())),
+                }
+            })
+            .collect();
         for r in &results {
             let outcome = match r {
                 Ok(_) => "delivered",

@@ -295,14 +295,21 @@ async fn mailboxes_are_created_and_deleted_per_account() {
 #[tokio::test]
 async fn an_account_named_twice_gets_one_copy() {
     let (store, _dir) = mailstore(MailstoreOptions::default()).await;
-    let alice = store.create_account("alice@example.com", "pw", None).await.unwrap();
+    let alice = store
+        .create_account("alice@example.com", "pw", None)
+        .await
+        .unwrap();
     let results = store
         .deliver(Bytes::from_static(MESSAGE), &[alice.id, alice.id])
         .await
         .unwrap();
     assert_eq!(results.len(), 2);
     assert_eq!(results[0].as_ref().unwrap(), results[1].as_ref().unwrap());
-    let inbox = store.find_mailbox(alice.id, "INBOX").await.unwrap().unwrap();
+    let inbox = store
+        .find_mailbox(alice.id, "INBOX")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(store.messages(alice.id, inbox.id).await.unwrap().len(), 1);
 }
 
@@ -321,8 +328,16 @@ async fn copies_share_the_body_and_stay_within_the_account() {
         .deliver(Bytes::from_static(MESSAGE), &[alice.id])
         .await
         .unwrap();
-    let inbox = store.find_mailbox(alice.id, "INBOX").await.unwrap().unwrap();
-    let trash = store.find_mailbox(alice.id, "Trash").await.unwrap().unwrap();
+    let inbox = store
+        .find_mailbox(alice.id, "INBOX")
+        .await
+        .unwrap()
+        .unwrap();
+    let trash = store
+        .find_mailbox(alice.id, "Trash")
+        .await
+        .unwrap()
+        .unwrap();
     let original = store.messages(alice.id, inbox.id).await.unwrap().remove(0);
     let mut changes = store.subscribe();
     let missing = Uid::new(99).unwrap();

@@ -1,0 +1,328 @@
+//! The configuration file. Each crate owns the options of its part (`[lmtp]` is
+//! `evermail_lmtp::LmtpOptions`, and so on); this file assembles them and adds what
+//! only the binary decides: the data directory and which storage backends to open.
+
+use anyhow::{Context, bail};
+use evermail_admin::AdminOptions;
+use evermail_lmtp::LmtpOptions;
+use serde::{Deserialize, Deserializer};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the metadata database and the default blob store live. The command-line
+    /// `--data-dir` wins over this; the default is `./evermail-data`.
+    pub data_dir: Option<PathBuf>,
+    /// This node's name: part of every blob key it writes, so nodes sharing one store
+    /// mount never collide. Defaults to the host name.
+    pub node_name: Option<String>,
+    pub lmtp: LmtpOptions,
+    pub imap: evermail_imap::ImapOptions,
+    pub admin: AdminOptions,
+    pub metadata: MetadataConfig,
+    pub storage: StorageConfig,
+    pub accounts: AccountsConfig,
+}
+
+/// `[metadata]`: where mailbox metadata lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetadataConfig {
+    /// The SQLite database file, relative to the data directory.
+    pub sqlite_path: PathBuf,
+}
+
+impl Default for MetadataConfig {
+    fn default() -> Self {
+        MetadataConfig {
+            sqlite_path: PathBuf::from("meta.sqlite"),
+        }
+    }
+}
+
+/// `[storage]`: where message bodies live, and how many copies of each.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Copies written of every body.
+    pub replicas: usize,
+    /// Copies that must be durable before a delivery is acknowledged.
+    pub min_replicas: usize,
+    /// The blob stores. Empty means one filesystem store, `local`, at `DATA/blobs`.
+    pub stores: Vec<StoreConfig>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            replicas: 1,
+            min_replicas: 1,
+            stores: Vec::new(),
+        }
+    }
+}
+
+/// One `[[storage.stores]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
+pub enum StoreConfig {
+    /// A directory: a local disk, or an NFS or CephFS mount.
+    Fs {
+        /// The store's id, recorded with every copy it holds; never change it.
+        id: String,
+        /// The directory; relative paths are inside the data directory.
+        path: PathBuf,
+    },
+}
+
+/// `[accounts]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountsConfig {
+    /// The quota of new accounts that do not name one, e.g. `"2G"`; unset is unlimited.
+    #[serde(deserialize_with = "deserialize_size_opt")]
+    pub default_quota: Option<u64>,
+}
+
+impl Config {
+    /// Reads the config file, or the defaults when there is none.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the config file {}", path.display()))?;
+        let config: Config = toml::from_str(&text)
+            .with_context(|| format!("in the config file {}", path.display()))?;
+        config
+            .validate()
+            .with_context(|| format!("in the config file {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Refuses settings that parse but cannot work, so the mistake is reported at
+    /// start-up rather than as refused mail later.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.lmtp.max_message_size == 0 {
+            bail!("[lmtp] max_message_size must be more than 0");
+        }
+        if self.imap.max_message_size == 0 {
+            bail!("[imap] max_message_size must be more than 0");
+        }
+        if self.lmtp.timeout_secs == 0 {
+            bail!("[lmtp] timeout_secs must be more than 0");
+        }
+        let mut ids: Vec<&str> = self
+            .storage
+            .stores
+            .iter()
+            .map(|s| match s {
+                StoreConfig::Fs { id, .. } => id.as_str(),
+            })
+            .collect();
+        ids.sort_unstable();
+        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+            bail!("[[storage.stores]]: the id {:?} is used twice", w[0]);
+        }
+        if let Some(id) = ids.iter().find(|id| id.is_empty()) {
+            bail!("[[storage.stores]]: an id may not be empty ({id:?})");
+        }
+        Ok(())
+    }
+
+    /// The data directory: the command line, then the file, then `./evermail-data`.
+    pub fn data_dir(&self, from_cli: Option<&Path>) -> PathBuf {
+        from_cli
+            .map(Path::to_path_buf)
+            .or_else(|| self.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("evermail-data"))
+    }
+
+    pub fn node_name(&self) -> String {
+        self.node_name.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty() && !h.contains('/') && !h.starts_with('.'))
+                .unwrap_or_else(|| "evermail".to_string())
+        })
+    }
+}
+
+/// Parses a size such as `1048576`, `512K`, `10M`, `2G` or `1T` (powers of 1024).
+pub fn parse_size(text: &str) -> anyhow::Result<u64> {
+    let text = text.trim();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, ""),
+    };
+    let n: u64 = digits
+        .parse()
+        .with_context(|| format!("{text:?} is not a size such as 500M or 2G"))?;
+    let shift = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches(['B', 'I'])
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => bail!("{text:?} is not a size such as 500M or 2G"),
+    };
+    n.checked_mul(1 << shift)
+        .with_context(|| format!("{text:?} is too large"))
+}
+
+fn deserialize_size_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Number(u64),
+        Text(String),
+    }
+    match Option::<Size>::deserialize(d)? {
+        None => Ok(None),
+        Some(Size::Number(n)) => Ok(Some(n)),
+        Some(Size::Text(t)) => parse_size(&t).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+/// A commented configuration with every setting at its default, printed by
+/// `evermail config example`. A test checks that it parses.
+pub const EXAMPLE: &str = r#"# evermail configuration. Every setting is shown at its default; delete what you
+# do not change. Sizes are bytes or a number with K, M, G or T (powers of 1024).
+
+# Where the metadata database and the default blob store live; --data-dir wins.
+# data_dir = "evermail-data"
+
+# This node's name, part of every blob key it writes (default: the host name).
+# node_name = "mail1"
+
+[imap]
+# Where IMAP listens (plaintext, STARTTLS comes with TLS support).
+listen = ["127.0.0.1:1143"]
+# Seconds an authenticated client may stay silent before it is logged out
+# (RFC 9051 asks for at least 30 minutes).
+idle_timeout_secs = 1800
+# The largest APPEND accepted, in bytes (advertised as APPENDLIMIT).
+max_message_size = 52428800
+# Where LOGIN and AUTHENTICATE PLAIN are allowed without TLS: "loopback" (clients
+# on 127.0.0.0/8 or ::1 only), "always", or "never". Until TLS support lands, a
+# listener reachable from other hosts needs "always".
+plaintext_auth = "loopback"
+# How long a failed login waits before its NO, slowing password guessing.
+auth_failure_delay_ms = 1000
+
+[lmtp]
+# Where LMTP listens. Point your MTA here (Postfix: mailbox_transport = lmtp:inet:127.0.0.1:2424).
+listen = ["127.0.0.1:2424"]
+# The largest message accepted; larger gets 552 5.3.4.
+max_message_size = 52428800
+# Seconds a command line may take, and the longest a DATA transfer may stall.
+timeout_secs = 300
+# Recipients per transaction.
+max_recipients = 1000
+# The name in the greeting (default: the host name).
+# hostname = "mx.example.com"
+
+[admin]
+# Health, readiness and Prometheus metrics over HTTP. Unauthenticated: keep it private.
+listen = "127.0.0.1:8080"
+
+[metadata]
+# The SQLite database, relative to the data directory.
+sqlite_path = "meta.sqlite"
+
+[storage]
+# Copies written of every message body, and how many must be durable before a
+# delivery is acknowledged. replicas may not exceed the number of stores.
+replicas = 1
+min_replicas = 1
+
+# With no [[storage.stores]] entry, one filesystem store "local" lives in DATA/blobs.
+# [[storage.stores]]
+# kind = "fs"
+# id = "local"
+# path = "blobs"
+
+[accounts]
+# The quota of accounts created without --quota; unset is unlimited.
+# default_quota = "2G"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_parses_and_matches_the_defaults() {
+        let parsed: Config = toml::from_str(EXAMPLE).unwrap();
+        let default = Config::default();
+        assert_eq!(parsed.lmtp.listen, default.lmtp.listen);
+        assert_eq!(parsed.lmtp.max_message_size, default.lmtp.max_message_size);
+        assert_eq!(parsed.lmtp.timeout_secs, default.lmtp.timeout_secs);
+        assert_eq!(parsed.imap.listen, default.imap.listen);
+        assert_eq!(parsed.admin.listen, default.admin.listen);
+        assert_eq!(parsed.storage.replicas, default.storage.replicas);
+        assert!(parsed.storage.stores.is_empty());
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        let err = toml::from_str::<Config>("[lmtp]\nlisten_on = []\n").unwrap_err();
+        assert!(err.to_string().contains("listen_on"), "{err}");
+        assert!(toml::from_str::<Config>("colour = 1\n").is_err());
+    }
+
+    #[test]
+    fn impossible_settings_are_refused() {
+        for text in [
+            "[lmtp]\nmax_message_size = 0\n",
+            "[imap]\nmax_message_size = 0\n",
+            "[lmtp]\ntimeout_secs = 0\n",
+            "[[storage.stores]]\nkind = \"fs\"\nid = \"a\"\npath = \"x\"\n\
+             [[storage.stores]]\nkind = \"fs\"\nid = \"a\"\npath = \"y\"\n",
+        ] {
+            let config: Config = toml::from_str(text).unwrap();
+            assert!(config.validate().is_err(), "{text}");
+        }
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn parses_sizes() {
+        let cases = [
+            ("0", Some(0)),
+            ("1048576", Some(1 << 20)),
+            ("512K", Some(512 << 10)),
+            ("10M", Some(10 << 20)),
+            ("10mb", Some(10 << 20)),
+            ("2GiB", Some(2 << 30)),
+            ("1T", Some(1 << 40)),
+            ("", None),
+            ("M", None),
+            ("10X", None),
+            ("-1", None),
+            ("99999999999999999999T", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_size(text).ok(), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn stores_and_quota_parse() {
+        let config: Config = toml::from_str(
+            "[storage]\nreplicas = 2\nmin_replicas = 2\n\
+             [[storage.stores]]\nkind = \"fs\"\nid = \"a\"\npath = \"/srv/a\"\n\
+             [[storage.stores]]\nkind = \"fs\"\nid = \"b\"\npath = \"b\"\n\
+             [accounts]\ndefault_quota = \"1G\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.storage.stores.len(), 2);
+        assert_eq!(config.accounts.default_quota, Some(1 << 30));
+    }
+}

@@ -1,0 +1,144 @@
+//! `evermail serve`: the startup script of a node. It reads top to bottom: logging,
+//! metrics, storage, listeners, services, then wait for a signal and shut down.
+
+use crate::config::Config;
+use crate::storage::open_mailstore;
+use anyhow::Context;
+use evermail_admin::{Readiness, RenderMetrics};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long shutdown waits for sessions and in-flight deliveries before exiting anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+async fn bind(service: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for {service} on {addr}"))?;
+    // Tests and scripts read these lines to learn the ports (port 0 picks a free one).
+    println!("listening {service} {}", listener.local_addr()?);
+    Ok(listener)
+}
+
+pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EVERMAIL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    describe_metrics();
+
+    let mailstore = open_mailstore(&config, &data_dir).await?;
+    tracing::info!(data_dir = %data_dir.display(), node = %config.node_name(), "storage open");
+
+    // Bind everything before serving anything, so a port conflict fails the start
+    // instead of leaving a half-running node.
+    let mut imap_listeners = Vec::new();
+    for addr in &config.imap.listen {
+        imap_listeners.push(bind("imap", *addr).await?);
+    }
+    let mut lmtp_listeners = Vec::new();
+    for addr in &config.lmtp.listen {
+        lmtp_listeners.push(bind("lmtp", *addr).await?);
+    }
+    let admin_listener = bind("admin", config.admin.listen).await?;
+
+    let shutdown = CancellationToken::new();
+    let services = TaskTracker::new();
+    let readiness = Readiness::default();
+
+    let imap_options = Arc::new(config.imap.clone());
+    for listener in imap_listeners {
+        let (m, o, s) = (mailstore.clone(), imap_options.clone(), shutdown.clone());
+        services.spawn(async move {
+            if let Err(e) = evermail_imap::serve(listener, m, o, s).await {
+                tracing::error!(error = %e, "IMAP listener failed");
+            }
+        });
+    }
+    let lmtp_options = Arc::new(config.lmtp.clone());
+    for listener in lmtp_listeners {
+        let (m, o, s) = (mailstore.clone(), lmtp_options.clone(), shutdown.clone());
+        services.spawn(async move {
+            if let Err(e) = evermail_lmtp::serve(listener, m, o, s).await {
+                tracing::error!(error = %e, "LMTP listener failed");
+            }
+        });
+    }
+    let render: RenderMetrics = Arc::new(move || metrics.render());
+    // The admin endpoint outlives the mail services during shutdown, so /readyz can
+    // answer 503 while sessions drain.
+    let admin_shutdown = CancellationToken::new();
+    let admin = tokio::spawn(evermail_admin::serve(
+        admin_listener,
+        readiness.clone(),
+        render,
+        admin_shutdown.clone(),
+    ));
+    services.close();
+
+    readiness.set(true);
+    println!("ready");
+    println!(
+        "add a user:  echo 'a-password' | evermail --data-dir {} account add you@example.com",
+        data_dir.display()
+    );
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down: no new connections; finishing in-flight work");
+    readiness.set(false);
+    shutdown.cancel();
+    if tokio::time::timeout(SHUTDOWN_GRACE, services.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_secs = SHUTDOWN_GRACE.as_secs(),
+            "sessions still open after the grace period; exiting anyway"
+        );
+    }
+    admin_shutdown.cancel();
+    let _ = admin.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+fn describe_metrics() {
+    metrics::describe_counter!(
+        "evermail_deliveries_total",
+        "Messages delivered into mailboxes, per recipient, by outcome"
+    );
+    metrics::describe_histogram!(
+        "evermail_delivery_seconds",
+        "Time from a complete message to its durable commit"
+    );
+    metrics::describe_counter!(
+        "evermail_lmtp_deliveries_total",
+        "LMTP per-recipient replies after DATA, by outcome"
+    );
+    metrics::describe_counter!("evermail_lmtp_sessions_total", "LMTP connections accepted");
+    metrics::describe_counter!("evermail_imap_sessions_total", "IMAP connections accepted");
+    // Registered at zero so dashboards and tests see the series before the first mail.
+    metrics::counter!("evermail_lmtp_deliveries_total", "outcome" => "delivered").absolute(0);
+}
