@@ -102,6 +102,7 @@ class Server:
         self._log = open(self.log_path, "wb")
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
+        env.setdefault("NO_COLOR", "1")
         self.proc = subprocess.Popen(
             [
                 self.binary,

@@ -165,7 +165,12 @@ def test_bodystructure_of_multipart_names_both_parts(delivered):
     finally:
         client.logout()
     bs = _lower(parse_fetch(data)[2]["BODYSTRUCTURE"])
-    parts = [p for p in bs if isinstance(p, list)]
+    # body-type-mpart: the parts (lists), then the subtype, then extensions.
+    parts = []
+    for item in bs:
+        if not isinstance(item, list):
+            break
+        parts.append(item)
     assert len(parts) >= 2, f"expected two body parts in {bs!r}"
     # The first non-list element after the parts is the multipart subtype.
     assert bs[len(parts)] == "mixed", bs
