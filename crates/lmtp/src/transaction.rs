@@ -8,6 +8,7 @@ use evermail_smtp_proto::{
     BdatBody, BdatFeed, BodyType, DataDecoder, Feed, ForwardPath, MailFrom, RcptTo, Reply,
 };
 use evermail_types::AccountId;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
@@ -15,6 +16,11 @@ use tokio::time::Instant;
 /// declared: the declaration is a hint, and trusting it would let any client make us
 /// allocate `max_message_size` by saying a number.
 const MAX_INITIAL_CAPACITY: u64 = 1024 * 1024;
+
+/// The slowest average rate, in bytes per second, at which message data may arrive
+/// once its first `timeout_secs` have passed. A 50 MiB message at this floor may take
+/// 14 hours, so no real MTA meets it; a slowloris client does at once.
+const MIN_DATA_RATE: u64 = 1024;
 
 /// State from MAIL to the end of the data.
 pub(crate) struct Transaction {
@@ -228,7 +234,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         // What was kept will never be delivered; free it now.
                         message = Vec::new();
                     }
-                    self.fill_data(deadline).await?;
+                    self.fill_data(deadline, decoder.size()).await?;
                 }
             }
         };
@@ -308,17 +314,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
                 BdatFeed::NeedMore { consumed } => {
                     self.consume(consumed);
-                    self.fill_data(deadline).await?;
+                    self.fill_data(deadline, body.size()).await?;
                 }
             }
         }
     }
 
     /// Waits for more data: no longer than the idle timeout, nor past the deadline of
-    /// the whole data.
-    async fn fill_data(&mut self, deadline: Instant) -> Step {
+    /// the whole data, nor past the point where the data has arrived slower than
+    /// [`MIN_DATA_RATE`] on average since its first `timeout_secs`. The rate floor is
+    /// what cuts off a client trickling one byte a second, which an idle timeout alone
+    /// would keep for the whole data deadline.
+    async fn fill_data(&mut self, deadline: Instant, received: u64) -> Step {
+        let started = deadline
+            .checked_sub(self.options.data_timeout())
+            .unwrap_or_else(Instant::now);
+        let progress =
+            started + self.options.timeout() + Duration::from_secs(received / MIN_DATA_RATE);
         let idle = Instant::now() + self.options.timeout();
-        self.fill(idle.min(deadline)).await
+        self.fill(idle.min(deadline).min(progress)).await
     }
 
     /// Ends the transaction after its data: delivers (unless oversize) and sends one

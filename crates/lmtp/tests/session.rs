@@ -496,6 +496,43 @@ async fn a_client_stalling_in_data_is_closed_and_nothing_is_stored() {
 }
 
 #[tokio::test]
+async fn data_trickled_byte_by_byte_is_cut_off() {
+    let server = start(quick()).await;
+    let alice = server.account("alice@example.com", None).await;
+    let mut client = server.client().await;
+    client.lhlo().await;
+    client
+        .expect("MAIL FROM:<s@example.org>", 250, "2.1.0")
+        .await;
+    client
+        .expect("RCPT TO:<alice@example.com>", 250, "2.1.5")
+        .await;
+    assert_eq!(client.cmd("DATA").await.code, 354);
+    // One byte every 200 ms is never idle for a second, but far below the rate floor,
+    // so the server must cut the data phase while we are still sending, long before
+    // its 10-second whole-data deadline.
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while started.elapsed() < Duration::from_secs(8) && !got.ends_with(b"\r\n") {
+        match client.stream.try_read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => break,
+        }
+        let _ = client.stream.try_write(b"x");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let reply = String::from_utf8_lossy(&got);
+    assert!(
+        reply.starts_with("421 4.4.2"),
+        "while trickling, got {reply:?}"
+    );
+    assert!(server.inbox(alice).await.is_empty());
+}
+
+#[tokio::test]
 async fn a_client_vanishing_mid_data_leaves_nothing() {
     let (server, alice) = server_with_alice().await;
     let mut client = server.client().await;

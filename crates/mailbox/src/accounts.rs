@@ -42,6 +42,51 @@ pub const DEFAULT_MAILBOXES: &[(&str, Option<&str>)] = &[
 /// is a free way to make the server hash megabytes.
 const MAX_PASSWORD: usize = 1024;
 
+/// Checks that `address` is a usable mailbox address, `local@domain`, or with
+/// `catch_all` also `@domain`. Deliberately stricter than RFC 5321 allows (no quoted
+/// local parts, no address literals): these are names an admin types for accounts and
+/// aliases, and a typo such as a space should fail loudly rather than create an
+/// address no MTA will ever deliver to.
+pub fn check_address(address: &str, catch_all: bool) -> Result<(), MailError> {
+    let bad = |why: &str| {
+        Err(MailError::new(
+            ErrorKind::Invalid,
+            format!("{address:?} is not a valid address: {why}"),
+        ))
+    };
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return bad("it has no @domain");
+    };
+    if local.is_empty() && !catch_all {
+        return bad("the part before @ is empty");
+    }
+    if local.len() > 64 {
+        return bad("the part before @ is longer than 64 bytes");
+    }
+    let special = |c: char| c.is_whitespace() || c.is_control() || "<>()[]\\,;:\"@".contains(c);
+    if local.chars().any(special) {
+        return bad("the part before @ has a space or one of <>()[]\\,;:\"@");
+    }
+    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+        return bad("the part before @ has a misplaced dot");
+    }
+    if domain.is_empty() || domain.len() > 253 {
+        return bad("the domain is empty or longer than 253 bytes");
+    }
+    for label in domain.split('.') {
+        let ok_char = |c: char| c.is_alphanumeric() || c == '-';
+        if label.is_empty()
+            || label.len() > 63
+            || !label.chars().all(ok_char)
+            || label.starts_with('-')
+            || label.ends_with('-')
+        {
+            return bad("the domain is not a host name such as example.com");
+        }
+    }
+    Ok(())
+}
+
 fn argon2() -> Argon2<'static> {
     let params = Params::new(19 * 1024, 2, 1, None).expect("constant Argon2 parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
@@ -106,6 +151,7 @@ impl Mailstore {
         password: &str,
         quota_bytes: Option<u64>,
     ) -> Result<Account, MailError> {
+        check_address(address.trim(), false)?;
         let password_hash = hash_password(password).await?;
         let record = self
             .meta()
@@ -158,6 +204,7 @@ impl Mailstore {
     }
 
     pub async fn add_alias(&self, alias: &str, target: &str) -> Result<(), MailError> {
+        check_address(alias.trim(), true)?;
         let account = self.account_record(target).await?;
         Ok(self.meta().add_alias(alias, account.id).await?)
     }
@@ -215,5 +262,35 @@ impl Mailstore {
             .await?
             .ok_or_else(|| MailError::not_found("account"))?;
         Ok((record.used_bytes, record.quota_bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_addresses() {
+        let cases: &[(&str, bool, bool)] = &[
+            ("alice@example.com", false, true),
+            ("a.b+tag@mail.example.co.uk", false, true),
+            ("jörg@bücher.example", false, true),
+            ("@example.com", false, false),
+            ("@example.com", true, true),
+            ("a b@example.com", false, false),
+            ("alice", false, false),
+            ("alice@", false, false),
+            ("alice@exa mple.com", false, false),
+            ("alice@-example.com", false, false),
+            ("alice@example..com", false, false),
+            (".alice@example.com", false, false),
+            ("al..ice@example.com", false, false),
+            ("<alice>@example.com", false, false),
+            ("a\u{0}b@example.com", false, false),
+        ];
+        for &(address, catch_all, ok) in cases {
+            assert_eq!(check_address(address, catch_all).is_ok(), ok, "{address:?}");
+        }
+        assert!(check_address(&format!("{}@example.com", "a".repeat(65)), false).is_err());
     }
 }

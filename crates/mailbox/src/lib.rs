@@ -20,7 +20,7 @@ mod deliver;
 mod error;
 mod parse;
 
-pub use accounts::{Account, DEFAULT_MAILBOXES, hash_password};
+pub use accounts::{Account, DEFAULT_MAILBOXES, check_address, hash_password};
 pub use deliver::Delivered;
 pub use error::{ErrorKind, MailError};
 pub use evermail_meta::{Changes, FlagChange, MailboxRecord, MessageRecord};
