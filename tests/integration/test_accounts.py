@@ -168,3 +168,13 @@ def test_password_is_read_from_first_line_of_stdin_only(server):
     # Only the first line is the password; what follows is ignored.
     server.add_account(ADDR, PASSWORD + "\nsecond-line-ignored")
     server.imap(ADDR, PASSWORD).logout()
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["correct horse battery staple", 'quote"and\\backslash', "  leading and trailing  "],
+    ids=["spaces", "quote-backslash", "outer-spaces"],
+)
+def test_password_with_spaces_and_quotes(server, password):
+    server.add_account(ADDR, password)
+    server.imap(ADDR, password).logout()

@@ -1,6 +1,9 @@
 """The admin HTTP endpoint: health, readiness and Prometheus metrics."""
 
+import os
 import re
+import signal
+import time
 
 from conftest import ALICE, BOB, deliver_ok, message
 
@@ -52,3 +55,25 @@ def test_metrics_count_a_delivery(users):
     after = metric_sum(text, METRIC)
     assert after is not None, f"{METRIC} has no sample after a delivery:\n{text[:2000]}"
     assert after >= before + 1, (before, after)
+
+
+def test_readyz_is_not_200_while_draining(users):
+    # A transaction in the DATA phase keeps the server draining after SIGTERM
+    # (until it completes or times out); meanwhile it must not claim to be ready.
+    conn = users.raw_lmtp()
+    try:
+        assert conn.cmd("LHLO client.test")[0] == 250
+        assert conn.cmd("MAIL FROM:<s@example.net>")[0] == 250
+        assert conn.cmd(f"RCPT TO:<{ALICE[0]}>")[0] == 250
+        assert conn.cmd("DATA")[0] == 354
+        conn.send(message("slow", "")[:40])
+        os.kill(users.proc.pid, signal.SIGTERM)
+        time.sleep(0.5)
+        try:
+            status, _, _ = users.http_get("/readyz", timeout=3)
+        except OSError:
+            status = None  # The admin endpoint is already closed: also not ready.
+        assert status != 200, "/readyz still 200 after SIGTERM"
+    finally:
+        conn.close()
+    assert users.wait(timeout=20) == 0

@@ -354,3 +354,42 @@ def test_many_recipients_store_the_body_once(users):
         "recipients: the body is stored more than once"
     )
     assert inbox(users, (names[-1], "pw-" + names[-1])) == [data]
+
+
+def test_imap_never_sees_a_partial_message_during_deliveries(users):
+    ledger = CrashLedger(60)
+    stop = threading.Event()
+    deadline = time.monotonic() + 60
+    workers = [
+        threading.Thread(
+            target=crash_worker,
+            args=(users.ports["lmtp"], wid, 0, 100 + wid, ledger, stop, deadline),
+            daemon=True,
+        )
+        for wid in range(3)
+    ]
+    for worker in workers:
+        worker.start()
+    client = users.imap(*ALICE)
+    problems, fetched, rounds = [], 0, 0
+    try:
+        # Read alice's INBOX over and over while the deliveries run.
+        while any(w.is_alive() for w in workers) and time.monotonic() < deadline and rounds < 200:
+            rounds += 1
+            for uid, body in fetch_bodies(client).items():
+                fetched += 1
+                m = MSGID_RE.search(body)
+                with ledger.lock:
+                    sent = ledger.sent.get(m.group(1).decode()) if m else None
+                if sent is None or sent[0] != body:
+                    problems.append(f"UID {uid}: {len(body)} bytes, not a message sent in full")
+            if problems:
+                break
+    finally:
+        stop.set()
+        client.logout()
+        for worker in workers:
+            worker.join(timeout=30)
+    assert not problems, problems[:10]
+    assert not ledger.refused, ledger.refused[:5]
+    print(f"{rounds} reads of INBOX, {fetched} messages checked")

@@ -1,6 +1,7 @@
 """LMTP in, IMAP out: what is delivered is what is fetched, byte for byte."""
 
 import imaplib
+import time
 
 import pytest
 
@@ -309,5 +310,43 @@ def test_select_unknown_mailbox_is_no(users):
     try:
         typ, data = client.select(imap_quote("No Such Mailbox"))
         assert typ == "NO", (typ, data)
+    finally:
+        client.logout()
+
+
+def test_noop_shows_a_delivery_to_the_selected_inbox(users):
+    first = message("already there")
+    deliver_ok(users, [ALICE[0]], first)
+    client = users.imap(*ALICE)
+    try:
+        assert select(client) == 1
+        later = message("arrives while selected")
+        deliver_ok(users, [ALICE[0]], later)
+        exists = None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            typ, _ = client.noop()
+            assert typ == "OK"
+            _, data = client.response("EXISTS")
+            if data and data[-1]:
+                exists = int(data[-1])
+                if exists == 2:
+                    break
+            time.sleep(0.2)
+        assert exists == 2, f"NOOP never reported `* 2 EXISTS` (last: {exists})"
+        typ, data = client.fetch("2", "(BODY.PEEK[])")
+        assert parse_fetch(data)[2]["BODY[]"] == later
+    finally:
+        client.logout()
+
+
+def test_long_body_line_is_stored_intact(users):
+    # Longer than RFC 5322's 998 characters; MTAs pass such lines on, and the
+    # store must keep them as sent.
+    data = message("long line", "a" * 20_000 + "\r\nshort\r\n" + "." + "b" * 5_000 + "\r\n")
+    deliver_ok(users, [ALICE[0]], data)
+    client = users.imap(*ALICE)
+    try:
+        assert list(fetch_bodies(client).values()) == [data]
     finally:
         client.logout()
