@@ -536,10 +536,14 @@ def imap_quote(name: str) -> str:
 
 
 def select(client: imaplib.IMAP4, mailbox: str = "INBOX") -> int:
-    """SELECT; the EXISTS count."""
+    """SELECT; the EXISTS count.
+
+    A delivery may land while SELECT runs; the server then announces it with a
+    second EXISTS before the tagged OK, and imaplib returns every EXISTS it saw,
+    oldest first, so the last one is the current count."""
     typ, data = client.select(imap_quote(mailbox))
     assert typ == "OK", (mailbox, typ, data)
-    return int(data[0])
+    return int(data[-1])
 
 
 def fetch_bodies(client: imaplib.IMAP4, mailbox: str = "INBOX") -> dict[int, bytes]:
