@@ -554,9 +554,12 @@ def fetch_bodies(client: imaplib.IMAP4, mailbox: str = "INBOX") -> dict[int, byt
     typ, data = client.fetch("1:*", "(UID BODY.PEEK[])")
     assert typ == "OK", (typ, data)
     msgs = parse_fetch(data)
-    assert len(msgs) == exists, f"FETCH 1:* returned {len(msgs)} of {exists} messages"
+    # Mail delivered since SELECT may be announced (EXISTS) and fetched too.
+    missing = set(range(1, exists + 1)) - set(msgs)
+    assert not missing, f"FETCH 1:* left out messages {sorted(missing)} of {exists}"
     out = {}
-    for seq, items in msgs.items():
+    for seq, items in sorted(msgs.items()):
+        assert "UID" in items and "BODY[]" in items, f"FETCH {seq} lacks UID or BODY[]: {items}"
         uid = int(items["UID"])
         assert uid not in out, f"UID {uid} appears twice"
         out[uid] = items["BODY[]"]
