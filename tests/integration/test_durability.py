@@ -26,7 +26,7 @@ from conftest import (
 SENDER = "sender@example.net"
 MSGID_RE = re.compile(rb"^Message-ID: (<[^>\r\n]+>)\r?$", re.M | re.I)
 
-CRASH_KILLS = 5  # SIGKILLs in one crash test
+CRASH_KILLS = 10  # SIGKILLs in one crash test
 CRASH_WORKERS = 3  # concurrent LMTP connections
 CRASH_MAX_MESSAGES = 300  # messages attempted in all
 CRASH_MAX_SECONDS = 90.0  # time spent delivering in all
@@ -107,8 +107,9 @@ def test_sigkill_during_deliveries_loses_no_acknowledged_message(users):
             users.start()
         # An even share of the message budget per round, so every round
         # (and every kill) happens.
+        round_budget = CRASH_MAX_MESSAGES // CRASH_KILLS
         with ledger.lock:
-            ledger.budget = CRASH_MAX_MESSAGES // CRASH_KILLS
+            ledger.budget = round_budget
         stop = threading.Event()
         workers = [
             threading.Thread(
@@ -120,7 +121,16 @@ def test_sigkill_during_deliveries_loses_no_acknowledged_message(users):
         ]
         for worker in workers:
             worker.start()
-        time.sleep(rng.uniform(0.5, 3.0))
+        # Kill at a random moment while deliveries are in full flow: once a
+        # random number of this round's messages have been started, plus a
+        # random few milliseconds (so the kill lands in any phase of one).
+        target = len(ledger.sent) + rng.randint(5, round_budget - 10)
+        wait_until = min(deadline, time.monotonic() + 20)
+        while len(ledger.sent) < target and time.monotonic() < wait_until:
+            if not any(w.is_alive() for w in workers):
+                break
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0, 0.05))
         users.kill()
         kills += 1
         stop.set()
@@ -169,6 +179,10 @@ def test_sigkill_during_deliveries_loses_no_acknowledged_message(users):
         for msgid, rcpts in ledger.acked.items():
             if user[0] in rcpts and msgid not in seen:
                 problems.append(f"{user[0]}: {msgid} got 250 but is missing after restart")
+        unacked = [m for m, (_, r) in ledger.sent.items()
+                   if user[0] in r and user[0] not in ledger.acked.get(m, ())]
+        print(f"{user[0]}: {len(unacked)} deliveries cut by a kill, "
+              f"{sum(m in seen for m in unacked)} of them stored in full anyway")
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems[:30])
 
 

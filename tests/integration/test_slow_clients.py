@@ -33,7 +33,7 @@ def await_cutoff(conn, started: float):
     received, closed = conn.read_until_closed(timeout=LMTP_TIMEOUT_SECS + SLACK)
     elapsed = time.monotonic() - started
     assert closed, (
-        f"connection still open {elapsed:.1f}s after the stall "
+        f"connection still open {elapsed:.1f}s after the stall or trickle began "
         f"(timeout_secs={LMTP_TIMEOUT_SECS}); got {received!r}"
     )
     return received, elapsed
