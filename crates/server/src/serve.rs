@@ -137,8 +137,11 @@ fn describe_metrics() {
         "evermail_lmtp_deliveries_total",
         "LMTP per-recipient replies after DATA, by outcome"
     );
-    metrics::describe_counter!("evermail_lmtp_sessions_total", "LMTP connections accepted");
-    metrics::describe_counter!("evermail_imap_sessions_total", "IMAP connections accepted");
+    metrics::describe_counter!(
+        "evermail_sessions_total",
+        "Connections accepted, by protocol"
+    );
+    metrics::describe_gauge!("evermail_sessions_active", "Open sessions, by protocol");
     // Registered at zero so dashboards and tests see the series before the first mail.
     metrics::counter!("evermail_lmtp_deliveries_total", "outcome" => "delivered").absolute(0);
 }
