@@ -72,7 +72,12 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let size = batch.len();
+        let started = std::time::Instant::now();
         let (completions, result) = run_batch(&mut conn, batch.drain(..)).await;
+        // Jobs per commit is the group-commit factor: how many writes shared one fsync.
+        metrics::counter!("evermail_meta_commits_total").increment(1);
+        metrics::counter!("evermail_meta_commit_jobs_total").increment(size as u64);
+        metrics::histogram!("evermail_meta_commit_seconds").record(started.elapsed());
         if let Err(e) = &result {
             tracing::error!(error = %e, size, "metadata write batch failed");
         }

@@ -142,6 +142,14 @@ fn describe_metrics() {
         "Connections accepted, by protocol"
     );
     metrics::describe_gauge!("evermail_sessions_active", "Open sessions, by protocol");
+    metrics::describe_counter!(
+        "evermail_meta_commits_total",
+        "Metadata write transactions committed (each one WAL fsync)"
+    );
+    metrics::describe_counter!(
+        "evermail_meta_commit_jobs_total",
+        "Metadata writes committed; divided by commits, the group-commit factor"
+    );
     // Registered at zero so dashboards and tests see the series before the first mail.
     metrics::counter!("evermail_lmtp_deliveries_total", "outcome" => "delivered").absolute(0);
 }
