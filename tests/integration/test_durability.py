@@ -7,6 +7,7 @@ import random
 import re
 import signal
 import smtplib
+import socket
 import threading
 import time
 
@@ -407,3 +408,38 @@ def test_imap_never_sees_a_partial_message_during_deliveries(users):
     assert not problems, problems[:10]
     assert not ledger.refused, ledger.refused[:5]
     print(f"{rounds} reads of INBOX, {fetched} messages checked")
+
+
+def test_sigterm_stops_accepting_new_connections(users):
+    # A transaction in its DATA phase keeps the server draining for a while
+    # after SIGTERM; during that time no new session may start.
+    conn = users.raw_lmtp()
+    ports = dict(users.ports)
+    try:
+        assert conn.cmd("LHLO client.test")[0] == 250
+        assert conn.cmd(f"MAIL FROM:<{SENDER}>")[0] == 250
+        assert conn.cmd(f"RCPT TO:<{ALICE[0]}>")[0] == 250
+        assert conn.cmd("DATA")[0] == 354
+        conn.send(message("keeps the server draining", "")[:60])
+        os.kill(users.proc.pid, signal.SIGTERM)
+        time.sleep(1.0)
+        for kind in ("lmtp", "imap"):
+            try:
+                late = socket.create_connection((HOST, ports[kind]), timeout=5)
+            except OSError:
+                continue  # Refused: not accepting. Good.
+            try:
+                late.settimeout(5)
+                try:
+                    greeting = late.recv(200)
+                except (TimeoutError, ConnectionResetError):
+                    greeting = b""
+                # Accepted by the kernel's backlog at most: no greeting, or a refusal.
+                assert not greeting.startswith((b"220", b"* OK")), (
+                    f"{kind} greeted a new client after SIGTERM: {greeting!r}"
+                )
+            finally:
+                late.close()
+    finally:
+        conn.close()
+    assert users.wait(timeout=LMTP_TIMEOUT_SECS + 15) == 0
