@@ -299,6 +299,7 @@ def test_sigterm_mid_data_stores_all_or_nothing(users):
     rc = users.wait(timeout=LMTP_TIMEOUT_SECS + 15)
     assert rc == 0, f"exit status {rc} after SIGTERM"
     assert code in (None, 250, 421), code
+    print(f"half-sent delivery at SIGTERM: {'closed' if code is None else code}")
     users.start()
     assert inbox(users, ALICE) == ([data] if code == 250 else [])
 
