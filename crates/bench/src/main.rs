@@ -30,7 +30,7 @@ enum Workload {
         #[arg(long, default_value = "1,4,16", value_delimiter = ',')]
         connections: Vec<usize>,
         /// Message sizes in bytes; a comma-separated list runs each in turn.
-        #[arg(long, default_value = "4096", value_delimiter = ',')]
+        #[arg(long, default_value = "4096,102400", value_delimiter = ',')]
         size: Vec<usize>,
         /// Recipients of every message (comma-separated; all must exist).
         #[arg(long, value_delimiter = ',', required = true)]
