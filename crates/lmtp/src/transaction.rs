@@ -101,6 +101,16 @@ impl Outcome {
     }
 }
 
+/// RFC 5321 section 4.1.1.11: parameters of an extension the server did not
+/// advertise (here DSN, RFC 3461) are refused with 555.
+fn dsn_not_supported() -> Reply {
+    Reply::new(
+        555,
+        Some((5, 5, 4)),
+        "DSN parameters (RET, ENVID, NOTIFY, ORCPT) are not supported",
+    )
+}
+
 fn sequence_error(text: &str) -> Reply {
     Reply::new(503, Some((5, 5, 1)), text)
 }
@@ -120,6 +130,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Some((5, 5, 4)),
                 "BODY=BINARYMIME is not supported",
             ));
+        }
+        if mail.ret.is_some() || mail.envid.is_some() {
+            return self.refuse(&dsn_not_supported());
         }
         let max = self.options.max_message_size;
         if let Some(size) = mail.size
@@ -146,6 +159,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let Some(transaction) = &self.transaction else {
             return self.refuse(&sequence_error("Send MAIL before RCPT"));
         };
+        if rcpt.notify.is_some() || rcpt.orcpt.is_some() {
+            return self.refuse(&dsn_not_supported());
+        }
         if transaction.recipients.len() >= self.options.max_recipients {
             self.send(&Reply::too_many_recipients());
             return Ok(());

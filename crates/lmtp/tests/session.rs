@@ -589,3 +589,22 @@ async fn shutdown_lets_a_transaction_whose_data_was_sent_finish() {
     assert_eq!(server.inbox(alice).await, [MESSAGE]);
     server.join().await;
 }
+
+#[tokio::test]
+async fn dsn_parameters_are_refused_because_dsn_is_not_offered() {
+    let (server, _alice) = server_with_alice().await;
+    let mut client = server.client().await;
+    client.lhlo().await;
+    client
+        .expect("MAIL FROM:<s@example.org> RET=HDRS", 555, "5.5.4")
+        .await;
+    client
+        .expect("MAIL FROM:<s@example.org>", 250, "2.1.0")
+        .await;
+    client
+        .expect("RCPT TO:<alice@example.com> NOTIFY=NEVER", 555, "5.5.4")
+        .await;
+    client
+        .expect("RCPT TO:<alice@example.com>", 250, "2.1.5")
+        .await;
+}
