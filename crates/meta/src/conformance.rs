@@ -9,10 +9,22 @@ use std::collections::HashSet;
 /// Expands to one `#[tokio::test]` per conformance function. `$make` is an expression
 /// evaluated afresh for every test; it must be a future giving `(Meta, guard)`, where
 /// the guard (a temporary directory, a database handle) lives until the test ends.
+///
+/// `meta_conformance_tests!(optional $make)` is for backends that need a server the
+/// machine may not have: `$make` gives `Option<(Meta, guard)>`, and `None` ends the
+/// test at once. Deciding (and saying) when skipping is acceptable is `$make`'s job;
+/// it should panic instead where the server must exist, as in CI.
 #[macro_export]
 macro_rules! meta_conformance_tests {
+    // `optional` comes first: it would otherwise start parsing as an expression.
+    (optional $make:expr) => {
+        $crate::meta_conformance_tests!(@list optional $make);
+    };
     ($make:expr) => {
-        $crate::meta_conformance_tests!(@each $make;
+        $crate::meta_conformance_tests!(@list required $make);
+    };
+    (@list $mode:ident $make:expr) => {
+        $crate::meta_conformance_tests!(@each $mode $make;
             account_lifecycle,
             account_addresses_are_case_insensitive,
             aliases_and_catch_all_resolve,
@@ -27,11 +39,22 @@ macro_rules! meta_conformance_tests {
             identical_bodies_share_one_blob,
         );
     };
-    (@each $make:expr; $($name:ident),* $(,)?) => {
+    (@each required $make:expr; $($name:ident),* $(,)?) => {
         $(
             #[tokio::test]
             async fn $name() {
                 let (meta, _guard) = $make.await;
+                $crate::conformance::$name(meta).await;
+            }
+        )*
+    };
+    (@each optional $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let Some((meta, _guard)) = $make.await else {
+                    return;
+                };
                 $crate::conformance::$name(meta).await;
             }
         )*
