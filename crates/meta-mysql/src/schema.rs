@@ -1,0 +1,162 @@
+//! The schema, as an ordered list of migrations; the same tables and meaning as the
+//! SQLite backend's, in MariaDB's dialect. A migration is never edited once released;
+//! changes are new entries (expand first, contract in a later release), so versions N
+//! and N+1 of evermail can share one cluster during a rolling upgrade.
+//!
+//! MariaDB commits every DDL statement on its own (there is no transactional DDL), so a
+//! migration interrupted halfway stays half applied. Every statement is therefore
+//! written to be run again safely (`IF NOT EXISTS`, `INSERT IGNORE`), and two nodes
+//! starting at once may both run a migration: the second finds the work done and its
+//! row in `schema_migrations` already there. Galera runs DDL in total order on every
+//! node, so no node sees a half-created table.
+//!
+//! Every table is InnoDB (Galera replicates nothing else) with a primary key (Galera
+//! needs one to apply row events in parallel and to certify them), and `utf8mb4_bin`, so
+//! text compares byte for byte as it does in SQLite.
+
+use crate::retry::{TxError, db};
+use evermail_meta::{ErrorKind, MetaError};
+use sqlx::MySqlConnection;
+
+const TABLE: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+
+/// `(version, statements)`, ascending. `{table}` becomes the table options.
+const MIGRATIONS: &[(i64, &[&str])] = &[(
+    1,
+    &[
+        "CREATE TABLE IF NOT EXISTS counters (
+            name VARCHAR(64) NOT NULL PRIMARY KEY,
+            value BIGINT NOT NULL
+        ) {table}",
+        "INSERT IGNORE INTO counters (name, value) VALUES ('uidvalidity', 0)",
+        // Account and mailbox ids may come from AUTO_INCREMENT: Galera spaces those by
+        // node, which only makes ids sparse. UIDs and MODSEQs never do.
+        "CREATE TABLE IF NOT EXISTS accounts (
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            address VARCHAR(320) NOT NULL,
+            password_hash TEXT NOT NULL,
+            quota_bytes BIGINT NULL,
+            used_bytes BIGINT NOT NULL DEFAULT 0,
+            created_at BIGINT NOT NULL,
+            UNIQUE KEY accounts_by_address (address)
+        ) {table}",
+        "CREATE TABLE IF NOT EXISTS aliases (
+            alias VARCHAR(320) NOT NULL PRIMARY KEY,
+            account_id BIGINT NOT NULL,
+            FOREIGN KEY (account_id) REFERENCES accounts (id)
+        ) {table}",
+        // 700 characters of utf8mb4 plus the account id stay under InnoDB's 3072-byte
+        // index limit.
+        "CREATE TABLE IF NOT EXISTS mailboxes (
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            account_id BIGINT NOT NULL,
+            name VARCHAR(700) NOT NULL,
+            special_use VARCHAR(64) NULL,
+            subscribed TINYINT NOT NULL,
+            uidvalidity BIGINT NOT NULL,
+            uidnext BIGINT NOT NULL,
+            highest_modseq BIGINT NOT NULL,
+            UNIQUE KEY mailboxes_by_name (account_id, name),
+            UNIQUE KEY mailboxes_by_uidvalidity (uidvalidity),
+            FOREIGN KEY (account_id) REFERENCES accounts (id)
+        ) {table}",
+        "CREATE TABLE IF NOT EXISTS blobs (
+            id BINARY(32) NOT NULL PRIMARY KEY,
+            size BIGINT NOT NULL,
+            structure MEDIUMTEXT NOT NULL,
+            created_at BIGINT NOT NULL
+        ) {table}",
+        "CREATE TABLE IF NOT EXISTS blob_locations (
+            blob_id BINARY(32) NOT NULL,
+            store VARCHAR(255) NOT NULL,
+            object_key VARCHAR(1024) NOT NULL,
+            state VARCHAR(16) NOT NULL DEFAULT 'ok',
+            verified_at BIGINT NULL,
+            PRIMARY KEY (blob_id, store),
+            FOREIGN KEY (blob_id) REFERENCES blobs (id)
+        ) {table}",
+        // delivery_id is the idempotency key of insert_message: a retry after a commit
+        // whose outcome was lost finds its own row instead of delivering twice.
+        "CREATE TABLE IF NOT EXISTS messages (
+            mailbox_id BIGINT NOT NULL,
+            uid BIGINT NOT NULL,
+            modseq BIGINT NOT NULL,
+            flags BIGINT NOT NULL,
+            keywords TEXT NOT NULL,
+            size BIGINT NOT NULL,
+            internal_date BIGINT NOT NULL,
+            blob_id BINARY(32) NOT NULL,
+            saved_at BIGINT NOT NULL,
+            delivery_id BINARY(16) NOT NULL,
+            PRIMARY KEY (mailbox_id, uid),
+            UNIQUE KEY messages_by_delivery (delivery_id),
+            KEY messages_by_modseq (mailbox_id, modseq),
+            KEY messages_by_blob (blob_id),
+            FOREIGN KEY (mailbox_id) REFERENCES mailboxes (id),
+            FOREIGN KEY (blob_id) REFERENCES blobs (id)
+        ) {table}",
+        "CREATE TABLE IF NOT EXISTS expunged (
+            mailbox_id BIGINT NOT NULL,
+            uid BIGINT NOT NULL,
+            modseq BIGINT NOT NULL,
+            PRIMARY KEY (mailbox_id, uid),
+            KEY expunged_by_modseq (mailbox_id, modseq)
+        ) {table}",
+    ],
+)];
+
+/// The newest schema version this build knows.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |(v, _)| *v)
+}
+
+/// Applies every migration the database lacks. Refuses a database whose schema is newer
+/// than this build: an older node must not write into tables whose rules it does not
+/// know.
+pub(crate) async fn migrate(conn: &mut MySqlConnection) -> Result<i64, TxError> {
+    sqlx::query(&format!(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version BIGINT NOT NULL PRIMARY KEY,
+            applied_at BIGINT NOT NULL
+        ) {TABLE}"
+    ))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    let current = current_version(conn).await?;
+    if current > latest_version() {
+        return Err(MetaError::new(
+            ErrorKind::Corrupt,
+            format!(
+                "the database schema is version {current}, newer than this evermail \
+                 understands ({}); upgrade evermail before starting it on this database",
+                latest_version()
+            ),
+        )
+        .into());
+    }
+    for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        for statement in *statements {
+            sqlx::query(&statement.replace("{table}", TABLE))
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+        }
+        sqlx::query("INSERT IGNORE INTO schema_migrations (version, applied_at) VALUES (?, ?)")
+            .bind(version)
+            .bind(crate::now())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        tracing::info!(version, "applied metadata schema migration");
+    }
+    current_version(conn).await
+}
+
+pub(crate) async fn current_version(conn: &mut MySqlConnection) -> Result<i64, TxError> {
+    let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(v.unwrap_or(0))
+}
