@@ -37,6 +37,7 @@ MAX_MESSAGE_SIZE = 1048576  # the server's [lmtp] max_message_size in CONFIG
 CONFIG = f"""\
 [imap]
 listen = ["{HOST}:0"]
+tls_listen = ["{HOST}:0"]
 
 [lmtp]
 listen = ["{HOST}:0"]
@@ -47,7 +48,7 @@ timeout_secs = {LMTP_TIMEOUT_SECS}
 listen = "{HOST}:0"
 """
 
-LISTEN_RE = re.compile(r"^listening (imap|lmtp|admin) (\S+):(\d+)\s*$")
+LISTEN_RE = re.compile(r"^listening (imaps|imap|lmtp|admin) (\S+):(\d+)\s*$")
 
 # Every process a test started, so the watchdog and the session end can stop
 # them by pid.

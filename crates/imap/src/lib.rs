@@ -5,7 +5,7 @@
 //!
 //! ```no_run
 //! # async fn run(mailstore: evermail_mailbox::Mailstore) -> std::io::Result<()> {
-//! use evermail_imap::{ImapOptions, serve};
+//! use evermail_imap::{ImapOptions, ListenerTls, serve};
 //! use std::sync::Arc;
 //! use tokio_util::sync::CancellationToken;
 //!
@@ -14,20 +14,24 @@
 //! let shutdown = CancellationToken::new();
 //! // Cancelling `shutdown` makes every session say `* BYE [UNAVAILABLE]` at its next
 //! // safe point; `serve` returns once all of them have closed.
-//! serve(listener, mailstore, options, shutdown).await
+//! // `ListenerTls::StartTls(config)` offers STARTTLS, `Implicit(config)` is port 993's
+//! // role; the config comes from `evermail_tls::server_config`.
+//! serve(listener, mailstore, options, ListenerTls::Off, shutdown).await
 //! # }
 //! ```
 //!
 //! # Layout
 //! - `options`: [`ImapOptions`], the `[imap]` section of the configuration file.
-//! - `server`: [`serve`], the accept loop, shutdown, per-connection span and metrics.
+//! - `server`: [`serve`], the accept loop, shutdown, per-connection span and metrics;
+//!   [`ListenerTls`], whether a listener is plaintext, offers STARTTLS or is implicit
+//!   TLS.
 //! - `session`: one connection: the input buffer and literal continuations, output
 //!   buffering, autologout, the command dispatch, and how a command's result becomes
 //!   its tagged reply (`CmdError` maps mail-model errors to response codes).
 //! - `state`: the selected mailbox as the session sees it (sequence numbers to UIDs,
 //!   flags, HIGHESTMODSEQ) and how other sessions' changes are folded in and reported.
 //! - `command/`: one file per command or small group, each an `impl Session` block:
-//!   `login` (LOGIN, AUTHENTICATE), `capability` (CAPABILITY, ENABLE, ID, NAMESPACE,
+//!   `login` (LOGIN, AUTHENTICATE), `starttls`, `capability` (CAPABILITY, ENABLE, ID, NAMESPACE,
 //!   LOGOUT), `select` (SELECT, EXAMINE, CLOSE, UNSELECT), `list` (LIST, LSUB),
 //!   `manage` (CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE), `status`, `append`, `idle`,
 //!   `fetch/` (with `section.rs` cutting `BODY[section]<partial>`), `store`, `search`,
@@ -43,6 +47,12 @@
 //!   7.5.1); removals seen then wait for the next command that allows them.
 //! - *Untagged updates come before the tagged reply they precede, never unasked.* They
 //!   are written after a command and during IDLE, nowhere else.
+//! - *Nothing sent in plaintext is read as a command of an encrypted session.* After
+//!   STARTTLS's `OK`, whatever the client pipelined behind it is discarded before the
+//!   handshake (CVE-2011-0411); only bytes read through TLS are parsed afterwards.
+//! - *A password crosses the wire only where `plaintext_auth` allows it or inside
+//!   TLS.* Elsewhere CAPABILITY says `LOGINDISABLED` and LOGIN/AUTHENTICATE answer
+//!   `NO [PRIVACYREQUIRED]` without checking (or asking for) a password.
 //! - *No input panics the session or grows memory without bound.* The parser's limits
 //!   bound lines and literals (smaller before login); output is flushed in chunks.
 //!
@@ -59,7 +69,7 @@ mod session;
 mod state;
 
 pub use options::{ImapOptions, PlaintextAuth};
-pub use server::serve;
+pub use server::{ListenerTls, serve};
 
 #[doc(no_inline)]
 pub use evermail_mailbox::Mailstore;

@@ -11,9 +11,13 @@ use std::time::Duration;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ImapOptions {
-    /// Addresses to listen on (plaintext; TLS and STARTTLS come later).
+    /// Addresses to listen on in plaintext, offering STARTTLS (the role of port 143).
     /// Default: `["127.0.0.1:1143"]`.
     pub listen: Vec<SocketAddr>,
+    /// Addresses to listen on with TLS from the first byte (implicit TLS, the role of
+    /// port 993, RFC 8314). The certificate comes from the `[tls]` section.
+    /// Default: `["127.0.0.1:1993"]`.
+    pub tls_listen: Vec<SocketAddr>,
     /// Seconds an authenticated client may stay silent (IDLE included) before it is
     /// logged out. RFC 9051 section 5.4 asks for at least 30 minutes; smaller values
     /// are accepted for tests and trusted setups. A client that has not logged in yet
@@ -25,8 +29,8 @@ pub struct ImapOptions {
     /// Where LOGIN and AUTHENTICATE PLAIN may send a password over an unencrypted
     /// connection: `"loopback"` (only from a loopback peer), `"always"` or `"never"`.
     /// Elsewhere the server advertises `LOGINDISABLED` and refuses both with
-    /// `NO [PRIVACYREQUIRED]`. Until TLS exists, a listener on a public address needs
-    /// `"always"` to be usable at all; prefer a TLS-terminating proxy in front of it.
+    /// `NO [PRIVACYREQUIRED]` until the client has done STARTTLS. Connections that
+    /// are encrypted (implicit TLS, or after STARTTLS) may always log in.
     /// Default: `"loopback"`.
     pub plaintext_auth: PlaintextAuth,
     /// Milliseconds to wait before answering a failed login, to slow down password
@@ -47,6 +51,7 @@ impl Default for ImapOptions {
     fn default() -> Self {
         ImapOptions {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 1143))],
+            tls_listen: vec![SocketAddr::from(([127, 0, 0, 1], 1993))],
             idle_timeout_secs: 1800,
             max_message_size: 50 * 1024 * 1024,
             plaintext_auth: PlaintextAuth::Loopback,
@@ -73,7 +78,8 @@ impl ImapOptions {
         Duration::from_millis(self.auth_failure_delay_ms)
     }
 
-    /// Whether a client at `peer` may send a password on this (plaintext) connection.
+    /// Whether a client at `peer` may send a password on a plaintext connection (an
+    /// encrypted one always may).
     pub(crate) fn plaintext_auth_allowed(&self, peer: IpAddr) -> bool {
         match self.plaintext_auth {
             PlaintextAuth::Always => true,
@@ -92,6 +98,7 @@ mod tests {
     fn empty_section_gives_defaults() {
         let options: ImapOptions = toml::from_str("").unwrap();
         assert_eq!(options.listen, vec!["127.0.0.1:1143".parse().unwrap()]);
+        assert_eq!(options.tls_listen, vec!["127.0.0.1:1993".parse().unwrap()]);
         assert_eq!(options.idle_timeout_secs, 1800);
         assert_eq!(options.max_message_size, 50 * 1024 * 1024);
         assert_eq!(options.plaintext_auth, PlaintextAuth::Loopback);

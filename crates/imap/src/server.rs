@@ -5,12 +5,44 @@ use std::sync::Arc;
 
 use evermail_listener::accept_sessions;
 use evermail_mailbox::Mailstore;
+use evermail_tls::rustls::ServerConfig;
+use evermail_tls::{SessionStream, TlsAcceptor};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::ImapOptions;
 use crate::session::Session;
+
+/// How a listener uses TLS.
+#[derive(Debug, Clone)]
+pub enum ListenerTls {
+    /// Plaintext only; STARTTLS is refused. For tests, or behind a proxy that
+    /// terminates TLS.
+    Off,
+    /// Plaintext that offers STARTTLS (the role of port 143).
+    StartTls(Arc<ServerConfig>),
+    /// TLS from the first byte (the role of port 993, RFC 8314).
+    Implicit(Arc<ServerConfig>),
+}
+
+impl ListenerTls {
+    /// A short name for logs and metrics: `imap` or `imaps`.
+    pub fn protocol(&self) -> &'static str {
+        match self {
+            ListenerTls::Off | ListenerTls::StartTls(_) => "imap",
+            ListenerTls::Implicit(_) => "imaps",
+        }
+    }
+}
+
+/// How a session starts: what it may upgrade to, and whether it must shake hands
+/// before the greeting.
+#[derive(Clone)]
+pub(crate) enum SessionTls {
+    Plain { starttls: Option<TlsAcceptor> },
+    Implicit(TlsAcceptor),
+}
 
 /// Accepts IMAP connections on `listener` until `shutdown` is cancelled, then waits for
 /// every session to end and returns.
@@ -23,21 +55,32 @@ pub async fn serve(
     listener: TcpListener,
     mailstore: Mailstore,
     options: Arc<ImapOptions>,
+    tls: ListenerTls,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let token = shutdown.clone();
-    accept_sessions(listener, "imap", shutdown, move |conn| {
+    let protocol = tls.protocol();
+    let session_tls = match tls {
+        ListenerTls::Off => SessionTls::Plain { starttls: None },
+        ListenerTls::StartTls(config) => SessionTls::Plain {
+            starttls: Some(TlsAcceptor::from(config)),
+        },
+        ListenerTls::Implicit(config) => SessionTls::Implicit(TlsAcceptor::from(config)),
+    };
+    accept_sessions(listener, protocol, shutdown, move |conn| {
         let span = tracing::info_span!(
             "imap",
             session = conn.id,
             peer = %conn.peer,
+            tls = tracing::field::Empty,
             user = tracing::field::Empty
         );
         let session = Session::new(
-            conn.stream,
+            SessionStream::Plain(conn.stream),
             conn.peer,
             mailstore.clone(),
             options.clone(),
+            session_tls.clone(),
             token.clone(),
         );
         session.run().instrument(span)

@@ -17,11 +17,12 @@ use evermail_imap_proto::response::{Code, Continue, Data, StatusKind, StatusResp
 use evermail_imap_proto::{Command, CommandBody, Limits, Parse, ParseErrorKind, parse_command};
 use evermail_mailbox::{Account, ErrorKind, MailError, Mailstore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::ImapOptions;
+use crate::server::SessionTls;
 use crate::state::Selected;
+use evermail_tls::{SessionStream, TlsAcceptor};
 
 /// Output is sent whenever this much has piled up, so a FETCH of many large messages
 /// streams instead of building one huge buffer.
@@ -40,6 +41,9 @@ pub(crate) enum Done {
     Ok(Option<Code>, String),
     /// The command wrote its own final responses (a BYE among them): flush and close.
     Close,
+    /// The command wrote and sent its own tagged reply (STARTTLS, which must answer
+    /// before the handshake); go on with the next command.
+    Replied,
 }
 
 impl Done {
@@ -135,7 +139,11 @@ pub(crate) enum IdleEvent {
 }
 
 pub(crate) struct Session {
-    stream: TcpStream,
+    pub(crate) stream: SessionStream,
+    /// What STARTTLS upgrades with; `None` once used, or where it is not offered.
+    pub(crate) starttls: Option<TlsAcceptor>,
+    /// Set for an implicit-TLS listener: the handshake comes before the greeting.
+    implicit_tls: Option<TlsAcceptor>,
     pub(crate) peer: SocketAddr,
     pub(crate) mailstore: Mailstore,
     pub(crate) options: Arc<ImapOptions>,
@@ -158,14 +166,21 @@ pub(crate) struct Session {
 
 impl Session {
     pub(crate) fn new(
-        stream: TcpStream,
+        stream: SessionStream,
         peer: SocketAddr,
         mailstore: Mailstore,
         options: Arc<ImapOptions>,
+        tls: SessionTls,
         shutdown: CancellationToken,
     ) -> Session {
+        let (starttls, implicit_tls) = match tls {
+            SessionTls::Plain { starttls } => (starttls, None),
+            SessionTls::Implicit(acceptor) => (None, Some(acceptor)),
+        };
         Session {
             stream,
+            starttls,
+            implicit_tls,
             peer,
             mailstore,
             options,
@@ -191,6 +206,9 @@ impl Session {
     }
 
     async fn serve(&mut self) -> io::Result<()> {
+        if let Some(acceptor) = self.implicit_tls.take() {
+            self.handshake(&acceptor).await?;
+        }
         let capabilities = self.capabilities();
         self.write_status(
             StatusResponse::new(None, StatusKind::Ok, "evermail ready")
@@ -433,6 +451,7 @@ impl Session {
         let result = self.dispatch(&tag, body).await;
         let tagged = match result {
             Ok(Done::Close) => return Ok(Flow::Close),
+            Ok(Done::Replied) => return Ok(Flow::Continue),
             Ok(Done::Ok(code, text)) => {
                 let mut response = StatusResponse::ok(&tag, text);
                 response.code = code;
@@ -477,10 +496,7 @@ impl Session {
             CommandBody::Noop | CommandBody::Check => Done::ok(format!("{name} completed")),
             CommandBody::Logout => self.logout(tag),
             CommandBody::Id(id) => self.id(id.params),
-            CommandBody::StartTls if self.account.is_none() => Err(CmdError::no(
-                Code::Cannot,
-                "TLS is not available on this listener",
-            )),
+            CommandBody::StartTls if self.account.is_none() => self.starttls(tag).await,
             CommandBody::Login(login) if self.account.is_none() => self.login(tag, login).await,
             CommandBody::Authenticate(auth) if self.account.is_none() => {
                 self.authenticate(tag, auth).await

@@ -19,6 +19,7 @@ pub struct Config {
     pub node_name: Option<String>,
     pub lmtp: LmtpOptions,
     pub imap: evermail_imap::ImapOptions,
+    pub tls: evermail_tls::TlsOptions,
     pub admin: AdminOptions,
     pub metadata: MetadataConfig,
     pub storage: StorageConfig,
@@ -202,19 +203,31 @@ pub const EXAMPLE: &str = r#"# evermail configuration. Every setting is shown at
 # node_name = "mail1"
 
 [imap]
-# Where IMAP listens (plaintext, STARTTLS comes with TLS support).
+# Where IMAP listens in plaintext, offering STARTTLS (the role of port 143).
 listen = ["127.0.0.1:1143"]
+# Where IMAP listens with TLS from the first byte (the role of port 993).
+# The certificate is the one in [tls]. An empty list opens none.
+tls_listen = ["127.0.0.1:1993"]
 # Seconds an authenticated client may stay silent before it is logged out
 # (RFC 9051 asks for at least 30 minutes).
 idle_timeout_secs = 1800
 # The largest APPEND accepted, in bytes (advertised as APPENDLIMIT).
 max_message_size = 52428800
 # Where LOGIN and AUTHENTICATE PLAIN are allowed without TLS: "loopback" (clients
-# on 127.0.0.0/8 or ::1 only), "always", or "never". Until TLS support lands, a
-# listener reachable from other hosts needs "always".
+# on 127.0.0.0/8 or ::1 only), "always", or "never". Elsewhere CAPABILITY says
+# LOGINDISABLED until the client does STARTTLS; TLS connections may always log in.
 plaintext_auth = "loopback"
 # How long a failed login waits before its NO, slowing password guessing.
 auth_failure_delay_ms = 1000
+
+[tls]
+# The certificate for imaps and STARTTLS, PEM: the chain (server certificate
+# first) and its private key. Relative paths are inside the data directory.
+# With neither set, a self-signed certificate for the node name, localhost,
+# 127.0.0.1 and ::1 is generated once into DATA/tls/cert.pem and key.pem and
+# reused; clients must be told to trust it. For a real one, e.g. Let's Encrypt:
+# cert_path = "/etc/letsencrypt/live/mail.example.com/fullchain.pem"
+# key_path = "/etc/letsencrypt/live/mail.example.com/privkey.pem"
 
 [lmtp]
 # Where LMTP listens. Point your MTA here (Postfix: mailbox_transport = lmtp:inet:127.0.0.1:2424).
@@ -265,9 +278,19 @@ mod tests {
         assert_eq!(parsed.lmtp.max_message_size, default.lmtp.max_message_size);
         assert_eq!(parsed.lmtp.timeout_secs, default.lmtp.timeout_secs);
         assert_eq!(parsed.imap.listen, default.imap.listen);
+        assert_eq!(parsed.imap.tls_listen, default.imap.tls_listen);
+        assert_eq!(parsed.tls, default.tls);
         assert_eq!(parsed.admin.listen, default.admin.listen);
         assert_eq!(parsed.storage.replicas, default.storage.replicas);
         assert!(parsed.storage.stores.is_empty());
+    }
+
+    #[test]
+    fn tls_section_parses() {
+        let config: Config =
+            toml::from_str("[tls]\ncert_path = \"c.pem\"\nkey_path = \"/k.pem\"\n").unwrap();
+        assert_eq!(config.tls.cert_path.as_deref(), Some(Path::new("c.pem")));
+        assert!(toml::from_str::<Config>("[tls]\ncert = \"c.pem\"\n").is_err());
     }
 
     #[test]

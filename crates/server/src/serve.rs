@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::storage::open_mailstore;
 use anyhow::Context;
 use evermail_admin::{Readiness, RenderMetrics};
+use evermail_imap::ListenerTls;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,11 +43,30 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
     let mailstore = open_mailstore(&config, &data_dir).await?;
     tracing::info!(data_dir = %data_dir.display(), node = %config.node_name(), "storage open");
 
+    // Before any listener: a broken certificate must fail the start, not the first
+    // client's handshake.
+    let tls = evermail_tls::server_config(&config.tls, &data_dir, &config.node_name())
+        .context("setting up TLS (the [tls] section)")?;
+    let (cert_path, _) = config.tls.files(&data_dir)?;
+    if config.tls.is_self_signed() {
+        println!(
+            "tls certificate {} (self-signed: clients must be told to trust it)",
+            cert_path.display()
+        );
+    } else {
+        println!("tls certificate {}", cert_path.display());
+    }
+
     // Bind everything before serving anything, so a port conflict fails the start
     // instead of leaving a half-running node.
     let mut imap_listeners = Vec::new();
     for addr in &config.imap.listen {
-        imap_listeners.push(bind("imap", *addr).await?);
+        let tls = ListenerTls::StartTls(tls.clone());
+        imap_listeners.push((bind("imap", *addr).await?, tls));
+    }
+    for addr in &config.imap.tls_listen {
+        let tls = ListenerTls::Implicit(tls.clone());
+        imap_listeners.push((bind("imaps", *addr).await?, tls));
     }
     let mut lmtp_listeners = Vec::new();
     for addr in &config.lmtp.listen {
@@ -59,10 +79,10 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
     let readiness = Readiness::default();
 
     let imap_options = Arc::new(config.imap.clone());
-    for listener in imap_listeners {
+    for (listener, tls) in imap_listeners {
         let (m, o, s) = (mailstore.clone(), imap_options.clone(), shutdown.clone());
         services.spawn(async move {
-            if let Err(e) = evermail_imap::serve(listener, m, o, s).await {
+            if let Err(e) = evermail_imap::serve(listener, m, o, tls, s).await {
                 tracing::error!(error = %e, "IMAP listener failed");
             }
         });

@@ -36,7 +36,12 @@ impl Session {
             caps.push("IMAP4rev2".into());
         }
         if self.account.is_none() {
-            if self.options.plaintext_auth_allowed(self.peer.ip()) {
+            // Only before TLS and only where it can be done (RFC 9051 section 6.2.1);
+            // after STARTTLS the list no longer offers it.
+            if self.starttls.is_some() && !self.stream.is_tls() {
+                caps.push("STARTTLS".into());
+            }
+            if self.password_allowed() {
                 caps.push("AUTH=PLAIN".into());
             } else {
                 caps.push("LOGINDISABLED".into());

@@ -103,7 +103,7 @@ impl Session {
     }
 
     fn require_plaintext_auth(&self) -> Result<(), CmdError> {
-        if self.options.plaintext_auth_allowed(self.peer.ip()) {
+        if self.password_allowed() {
             Ok(())
         } else {
             Err(CmdError::no(

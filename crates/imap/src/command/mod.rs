@@ -13,6 +13,7 @@ mod login;
 mod manage;
 mod search;
 mod select;
+mod starttls;
 mod status;
 mod store;
 

@@ -10,21 +10,28 @@ use std::time::Duration;
 use bytes::Bytes;
 use evermail_blob::fs::FsBackend;
 use evermail_blob::{BlobStore, StoreHandle};
-use evermail_imap::{ImapOptions, serve};
+use evermail_imap::{ImapOptions, ListenerTls, serve};
 use evermail_mailbox::{Account, Mailstore, MailstoreOptions};
 use evermail_meta::Meta;
 use evermail_meta_sqlite::SqliteMeta;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use evermail_tls::rustls;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 use tokio_util::sync::CancellationToken;
 
 pub struct TestServer {
+    /// The plaintext listener (offering STARTTLS when started with TLS).
     pub addr: SocketAddr,
+    /// The implicit-TLS listener, when started with TLS.
+    pub tls_addr: Option<SocketAddr>,
     pub mailstore: Mailstore,
     pub shutdown: CancellationToken,
     pub handle: JoinHandle<std::io::Result<()>>,
-    _dir: tempfile::TempDir,
+    pub tls_handle: Option<JoinHandle<std::io::Result<()>>>,
+    pub dir: tempfile::TempDir,
 }
 
 pub fn test_options() -> ImapOptions {
@@ -40,6 +47,16 @@ impl TestServer {
     }
 
     pub async fn start_with(options: ImapOptions, store: MailstoreOptions) -> TestServer {
+        TestServer::start_inner(options, store, false).await
+    }
+
+    /// A server with a self-signed certificate in its data directory: STARTTLS on
+    /// `addr`, implicit TLS on `tls_addr`.
+    pub async fn start_tls(options: ImapOptions) -> TestServer {
+        TestServer::start_inner(options, MailstoreOptions::default(), true).await
+    }
+
+    async fn start_inner(options: ImapOptions, store: MailstoreOptions, tls: bool) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let meta = SqliteMeta::open(&dir.path().join("meta.sqlite"))
             .await
@@ -58,18 +75,41 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
+        let options = Arc::new(options);
+        let config = tls.then(|| {
+            evermail_tls::server_config(&Default::default(), dir.path(), "imap.test").unwrap()
+        });
+        let plain_tls = match &config {
+            Some(config) => ListenerTls::StartTls(config.clone()),
+            None => ListenerTls::Off,
+        };
         let handle = tokio::spawn(serve(
             listener,
             mailstore.clone(),
-            Arc::new(options),
+            options.clone(),
+            plain_tls,
             shutdown.clone(),
         ));
+        let (mut tls_addr, mut tls_handle) = (None, None);
+        if let Some(config) = config {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tls_addr = Some(listener.local_addr().unwrap());
+            tls_handle = Some(tokio::spawn(serve(
+                listener,
+                mailstore.clone(),
+                options,
+                ListenerTls::Implicit(config),
+                shutdown.clone(),
+            )));
+        }
         TestServer {
             addr,
+            tls_addr,
             mailstore,
             shutdown,
             handle,
-            _dir: dir,
+            tls_handle,
+            dir,
         }
     }
 
@@ -96,13 +136,45 @@ impl TestServer {
         assert!(client.ok(&reply), "{reply:?}");
         client
     }
+
+    /// A client configuration that trusts only this server's generated certificate.
+    pub fn tls_client_config(&self) -> Arc<rustls::ClientConfig> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let cert_path = self.dir.path().join(evermail_tls::SELF_SIGNED_CERT);
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&cert_path).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Arc::new(config)
+    }
+
+    /// A client on the implicit-TLS listener, past the handshake and greeting.
+    pub async fn connect_tls(&self) -> Client<TlsStream<TcpStream>> {
+        let tcp = TcpStream::connect(self.tls_addr.unwrap()).await.unwrap();
+        let connector = TlsConnector::from(self.tls_client_config());
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let stream = tokio::time::timeout(TIMEOUT, connector.connect(name, tcp))
+            .await
+            .expect("handshake in time")
+            .expect("handshake");
+        let mut client = Client::new(stream);
+        client.greeting().await;
+        client
+    }
 }
 
 /// A raw IMAP client: sends tagged commands and collects the response lines up to the
 /// tagged one. A line announcing a literal (`{N}`) is returned with the literal's
 /// bytes and the rest of the line joined to it, as one "line".
-pub struct Client {
-    stream: TcpStream,
+pub struct Client<S = TcpStream> {
+    stream: S,
     buf: Vec<u8>,
     next_tag: u32,
     pub last_tag: String,
@@ -113,18 +185,61 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).await.unwrap();
-        let mut client = Client {
+        let mut client = Client::new(stream);
+        client.greeting().await;
+        client
+    }
+
+    /// Sends STARTTLS, expects its OK, and shakes hands trusting `config`'s roots.
+    /// Anything the server sent after the OK in plaintext fails the test.
+    pub async fn starttls(
+        mut self,
+        config: Arc<rustls::ClientConfig>,
+    ) -> Client<TlsStream<TcpStream>> {
+        let reply = self.command("STARTTLS").await;
+        assert!(self.ok(&reply), "{reply:?}");
+        self.upgrade(config).await
+    }
+
+    /// The handshake, after the client has read STARTTLS's OK.
+    pub async fn upgrade(self, config: Arc<rustls::ClientConfig>) -> Client<TlsStream<TcpStream>> {
+        assert!(
+            self.buf.is_empty(),
+            "plaintext after STARTTLS: {:?}",
+            self.buf
+        );
+        let connector = TlsConnector::from(config);
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let stream = tokio::time::timeout(TIMEOUT, connector.connect(name, self.stream))
+            .await
+            .expect("handshake in time")
+            .expect("handshake");
+        Client {
+            stream,
+            buf: Vec::new(),
+            next_tag: self.next_tag,
+            last_tag: self.last_tag,
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+    pub fn new(stream: S) -> Client<S> {
+        Client {
             stream,
             buf: Vec::new(),
             next_tag: 1,
             last_tag: String::new(),
-        };
-        let greeting = client.line().await.expect("greeting");
+        }
+    }
+
+    async fn greeting(&mut self) -> String {
+        let greeting = self.line().await.expect("greeting");
         assert!(
             greeting.starts_with("* OK [CAPABILITY IMAP4rev1"),
             "{greeting}"
         );
-        client
+        greeting
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {
