@@ -16,13 +16,13 @@ use std::time::Duration;
 use evermail_imap_proto::response::{Code, Continue, Data, StatusKind, StatusResponse};
 use evermail_imap_proto::{Command, CommandBody, Limits, Parse, ParseErrorKind, parse_command};
 use evermail_mailbox::{Account, ErrorKind, MailError, Mailstore};
+use evermail_tls::{SessionStream, TlsAcceptor};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::ImapOptions;
 use crate::server::SessionTls;
 use crate::state::Selected;
-use evermail_tls::{SessionStream, TlsAcceptor};
 
 /// Output is sent whenever this much has piled up, so a FETCH of many large messages
 /// streams instead of building one huge buffer.
