@@ -8,8 +8,14 @@
 //!   wait times out, or the node fails; see that function for why replay is safe.
 //! - UIDs and MODSEQs come from `UPDATE mailboxes SET uidnext = uidnext + 1 ...` and a
 //!   read of the row this transaction just locked; never from AUTO_INCREMENT and never
-//!   from a plain SELECT followed by a write. The `(mailbox_id, uid)` primary key is the
-//!   backstop.
+//!   from a plain SELECT followed by a write.
+//! - Certification alone is not trusted with that: Galera is not first-committer-wins,
+//!   and two transactions on different nodes have been seen to both commit after
+//!   advancing the same counter from the same value (a lost update). So each allocation
+//!   is also written under a key that two holders of the same value would share: the
+//!   `(mailbox_id, uid)` primary key of `messages` for a UID, and `(mailbox_id, modseq)`
+//!   of `modseq_allocations` for a MODSEQ. A duplicate there (1062) is treated like a
+//!   certification conflict: the whole transaction is replayed with fresh counters.
 //! - `insert_message` gives every call a random delivery id, stored with the message
 //!   under a unique key. A replay after a connection lost during COMMIT first looks for
 //!   that id, so a message is never delivered twice.

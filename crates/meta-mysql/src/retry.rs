@@ -110,6 +110,26 @@ pub(crate) fn db(e: sqlx::Error) -> TxError {
     }
 }
 
+/// Wraps a driver error from an INSERT whose unique key is a backstop against a
+/// counter handed out twice (the messages primary key for UIDs, `modseq_allocations`
+/// for MODSEQs): a duplicate there is not the caller's mistake but proof that another
+/// transaction was given the same value and committed first, which Galera's
+/// certification did not catch. The transaction is rolled back and replayed as a
+/// whole, so it re-reads the counters and gets fresh values.
+pub(crate) fn db_counter_backstop(e: sqlx::Error) -> TxError {
+    let duplicate = matches!(&e, sqlx::Error::Database(d) if d.is_unique_violation());
+    let mut error = db(e);
+    if duplicate {
+        tracing::warn!(error = %error.error, "a UID or MODSEQ was handed out twice; replaying the transaction");
+        error.error = MetaError::new(
+            ErrorKind::Unavailable,
+            format!("a counter value was handed out twice: {}", error.error),
+        );
+        error.retry = Retry::Conflict;
+    }
+    error
+}
+
 /// Wraps a driver error from COMMIT: losing the connection there leaves the outcome
 /// unknown, which must not be treated like a failure before COMMIT.
 pub(crate) fn commit_error(e: sqlx::Error) -> TxError {

@@ -8,7 +8,7 @@
 //! node waits, and a write set from another node that touches the same rows fails
 //! certification (1213) and is replayed.
 
-use crate::retry::{TxError, db};
+use crate::retry::{TxError, db, db_counter_backstop};
 use evermail_meta::*;
 use evermail_types::{AccountId, Flags, MailboxId, ModSeq, Uid, UidValidity};
 use sqlx::mysql::MySqlRow;
@@ -207,10 +207,49 @@ pub(crate) async fn delete_mailbox_rows(
     for sql in [
         "DELETE FROM messages WHERE mailbox_id = ?",
         "DELETE FROM expunged WHERE mailbox_id = ?",
+        "DELETE FROM modseq_allocations WHERE mailbox_id = ?",
         "DELETE FROM mailboxes WHERE id = ?",
     ] {
         sqlx::query(sql)
             .bind(id.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+/// How many of a mailbox's most recent MODSEQ allocations `modseq_allocations` keeps.
+///
+/// A MODSEQ is handed out twice only to transactions that overlap in time (both read
+/// the counter before either's write reached the other), so the two rows that must
+/// collide are at most a few in-flight allocations apart; keeping the last 1000 is a
+/// wide margin. Each allocation deletes the row `MODSEQ_BACKSTOP_WINDOW` below its own
+/// (MODSEQs are dense per mailbox, so that row exists once the mailbox has had that many
+/// allocations since the table was created): the table stays at most 1000 rows per
+/// mailbox with no background job, and the delete touches a key no concurrent honest
+/// allocation touches, so it adds no certification conflicts.
+pub(crate) const MODSEQ_BACKSTOP_WINDOW: i64 = 1000;
+
+/// Records that this transaction allocated `modseq` for `mailbox` (see migration 2 in
+/// `schema`): if another transaction was handed the same value, one of the two fails
+/// certification or hits the primary key (1062) and is replayed.
+async fn claim_modseq(
+    conn: &mut MySqlConnection,
+    mailbox: MailboxId,
+    modseq: ModSeq,
+) -> Result<(), TxError> {
+    let modseq = modseq.0 as i64;
+    sqlx::query("INSERT INTO modseq_allocations (mailbox_id, modseq) VALUES (?, ?)")
+        .bind(mailbox.0)
+        .bind(modseq)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_counter_backstop)?;
+    if modseq > MODSEQ_BACKSTOP_WINDOW {
+        sqlx::query("DELETE FROM modseq_allocations WHERE mailbox_id = ? AND modseq = ?")
+            .bind(mailbox.0)
+            .bind(modseq - MODSEQ_BACKSTOP_WINDOW)
             .execute(&mut *conn)
             .await
             .map_err(db)?;
@@ -232,9 +271,11 @@ async fn next_modseq(conn: &mut MySqlConnection, mailbox: MailboxId) -> Result<M
             .fetch_optional(&mut *conn)
             .await
             .map_err(db)?;
-    modseq
+    let modseq = modseq
         .map(|m| ModSeq(m as u64))
-        .ok_or_else(|| MetaError::not_found(format!("mailbox {}", mailbox.0)).into())
+        .ok_or_else(|| MetaError::not_found(format!("mailbox {}", mailbox.0)))?;
+    claim_modseq(conn, mailbox, modseq).await?;
+    Ok(modseq)
 }
 
 /// The message a previous attempt of the same delivery committed, if any: how a replay
@@ -294,8 +335,9 @@ pub(crate) async fn insert_message_rows(
 
     // Allocate the UID and MODSEQ by advancing the counters in place: the UPDATE takes
     // the row's write lock, so no other transaction on this node can be handed the same
-    // values, and a transaction on another node that advanced them too fails
-    // certification. Never a plain SELECT followed by a write.
+    // values, and a transaction on another node that advanced them too should fail
+    // certification. Never a plain SELECT followed by a write. Should is not enough on
+    // Galera, hence the backstops: `claim_modseq` and the messages primary key.
     let updated = sqlx::query(
         "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
          WHERE id = ? AND account_id = ?",
@@ -321,6 +363,7 @@ pub(crate) async fn insert_message_rows(
         .ok()
         .and_then(UidValidity::new)
         .ok_or_else(|| corrupt("UIDVALIDITY"))?;
+    claim_modseq(conn, new.mailbox, modseq).await?;
 
     let blob_id = new.blob.id.0.to_vec();
     sqlx::query(
@@ -367,7 +410,10 @@ pub(crate) async fn insert_message_rows(
     .bind(&delivery[..])
     .execute(&mut *conn)
     .await
-    .map_err(db)?;
+    // The (mailbox_id, uid) primary key is the UID backstop: a duplicate means another
+    // transaction was handed this UID too, so replay with fresh counters. (A duplicate
+    // delivery id is also replayed: the replay finds its own earlier commit.)
+    .map_err(db_counter_backstop)?;
     sqlx::query("UPDATE accounts SET used_bytes = used_bytes + ? WHERE id = ?")
         .bind(size)
         .bind(new.account.0)

@@ -21,17 +21,18 @@ use sqlx::MySqlConnection;
 const TABLE: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 
 /// `(version, statements)`, ascending. `{table}` becomes the table options.
-const MIGRATIONS: &[(i64, &[&str])] = &[(
-    1,
-    &[
-        "CREATE TABLE IF NOT EXISTS counters (
+const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE IF NOT EXISTS counters (
             name VARCHAR(64) NOT NULL PRIMARY KEY,
             value BIGINT NOT NULL
         ) {table}",
-        "INSERT IGNORE INTO counters (name, value) VALUES ('uidvalidity', 0)",
-        // Account and mailbox ids may come from AUTO_INCREMENT: Galera spaces those by
-        // node, which only makes ids sparse. UIDs and MODSEQs never do.
-        "CREATE TABLE IF NOT EXISTS accounts (
+            "INSERT IGNORE INTO counters (name, value) VALUES ('uidvalidity', 0)",
+            // Account and mailbox ids may come from AUTO_INCREMENT: Galera spaces those by
+            // node, which only makes ids sparse. UIDs and MODSEQs never do.
+            "CREATE TABLE IF NOT EXISTS accounts (
             id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
             address VARCHAR(320) NOT NULL,
             password_hash TEXT NOT NULL,
@@ -40,14 +41,14 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             created_at BIGINT NOT NULL,
             UNIQUE KEY accounts_by_address (address)
         ) {table}",
-        "CREATE TABLE IF NOT EXISTS aliases (
+            "CREATE TABLE IF NOT EXISTS aliases (
             alias VARCHAR(320) NOT NULL PRIMARY KEY,
             account_id BIGINT NOT NULL,
             FOREIGN KEY (account_id) REFERENCES accounts (id)
         ) {table}",
-        // 700 characters of utf8mb4 plus the account id stay under InnoDB's 3072-byte
-        // index limit.
-        "CREATE TABLE IF NOT EXISTS mailboxes (
+            // 700 characters of utf8mb4 plus the account id stay under InnoDB's 3072-byte
+            // index limit.
+            "CREATE TABLE IF NOT EXISTS mailboxes (
             id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
             account_id BIGINT NOT NULL,
             name VARCHAR(700) NOT NULL,
@@ -60,13 +61,13 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             UNIQUE KEY mailboxes_by_uidvalidity (uidvalidity),
             FOREIGN KEY (account_id) REFERENCES accounts (id)
         ) {table}",
-        "CREATE TABLE IF NOT EXISTS blobs (
+            "CREATE TABLE IF NOT EXISTS blobs (
             id BINARY(32) NOT NULL PRIMARY KEY,
             size BIGINT NOT NULL,
             structure MEDIUMTEXT NOT NULL,
             created_at BIGINT NOT NULL
         ) {table}",
-        "CREATE TABLE IF NOT EXISTS blob_locations (
+            "CREATE TABLE IF NOT EXISTS blob_locations (
             blob_id BINARY(32) NOT NULL,
             store VARCHAR(255) NOT NULL,
             object_key VARCHAR(1024) NOT NULL,
@@ -75,9 +76,9 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             PRIMARY KEY (blob_id, store),
             FOREIGN KEY (blob_id) REFERENCES blobs (id)
         ) {table}",
-        // delivery_id is the idempotency key of insert_message: a retry after a commit
-        // whose outcome was lost finds its own row instead of delivering twice.
-        "CREATE TABLE IF NOT EXISTS messages (
+            // delivery_id is the idempotency key of insert_message: a retry after a commit
+            // whose outcome was lost finds its own row instead of delivering twice.
+            "CREATE TABLE IF NOT EXISTS messages (
             mailbox_id BIGINT NOT NULL,
             uid BIGINT NOT NULL,
             modseq BIGINT NOT NULL,
@@ -95,15 +96,37 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             FOREIGN KEY (mailbox_id) REFERENCES mailboxes (id),
             FOREIGN KEY (blob_id) REFERENCES blobs (id)
         ) {table}",
-        "CREATE TABLE IF NOT EXISTS expunged (
+            "CREATE TABLE IF NOT EXISTS expunged (
             mailbox_id BIGINT NOT NULL,
             uid BIGINT NOT NULL,
             modseq BIGINT NOT NULL,
             PRIMARY KEY (mailbox_id, uid),
             KEY expunged_by_modseq (mailbox_id, modseq)
         ) {table}",
-    ],
-)];
+        ],
+    ),
+    (
+        2,
+        &[
+            // The MODSEQ backstop, as the messages primary key is the UID backstop. Galera
+            // does not guarantee that two transactions on different nodes which both
+            // advance `mailboxes.highest_modseq` conflict (it is not first-committer-wins;
+            // Jepsen and galera#618 show lost updates), and a MODSEQ handed out twice is
+            // otherwise invisible: a flag change stores it in a row nobody else writes.
+            // Every transaction that allocates a MODSEQ inserts its (mailbox, modseq) here,
+            // so two transactions handed the same value write the same primary key, which
+            // Galera certifies across nodes and InnoDB enforces on one node; the loser gets
+            // a conflict or 1062 and is replayed with fresh counters. Rows are pruned as
+            // they age (see `rows::MODSEQ_BACKSTOP_WINDOW`). No foreign key: it would add
+            // the mailbox row to every allocation's lock and certification set for nothing.
+            "CREATE TABLE IF NOT EXISTS modseq_allocations (
+            mailbox_id BIGINT NOT NULL,
+            modseq BIGINT NOT NULL,
+            PRIMARY KEY (mailbox_id, modseq)
+        ) {table}",
+        ],
+    ),
+];
 
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {
