@@ -15,14 +15,21 @@
 //! - [`BlobBackend`]: what a store must do (put, get, delete by key).
 //! - [`fs`]: the filesystem backend (local disk, NFS, CephFS), with grouped directory
 //!   fsyncs.
-//! - `store`: [`BlobStore`], replication and verified reads.
+//! - [`StoreHandle`]: one store with its zone, weight, [`StoreState`] and health flag.
+//! - [`placement`]: which stores a new body goes to (weighted rendezvous hashing,
+//!   distinct zones first, healthy stores first).
+//! - `store`: [`BlobStore`], replicated writes with fallback to the next store,
+//!   verified reads, and the health probes that put a failed store back.
 
 mod error;
 pub mod fs;
+mod handle;
+pub mod placement;
 mod store;
 
 pub use error::{BlobError, ErrorKind};
-pub use store::{BlobStore, StoreHandle, StoredCopy};
+pub use handle::{StoreHandle, StoreState};
+pub use store::{BlobStore, StoredCopy};
 
 use async_trait::async_trait;
 use bytes::Bytes;

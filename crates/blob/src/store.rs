@@ -1,17 +1,13 @@
-//! [`BlobStore`]: replicated writes and verified reads over several backends.
+//! [`BlobStore`]: replicated writes and verified reads over several stores.
 
-use crate::{BlobBackend, BlobError, ErrorKind, blob_id};
+use crate::placement::{candidates, pick_next};
+use crate::{BlobError, ErrorKind, StoreHandle, StoreState, blob_id};
 use bytes::Bytes;
 use evermail_types::BlobId;
-use futures_util::future::join_all;
-use std::sync::Arc;
-
-/// One configured store: an id (recorded in every location row) and its backend.
-#[derive(Clone)]
-pub struct StoreHandle {
-    pub id: String,
-    pub backend: Arc<dyn BlobBackend>,
-}
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 /// Where one durable copy of a blob went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,52 +19,78 @@ pub struct StoredCopy {
 /// The replicating blob store. Cheap to clone.
 #[derive(Clone)]
 pub struct BlobStore {
-    stores: Arc<Vec<StoreHandle>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    stores: Vec<StoreHandle>,
     replicas: usize,
     min_replicas: usize,
 }
 
 impl BlobStore {
-    /// `replicas` copies are attempted per body and at least `min_replicas` must be
-    /// durable before [`put`](Self::put) succeeds.
+    /// `replicas` copies are attempted per body, on distinct stores, and at least
+    /// `min_replicas` must be durable before [`put`](Self::put) succeeds. Store ids must
+    /// be unique and weights positive, and there must be at least `replicas` stores
+    /// whose state allows writes.
     pub fn new(
         stores: Vec<StoreHandle>,
         replicas: usize,
         min_replicas: usize,
     ) -> Result<BlobStore, BlobError> {
+        let invalid = |message: String| Err(BlobError::new(ErrorKind::NotEnoughReplicas, message));
         if stores.is_empty() || min_replicas == 0 || min_replicas > replicas {
-            return Err(BlobError::new(
-                ErrorKind::NotEnoughReplicas,
-                format!(
-                    "need at least one store and 1 <= min_replicas ({min_replicas}) <= \
-                     replicas ({replicas})"
-                ),
+            return invalid(format!(
+                "need at least one store and 1 <= min_replicas ({min_replicas}) <= \
+                 replicas ({replicas})"
             ));
         }
-        if replicas > stores.len() {
-            return Err(BlobError::new(
-                ErrorKind::NotEnoughReplicas,
-                format!(
-                    "replicas = {replicas} needs at least that many stores; {} configured",
-                    stores.len()
-                ),
+        for (i, s) in stores.iter().enumerate() {
+            if stores[..i].iter().any(|t| t.id() == s.id()) {
+                return invalid(format!("the store id {:?} is used twice", s.id()));
+            }
+            if s.weight() == 0 {
+                return invalid(format!(
+                    "store {:?} has weight 0; set its state to read-only instead",
+                    s.id()
+                ));
+            }
+        }
+        let writable = stores.iter().filter(|s| s.state().writable()).count();
+        if replicas > writable {
+            return invalid(format!(
+                "replicas = {replicas} needs at least that many active stores; {writable} of \
+                 the {} configured are active",
+                stores.len()
             ));
+        }
+        for s in &stores {
+            let healthy = if s.healthy() { 1.0 } else { 0.0 };
+            metrics::gauge!("evermail_blob_store_healthy", "store" => s.id().to_string())
+                .set(healthy);
         }
         Ok(BlobStore {
-            stores: Arc::new(stores),
-            replicas,
-            min_replicas,
+            inner: Arc::new(Inner {
+                stores,
+                replicas,
+                min_replicas,
+            }),
         })
     }
 
     pub fn stores(&self) -> &[StoreHandle] {
-        &self.stores
+        &self.inner.stores
     }
 
-    /// Stores a body on `replicas` stores in parallel and returns its id and the copies
-    /// that are durable. Fails with `NotEnoughReplicas` when fewer than `min_replicas`
-    /// succeeded; copies that did land are left for the garbage collector, since
-    /// nothing references them.
+    /// Stores a body on `replicas` distinct stores in parallel and returns its id and
+    /// the copies that are durable.
+    ///
+    /// Stores are tried in [`placement`](crate::placement) order; when one fails, it is
+    /// taken out of write placement and the next candidate takes its place, so one
+    /// store's outage costs a retry, not the delivery. Fails with `NotEnoughReplicas`
+    /// when fewer than `min_replicas` copies are durable after every candidate was
+    /// tried; copies that did land are left for the garbage collector, since nothing
+    /// references them.
     pub async fn put(&self, body: Bytes) -> Result<(BlobId, Vec<StoredCopy>), BlobError> {
         let id = {
             let body = body.clone();
@@ -78,71 +100,111 @@ impl BlobStore {
                 .map_err(|e| BlobError::new(ErrorKind::Unavailable, format!("hash task: {e}")))?
         };
         let size = body.len();
-        let targets = self.placement(&id);
-        let writes = targets.iter().map(|store| {
+        let mut remaining = candidates(&id, &self.inner.stores);
+        // Zones of the copies written or being written, one entry per copy.
+        let mut zones: Vec<&str> = Vec::new();
+        let mut writes = FuturesUnordered::new();
+        let write = |store: &StoreHandle| {
+            let store = store.clone();
             let body = body.clone();
-            let key = store.backend.key_for(&id);
             async move {
+                let key = store.backend().key_for(&id);
                 let started = std::time::Instant::now();
-                let result = store.backend.put(&key, body).await;
-                metrics::histogram!("evermail_blob_put_seconds", "store" => store.id.clone())
+                let result = store.backend().put(&key, body).await;
+                metrics::histogram!("evermail_blob_put_seconds", "store" => store.id().to_string())
                     .record(started.elapsed());
                 (store, key, result)
             }
-        });
+        };
+        while writes.len() < self.inner.replicas {
+            let Some(i) = pick_next(&remaining, &zones) else {
+                break;
+            };
+            let store = remaining.remove(i);
+            zones.push(store.zone());
+            writes.push(write(store));
+        }
         let mut copies = Vec::new();
         let mut failures = Vec::new();
-        for (store, key, result) in join_all(writes).await {
+        while let Some((store, key, result)) = writes.next().await {
             match result {
-                Ok(()) => copies.push(StoredCopy {
-                    store: store.id.clone(),
-                    key,
-                }),
+                Ok(()) => {
+                    store.mark_ok();
+                    copies.push(StoredCopy {
+                        store: store.id().to_string(),
+                        key,
+                    });
+                }
                 Err(e) => {
-                    metrics::counter!("evermail_blob_put_errors_total", "store" => store.id.clone())
+                    metrics::counter!("evermail_blob_put_errors_total", "store" => store.id().to_string())
                         .increment(1);
-                    tracing::warn!(store = %store.id, blob = %id, error = %e, "blob write failed");
-                    failures.push(format!("{}: {e}", store.id));
+                    tracing::warn!(store = %store.id(), blob = %id, error = %e, "blob write failed");
+                    store.mark_failed(&e);
+                    failures.push(format!("{}: {e}", store.id()));
+                    if let Some(z) = zones.iter().position(|z| *z == store.zone()) {
+                        zones.remove(z);
+                    }
+                    if let Some(i) = pick_next(&remaining, &zones) {
+                        let next = remaining.remove(i);
+                        tracing::info!(failed = %store.id(), instead = %next.id(), blob = %id, "writing the copy elsewhere");
+                        zones.push(next.zone());
+                        writes.push(write(next));
+                    }
                 }
             }
         }
-        if copies.len() < self.min_replicas {
+        if copies.len() < self.inner.min_replicas {
+            metrics::counter!("evermail_blob_put_refused_total").increment(1);
             return Err(BlobError::new(
                 ErrorKind::NotEnoughReplicas,
                 format!(
                     "only {} of the {} required copies of a {size}-byte body are durable ({})",
                     copies.len(),
-                    self.min_replicas,
-                    failures.join("; ")
+                    self.inner.min_replicas,
+                    if failures.is_empty() {
+                        "no other store may be written".to_string()
+                    } else {
+                        failures.join("; ")
+                    }
                 ),
             ));
+        }
+        if copies.len() < self.inner.replicas {
+            // Acknowledged with min_replicas but fewer than replicas: the repair worker
+            // will have to add the missing copies.
+            metrics::counter!("evermail_blob_put_degraded_total").increment(1);
         }
         metrics::counter!("evermail_blob_bytes_written_total")
             .increment((size * copies.len()) as u64);
         Ok((id, copies))
     }
 
-    /// The stores a new body goes to. Each blob starts at a different store (by its
-    /// id), which spreads load evenly while keeping the choice deterministic.
-    fn placement(&self, id: &BlobId) -> Vec<&StoreHandle> {
-        let n = self.stores.len();
-        let start = usize::from(id.0[0]) % n;
-        (0..self.replicas)
-            .map(|i| &self.stores[(start + i) % n])
-            .collect()
-    }
-
-    /// Reads a body from the first copy that exists and hashes to `id`. A missing or
-    /// corrupt copy is logged and counted, and the next one is tried; the caller never
-    /// sees bytes that do not match the id.
+    /// Reads a body from the first copy that exists and hashes to `id`, trying copies
+    /// on healthy stores first and on stores marked down last. A missing, corrupt or
+    /// unreadable copy is logged and counted with its store id, and the next one is
+    /// tried; the caller never sees bytes that do not match the id.
     pub async fn get(&self, id: BlobId, copies: &[StoredCopy]) -> Result<Bytes, BlobError> {
         let mut problems = Vec::new();
-        for copy in copies {
-            let Some(store) = self.stores.iter().find(|s| s.id == copy.store) else {
+        let mut order: Vec<(u8, &StoredCopy, Option<&StoreHandle>)> = copies
+            .iter()
+            .map(|c| {
+                let store = self.inner.stores.iter().find(|s| s.id() == c.store);
+                let rank = match store {
+                    Some(s) if s.state() == StoreState::Down => 2,
+                    Some(s) if !s.healthy() => 1,
+                    _ => 0,
+                };
+                (rank, c, store)
+            })
+            .collect();
+        order.sort_by_key(|(rank, _, _)| *rank);
+        for (_, copy, store) in order {
+            let Some(store) = store else {
                 problems.push(format!("{}: store not configured", copy.store));
                 continue;
             };
-            match store.backend.get(&copy.key).await {
+            let label = store.id().to_string();
+            match store.backend().get(&copy.key).await {
                 Ok(Some(body)) => {
                     let check = body.clone();
                     let actual = tokio::task::spawn_blocking(move || blob_id(&check))
@@ -153,18 +215,26 @@ impl BlobStore {
                     if actual == id {
                         return Ok(body);
                     }
-                    metrics::counter!("evermail_blob_corrupt_reads_total", "store" => store.id.clone())
+                    metrics::counter!("evermail_blob_corrupt_reads_total", "store" => label)
                         .increment(1);
-                    tracing::error!(store = %store.id, key = %copy.key, blob = %id, "corrupt blob copy");
-                    problems.push(format!("{}: content does not match its hash", store.id));
+                    tracing::error!(store = %store.id(), key = %copy.key, blob = %id, "corrupt blob copy; trying another");
+                    problems.push(format!("{}: content does not match its hash", store.id()));
                 }
                 Ok(None) => {
-                    metrics::counter!("evermail_blob_missing_reads_total", "store" => store.id.clone())
+                    metrics::counter!("evermail_blob_missing_reads_total", "store" => label)
                         .increment(1);
-                    tracing::error!(store = %store.id, key = %copy.key, blob = %id, "blob copy missing");
-                    problems.push(format!("{}: missing", store.id));
+                    tracing::error!(store = %store.id(), key = %copy.key, blob = %id, "blob copy missing; trying another");
+                    problems.push(format!("{}: missing", store.id()));
                 }
-                Err(e) => problems.push(format!("{}: {e}", store.id)),
+                Err(e) => {
+                    metrics::counter!("evermail_blob_read_errors_total", "store" => label)
+                        .increment(1);
+                    tracing::warn!(store = %store.id(), key = %copy.key, blob = %id, error = %e, "blob read failed; trying another copy");
+                    if e.kind() == ErrorKind::Unavailable {
+                        store.mark_failed(&e);
+                    }
+                    problems.push(format!("{}: {e}", store.id()));
+                }
             }
         }
         Err(BlobError::new(
@@ -172,6 +242,84 @@ impl BlobStore {
             format!("no good copy of blob {id}: {}", problems.join("; ")),
         ))
     }
+
+    /// Probes every store marked unhealthy (except those configured down) and puts
+    /// back those that pass; returns how many came back. A writable store must take a
+    /// small probe body, return it intact and delete it, which is the whole write path;
+    /// any other store must answer a read.
+    pub async fn probe_unhealthy(&self) -> usize {
+        let probes = self
+            .inner
+            .stores
+            .iter()
+            .filter(|s| !s.healthy() && s.state() != StoreState::Down)
+            .map(|s| async move {
+                match probe(s).await {
+                    Ok(()) => {
+                        s.mark_ok();
+                        true
+                    }
+                    Err(e) => {
+                        tracing::debug!(store = %s.id(), error = %e, "store probe failed");
+                        false
+                    }
+                }
+            });
+        futures_util::future::join_all(probes)
+            .await
+            .into_iter()
+            .filter(|&ok| ok)
+            .count()
+    }
+
+    /// Starts a task that runs [`probe_unhealthy`](Self::probe_unhealthy) every
+    /// `interval`. It stops by itself when the last clone of this store is dropped.
+    ///
+    /// Why a background probe rather than trying a failed store again on the next
+    /// delivery after a cool-down: a delivery never waits on a store believed broken
+    /// (an S3 endpoint that drops packets costs a full timeout per attempt); a store
+    /// comes back within one interval even when no mail arrives; and the probe runs the
+    /// whole write path, so a store that accepts connections but cannot write stays out.
+    pub fn spawn_health_probes(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else {
+                    return;
+                };
+                BlobStore { inner }.probe_unhealthy().await;
+            }
+        })
+    }
+}
+
+async fn probe(store: &StoreHandle) -> Result<(), BlobError> {
+    let backend = store.backend();
+    if !store.state().writable() {
+        let key = backend.key_for(&blob_id(b"evermail store probe"));
+        return backend.get(&key).await.map(|_| ());
+    }
+    // Unique content, so the key can never be a real body's and deleting it is safe.
+    let body = Bytes::from(format!(
+        "evermail store probe {:016x}\n",
+        rand::random::<u64>()
+    ));
+    let id = blob_id(&body);
+    let key = backend.key_for(&id);
+    backend.put(&key, body.clone()).await?;
+    let back = backend.get(&key).await?;
+    let deleted = backend.delete(&key).await;
+    if back.as_ref() != Some(&body) {
+        return Err(BlobError::new(
+            ErrorKind::Unavailable,
+            "the probe body did not read back intact",
+        ));
+    }
+    deleted
 }
 
 #[cfg(test)]
@@ -184,9 +332,11 @@ mod tests {
         let handles = dirs
             .iter()
             .enumerate()
-            .map(|(i, d)| StoreHandle {
-                id: format!("s{i}"),
-                backend: Arc::new(FsBackend::open(d.path(), "n").unwrap()),
+            .map(|(i, d)| {
+                StoreHandle::new(
+                    format!("s{i}"),
+                    Arc::new(FsBackend::open(d.path(), "n").unwrap()),
+                )
             })
             .collect();
         (handles, dirs)
@@ -231,6 +381,17 @@ mod tests {
         assert!(BlobStore::new(h.clone(), 1, 2).is_err());
         assert!(BlobStore::new(h.clone(), 1, 0).is_err());
         assert!(BlobStore::new(Vec::new(), 1, 1).is_err());
-        assert!(BlobStore::new(h, 1, 1).is_ok());
+        assert!(BlobStore::new(h.clone(), 1, 1).is_ok());
+        let (mut two, _d2) = stores(2);
+        two[1] = two[1].clone().with_state(StoreState::ReadOnly);
+        assert!(
+            BlobStore::new(two.clone(), 2, 1).is_err(),
+            "one active store"
+        );
+        assert!(BlobStore::new(two.clone(), 1, 1).is_ok());
+        two[1] = StoreHandle::new("s0", two[1].backend().clone());
+        assert!(BlobStore::new(two, 1, 1).is_err(), "duplicate id");
+        let zero = vec![h[0].clone().with_weight(0)];
+        assert!(BlobStore::new(zero, 1, 1).is_err(), "weight 0");
     }
 }

@@ -12,10 +12,7 @@ async fn mailstore(options: MailstoreOptions) -> (Mailstore, tempfile::TempDir) 
         .unwrap();
     let backend = FsBackend::open(&dir.path().join("blobs"), "test").unwrap();
     let blobs = BlobStore::new(
-        vec![StoreHandle {
-            id: "local".into(),
-            backend: Arc::new(backend),
-        }],
+        vec![StoreHandle::new("local", Arc::new(backend))],
         1,
         1,
     )

@@ -35,10 +35,7 @@ pub async fn open_mailstore(config: &Config, data_dir: &Path) -> anyhow::Result<
                 let root = data_dir.join(path);
                 let backend = FsBackend::open(&root, &node)
                     .with_context(|| format!("opening blob store {id} at {}", root.display()))?;
-                handles.push(StoreHandle {
-                    id: id.clone(),
-                    backend: Arc::new(backend),
-                });
+                handles.push(StoreHandle::new(id.clone(), Arc::new(backend)));
             }
         }
     }

@@ -37,10 +37,7 @@ pub async fn start(options: LmtpOptions) -> TestServer {
         .unwrap();
     let backend = FsBackend::open(&dir.path().join("blobs"), "test").unwrap();
     let blobs = BlobStore::new(
-        vec![StoreHandle {
-            id: "local".into(),
-            backend: Arc::new(backend),
-        }],
+        vec![StoreHandle::new("local", Arc::new(backend))],
         1,
         1,
     )

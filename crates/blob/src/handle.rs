@@ -1,0 +1,131 @@
+//! [`StoreHandle`]: one configured store, with what placement needs to know about it.
+
+use crate::BlobBackend;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What the operator allows a store to be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreState {
+    /// New bodies are written to it and copies on it are read.
+    #[default]
+    Active,
+    /// Copies on it are read; nothing new is written (a full disk, a bucket being
+    /// migrated away from).
+    ReadOnly,
+    /// Like read-only; later the repair worker also moves its copies elsewhere so the
+    /// store can be removed.
+    Draining,
+    /// Not used for writes and read only as a last resort, after every other copy.
+    Down,
+}
+
+impl StoreState {
+    /// Whether new bodies may be placed on a store in this state.
+    pub fn writable(self) -> bool {
+        self == StoreState::Active
+    }
+}
+
+/// One configured store: its id (recorded in every location row), its zone, weight and
+/// state from the configuration, its backend, and whether it answered lately. Cheap to
+/// clone; clones share the health flag.
+#[derive(Clone)]
+pub struct StoreHandle {
+    id: String,
+    zone: String,
+    weight: u32,
+    state: StoreState,
+    backend: Arc<dyn BlobBackend>,
+    health: Arc<Health>,
+}
+
+impl StoreHandle {
+    /// An active store of weight 1 that is its own zone.
+    pub fn new(id: impl Into<String>, backend: Arc<dyn BlobBackend>) -> StoreHandle {
+        let id = id.into();
+        StoreHandle {
+            zone: id.clone(),
+            id,
+            weight: 1,
+            state: StoreState::Active,
+            backend,
+            health: Arc::new(Health::default()),
+        }
+    }
+
+    /// Stores in one zone share a failure domain (a data centre, a rack, a NAS); copies
+    /// of a body go to distinct zones first.
+    pub fn with_zone(mut self, zone: impl Into<String>) -> StoreHandle {
+        self.zone = zone.into();
+        self
+    }
+
+    /// Relative share of new bodies; a store of weight 2 gets about twice as many as
+    /// one of weight 1.
+    pub fn with_weight(mut self, weight: u32) -> StoreHandle {
+        self.weight = weight;
+        self
+    }
+
+    pub fn with_state(mut self, state: StoreState) -> StoreHandle {
+        self.state = state;
+        self
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn zone(&self) -> &str {
+        &self.zone
+    }
+
+    pub fn weight(&self) -> u32 {
+        self.weight
+    }
+
+    pub fn state(&self) -> StoreState {
+        self.state
+    }
+
+    pub fn backend(&self) -> &Arc<dyn BlobBackend> {
+        &self.backend
+    }
+
+    /// False from the store's last failed operation until its next successful write
+    /// or probe. An unhealthy store gets new bodies only when the healthy ones are not
+    /// enough.
+    pub fn healthy(&self) -> bool {
+        self.health.ok.load(Ordering::Acquire)
+    }
+
+    /// Takes the store out of write placement at once, after an error.
+    pub(crate) fn mark_failed(&self, error: &dyn std::fmt::Display) {
+        if self.health.ok.swap(false, Ordering::AcqRel) {
+            tracing::warn!(store = %self.id, %error, "blob store failed; out of write placement until a probe passes");
+            metrics::gauge!("evermail_blob_store_healthy", "store" => self.id.clone()).set(0.0);
+        }
+    }
+
+    pub(crate) fn mark_ok(&self) {
+        if !self.health.ok.swap(true, Ordering::AcqRel) {
+            tracing::info!(store = %self.id, "blob store answers again; back in write placement");
+            metrics::gauge!("evermail_blob_store_healthy", "store" => self.id.clone()).set(1.0);
+        }
+    }
+}
+
+struct Health {
+    ok: AtomicBool,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            ok: AtomicBool::new(true),
+        }
+    }
+}
