@@ -11,6 +11,7 @@
 //! # Layout
 //! - `accounts`: accounts, password hashing, aliases, recipient resolution.
 //! - `deliver`: LMTP delivery and IMAP APPEND.
+//! - `maildrop`: the POP3 maildrop lock.
 //! - `parse`: the envelope and MIME structure, parsed once at delivery.
 //! - this file: [`Mailstore`], mailbox and message reads, flags, expunge, change
 //!   notifications.
@@ -18,11 +19,13 @@
 mod accounts;
 mod deliver;
 mod error;
+mod maildrop;
 mod parse;
 
 pub use accounts::{Account, DEFAULT_MAILBOXES, check_address, hash_password};
 pub use deliver::Delivered;
 pub use error::{ErrorKind, MailError};
+pub use maildrop::MaildropLock;
 pub use evermail_meta::{Changes, FlagChange, MailboxRecord, MessageRecord};
 pub use parse::{MessageStructure, parse_structure};
 
@@ -71,6 +74,7 @@ struct Inner {
     blobs: BlobStore,
     options: MailstoreOptions,
     changes: broadcast::Sender<MailboxChange>,
+    maildrops: maildrop::MaildropLocks,
 }
 
 impl Mailstore {
@@ -82,6 +86,7 @@ impl Mailstore {
                 blobs,
                 options,
                 changes,
+                maildrops: Default::default(),
             }),
         }
     }
