@@ -1,0 +1,286 @@
+//! The S3 blob backend: message bodies as objects in a bucket of any S3-compatible
+//! store (AWS S3, Garage, MinIO, Ceph RGW), through the `object_store` crate.
+//!
+//! Keys are `<node>/<first two hex digits>/<hex id>`, the fs backend's layout, so one
+//! bucket can be shared by several nodes and a store can be copied between kinds
+//! without renaming anything.
+//!
+//! A put is durable when the PUT is answered 200: S3 acknowledges a write only once
+//! it is stored (Garage: on a quorum of its nodes). Replication across stores,
+//! checksums and metrics are not done here but once, in `evermail_blob::BlobStore`.
+//!
+//! This crate must not know about the metadata database or any protocol; only the
+//! `server` crate names it.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), evermail_blob::BlobError> {
+//! use evermail_blob::BlobBackend;
+//! use evermail_blob_s3::{S3Backend, S3Options};
+//! let options: S3Options = toml::from_str(
+//!     r#"
+//!     endpoint = "http://127.0.0.1:3900"
+//!     region = "garage"
+//!     bucket = "evermail"
+//!     access_key_id = "GK..."
+//!     secret_access_key = "..."
+//!     "#,
+//! ).unwrap();
+//! let s3 = S3Backend::open(&options, "mail1")?;
+//! let key = s3.key_for(&evermail_blob::blob_id(b"hello"));
+//! s3.put(&key, bytes::Bytes::from_static(b"hello")).await?;
+//! # Ok(()) }
+//! ```
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use evermail_blob::{BlobBackend, BlobError, ErrorKind};
+use evermail_types::BlobId;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path;
+use object_store::{BackoffConfig, ClientOptions, ObjectStoreExt, RetryConfig};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// How to reach one bucket: the `s3` table of a `[[storage.stores]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Options {
+    /// The endpoint URL, e.g. `https://s3.eu-west-1.amazonaws.com` or
+    /// `http://127.0.0.1:3900` for a local Garage.
+    pub endpoint: String,
+    /// The region the bucket is in (Garage's default is `garage`).
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// The bucket; it must exist, evermail does not create it.
+    pub bucket: String,
+    /// The access key id and its secret, with read and write rights on the bucket.
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// A prefix for every key, e.g. `mail/`, to share a bucket with other data.
+    #[serde(default)]
+    pub prefix: String,
+    /// Allow a plain `http://` endpoint. Off by default, since credentials and mail
+    /// would cross the network in clear; meant for a store on loopback.
+    #[serde(default)]
+    pub allow_http: bool,
+    /// Address the bucket as `bucket.endpoint` instead of `endpoint/bucket`. Path
+    /// style (the default) works with every S3-compatible server.
+    #[serde(default)]
+    pub virtual_hosted_style: bool,
+    /// Seconds a whole request may take before the store counts as failed.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Seconds to wait for a connection to the endpoint.
+    #[serde(default = "default_connect_timeout_secs")]
+    pub connect_timeout_secs: u64,
+    /// Retries of a failed request within one operation. Few, because `BlobStore`
+    /// already writes to another store when this one fails, and a delivery should
+    /// not wait long on a store that is down.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: usize,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_timeout_secs() -> u64 {
+    30
+}
+fn default_connect_timeout_secs() -> u64 {
+    5
+}
+fn default_max_retries() -> usize {
+    2
+}
+
+/// A bucket as a blob store. Cheap to share behind an `Arc`.
+pub struct S3Backend {
+    store: AmazonS3,
+    prefix: String,
+    node: String,
+}
+
+impl S3Backend {
+    /// Checks the options and builds the client; does not contact the endpoint (the
+    /// first write or a health probe does).
+    pub fn open(options: &S3Options, node: &str) -> Result<S3Backend, BlobError> {
+        let invalid = |m: String| BlobError::new(ErrorKind::Unavailable, m);
+        if node.is_empty() || node.contains(['/', '\\']) || node.starts_with('.') {
+            return Err(invalid(format!(
+                "node name {node:?} cannot be a key prefix"
+            )));
+        }
+        if !options.prefix.is_empty() && !options.prefix.ends_with('/') {
+            return Err(invalid(format!(
+                "prefix {:?} must end with '/'",
+                options.prefix
+            )));
+        }
+        // reqwest is built without a TLS crypto provider of its own; use ring, as the
+        // rest of evermail does. Fails harmlessly when a provider is already installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = ClientOptions::new()
+            .with_allow_http(options.allow_http)
+            .with_timeout(Duration::from_secs(options.timeout_secs))
+            .with_connect_timeout(Duration::from_secs(options.connect_timeout_secs));
+        let retry = RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(2),
+                base: 2.0,
+            },
+            max_retries: options.max_retries,
+            retry_timeout: Duration::from_secs(options.timeout_secs),
+        };
+        let store = AmazonS3Builder::new()
+            .with_endpoint(&options.endpoint)
+            .with_region(&options.region)
+            .with_bucket_name(&options.bucket)
+            .with_access_key_id(&options.access_key_id)
+            .with_secret_access_key(&options.secret_access_key)
+            .with_allow_http(options.allow_http)
+            .with_virtual_hosted_style_request(options.virtual_hosted_style)
+            .with_client_options(client)
+            .with_retry(retry)
+            .build()
+            .map_err(|e| invalid(format!("S3 store {}: {e}", options.endpoint)))?;
+        Ok(S3Backend {
+            store,
+            prefix: options.prefix.clone(),
+            node: node.to_string(),
+        })
+    }
+
+    fn path(&self, key: &str) -> Result<Path, BlobError> {
+        let safe = !key.is_empty()
+            && key
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\\'));
+        if !safe {
+            return Err(BlobError::new(
+                ErrorKind::Unavailable,
+                format!("refusing unsafe blob key {key:?}"),
+            ));
+        }
+        Path::parse(format!("{}{key}", self.prefix))
+            .map_err(|e| BlobError::new(ErrorKind::Unavailable, format!("blob key {key:?}: {e}")))
+    }
+}
+
+fn unavailable(what: &str, key: &str, e: object_store::Error) -> BlobError {
+    BlobError::new(ErrorKind::Unavailable, format!("S3 {what} of {key}: {e}"))
+}
+
+#[async_trait]
+impl BlobBackend for S3Backend {
+    fn key_for(&self, id: &BlobId) -> String {
+        let hex = id.to_hex();
+        format!("{}/{}/{}", self.node, &hex[..2], hex)
+    }
+
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), BlobError> {
+        let path = self.path(key)?;
+        // A 200 to a single PUT means the object is stored; content-addressed keys
+        // make overwriting an existing copy harmless.
+        self.store
+            .put(&path, body.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable("PUT", key, e))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError> {
+        let path = self.path(key)?;
+        match self.store.get(&path).await {
+            Ok(result) => result
+                .bytes()
+                .await
+                .map(Some)
+                .map_err(|e| unavailable("GET", key, e)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(unavailable("GET", key, e)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        let path = self.path(key)?;
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(unavailable("DELETE", key, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> S3Options {
+        toml::from_str(
+            "endpoint = \"http://127.0.0.1:1\"\nbucket = \"b\"\n\
+             access_key_id = \"k\"\nsecret_access_key = \"s\"\nallow_http = true\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn options_have_defaults_and_refuse_unknown_fields() {
+        let o = options();
+        assert_eq!(o.region, "us-east-1");
+        assert!(!o.virtual_hosted_style);
+        assert_eq!(
+            (o.timeout_secs, o.connect_timeout_secs, o.max_retries),
+            (30, 5, 2)
+        );
+        let err = toml::from_str::<S3Options>(
+            "endpoint = \"x\"\nbucket = \"b\"\naccess_key_id = \"k\"\n\
+             secret_access_key = \"s\"\nsecret = \"s\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn keys_carry_the_node_name_and_prefix() {
+        let mut o = options();
+        o.prefix = "mail/".into();
+        let s3 = S3Backend::open(&o, "node1").unwrap();
+        let id = evermail_blob::blob_id(b"x");
+        let key = s3.key_for(&id);
+        assert_eq!(key, format!("node1/{}/{}", &id.to_hex()[..2], id.to_hex()));
+        assert_eq!(s3.path(&key).unwrap().as_ref(), format!("mail/{key}"));
+        for bad in ["", "../x", "a//b", "a/./b"] {
+            assert!(s3.path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_settings() {
+        let mut o = options();
+        assert!(S3Backend::open(&o, "a/b").is_err());
+        o.prefix = "mail".into();
+        assert!(S3Backend::open(&o, "n").is_err());
+        let mut o = options();
+        o.allow_http = false;
+        // object_store checks the scheme when a request is made, not at build time;
+        // what matters is that the build itself does not panic.
+        let _ = S3Backend::open(&o, "n");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_endpoint_fails_fast() {
+        let s3 = S3Backend::open(&options(), "n").unwrap();
+        let started = std::time::Instant::now();
+        let err = s3
+            .put("n/aa/x", Bytes::from_static(b"x"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert!(s3.get("n/aa/x").await.is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}
