@@ -4,6 +4,8 @@
 
 use anyhow::{Context, bail};
 use evermail_admin::AdminOptions;
+use evermail_blob::StoreState;
+use evermail_blob_s3::S3Options;
 use evermail_lmtp::LmtpOptions;
 use serde::{Deserialize, Deserializer};
 use std::path::{Path, PathBuf};
@@ -52,6 +54,9 @@ pub struct StorageConfig {
     pub min_replicas: usize,
     /// The blob stores. Empty means one filesystem store, `local`, at `DATA/blobs`.
     pub stores: Vec<StoreConfig>,
+    /// Seconds between probes of a store that failed; it takes new bodies again once
+    /// a probe (write, read back, delete) passes.
+    pub probe_interval_secs: u64,
 }
 
 impl Default for StorageConfig {
@@ -60,11 +65,14 @@ impl Default for StorageConfig {
             replicas: 1,
             min_replicas: 1,
             stores: Vec::new(),
+            probe_interval_secs: 10,
         }
     }
 }
 
-/// One `[[storage.stores]]` entry.
+/// One `[[storage.stores]]` entry. Every kind has the same placement settings; they
+/// are repeated in each variant because serde cannot flatten them into an enum that
+/// refuses unknown fields.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
 pub enum StoreConfig {
@@ -72,9 +80,64 @@ pub enum StoreConfig {
     Fs {
         /// The store's id, recorded with every copy it holds; never change it.
         id: String,
+        /// The failure domain (site, rack, NAS); copies go to distinct zones first.
+        /// Defaults to the id.
+        #[serde(default)]
+        zone: Option<String>,
+        /// Relative share of new bodies (default 1).
+        #[serde(default = "default_weight")]
+        weight: u32,
+        /// `active`, `read-only`, `draining` or `down` (default `active`).
+        #[serde(default)]
+        state: StoreState,
         /// The directory; relative paths are inside the data directory.
         path: PathBuf,
     },
+    /// A bucket in an S3-compatible object store.
+    S3 {
+        /// As for `fs`.
+        id: String,
+        #[serde(default)]
+        zone: Option<String>,
+        #[serde(default = "default_weight")]
+        weight: u32,
+        #[serde(default)]
+        state: StoreState,
+        /// Endpoint, bucket and credentials: `evermail_blob_s3::S3Options`.
+        s3: S3Options,
+    },
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+impl StoreConfig {
+    pub fn id(&self) -> &str {
+        match self {
+            StoreConfig::Fs { id, .. } | StoreConfig::S3 { id, .. } => id,
+        }
+    }
+
+    /// The zone (the id when unset), weight and state.
+    pub fn placement(&self) -> (&str, u32, StoreState) {
+        match self {
+            StoreConfig::Fs {
+                id,
+                zone,
+                weight,
+                state,
+                ..
+            }
+            | StoreConfig::S3 {
+                id,
+                zone,
+                weight,
+                state,
+                ..
+            } => (zone.as_deref().unwrap_or(id), *weight, *state),
+        }
+    }
 }
 
 /// `[accounts]`.
@@ -114,20 +177,47 @@ impl Config {
         if self.lmtp.timeout_secs == 0 {
             bail!("[lmtp] timeout_secs must be more than 0");
         }
-        let mut ids: Vec<&str> = self
-            .storage
-            .stores
-            .iter()
-            .map(|s| match s {
-                StoreConfig::Fs { id, .. } => id.as_str(),
-            })
-            .collect();
+        let mut ids: Vec<&str> = self.storage.stores.iter().map(StoreConfig::id).collect();
         ids.sort_unstable();
         if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
             bail!("[[storage.stores]]: the id {:?} is used twice", w[0]);
         }
         if let Some(id) = ids.iter().find(|id| id.is_empty()) {
             bail!("[[storage.stores]]: an id may not be empty ({id:?})");
+        }
+        if let Some(s) = self.storage.stores.iter().find(|s| s.placement().1 == 0) {
+            bail!(
+                "[[storage.stores]] {:?}: weight must be at least 1 (to stop new writes, \
+                 set state = \"read-only\")",
+                s.id()
+            );
+        }
+        let storage = &self.storage;
+        if storage.min_replicas == 0 || storage.min_replicas > storage.replicas {
+            bail!(
+                "[storage]: need 1 <= min_replicas ({}) <= replicas ({})",
+                storage.min_replicas,
+                storage.replicas
+            );
+        }
+        let writable = if storage.stores.is_empty() {
+            1
+        } else {
+            storage
+                .stores
+                .iter()
+                .filter(|s| s.placement().2.writable())
+                .count()
+        };
+        if storage.replicas > writable {
+            bail!(
+                "[storage]: replicas = {} needs that many stores with state = \"active\"; \
+                 there are {writable}",
+                storage.replicas
+            );
+        }
+        if storage.probe_interval_secs == 0 {
+            bail!("[storage] probe_interval_secs must be more than 0");
         }
         Ok(())
     }
@@ -250,16 +340,52 @@ listen = "127.0.0.1:8080"
 sqlite_path = "meta.sqlite"
 
 [storage]
-# Copies written of every message body, and how many must be durable before a
-# delivery is acknowledged. replicas may not exceed the number of stores.
+# Copies written of every message body, each on a different store (in different
+# zones when there are enough), and how many must be durable before a delivery is
+# acknowledged; with fewer, LMTP answers 451 4.3.0 and the MTA retries. replicas
+# may not exceed the number of active stores. A store that fails a write is skipped
+# (another takes the copy) until a probe finds it working again.
 replicas = 1
 min_replicas = 1
+# Seconds between probes of a store that failed.
+probe_interval_secs = 10
 
 # With no [[storage.stores]] entry, one filesystem store "local" lives in DATA/blobs.
+# Every store has an id (kept in the database with each copy: never change it),
+# a zone (copies go to distinct zones first; default: the id), a weight (relative
+# share of new bodies; default 1) and a state: "active", "read-only" (read, no new
+# bodies), "draining" (like read-only; later emptied by repair) or "down" (read only
+# as a last resort).
 # [[storage.stores]]
 # kind = "fs"
 # id = "local"
+# zone = "local"
+# weight = 1
+# state = "active"
+# # A directory; relative paths are inside the data directory.
 # path = "blobs"
+#
+# A bucket in an S3-compatible store (AWS S3, Garage, MinIO, Ceph RGW):
+# [[storage.stores]]
+# kind = "s3"
+# id = "garage1"
+# zone = "dc2"
+# [storage.stores.s3]
+# endpoint = "https://s3.example.com"
+# region = "us-east-1"
+# bucket = "evermail"
+# access_key_id = "GK..."
+# secret_access_key = "..."
+# # A prefix for every key (ending in "/"), to share a bucket with other data.
+# prefix = ""
+# # Plain http:// only for a store on loopback; keys and mail cross in clear.
+# allow_http = false
+# # Address the bucket as bucket.endpoint instead of endpoint/bucket.
+# virtual_hosted_style = false
+# timeout_secs = 30
+# connect_timeout_secs = 5
+# # Retries within one request; a failing store is skipped for another anyway.
+# max_retries = 2
 
 [accounts]
 # The quota of accounts created without --quota; unset is unlimited.
@@ -282,6 +408,11 @@ mod tests {
         assert_eq!(parsed.tls, default.tls);
         assert_eq!(parsed.admin.listen, default.admin.listen);
         assert_eq!(parsed.storage.replicas, default.storage.replicas);
+        assert_eq!(parsed.storage.min_replicas, default.storage.min_replicas);
+        assert_eq!(
+            parsed.storage.probe_interval_secs,
+            default.storage.probe_interval_secs
+        );
         assert!(parsed.storage.stores.is_empty());
     }
 
@@ -308,6 +439,16 @@ mod tests {
             "[lmtp]\ntimeout_secs = 0\n",
             "[[storage.stores]]\nkind = \"fs\"\nid = \"a\"\npath = \"x\"\n\
              [[storage.stores]]\nkind = \"fs\"\nid = \"a\"\npath = \"y\"\n",
+            "[storage]\nreplicas = 2\nmin_replicas = 2\n",
+            "[storage]\nreplicas = 1\nmin_replicas = 2\n",
+            "[storage]\nmin_replicas = 0\n",
+            "[storage]\nprobe_interval_secs = 0\n",
+            "[[storage.stores]]\nkind = \"fs\"\nid = \"a\"\npath = \"x\"\nweight = 0\n",
+            // Two stores, but only one may take new bodies.
+            "[storage]\nreplicas = 2\n\
+             [[storage.stores]]\nkind = \"fs\"\nid = \"a\"\npath = \"x\"\n\
+             [[storage.stores]]\nkind = \"fs\"\nid = \"b\"\npath = \"y\"\n\
+             state = \"read-only\"\n",
         ] {
             let config: Config = toml::from_str(text).unwrap();
             assert!(config.validate().is_err(), "{text}");
@@ -347,5 +488,64 @@ mod tests {
         .unwrap();
         assert_eq!(config.storage.stores.len(), 2);
         assert_eq!(config.accounts.default_quota, Some(1 << 30));
+        assert_eq!(
+            config.storage.stores[0].placement(),
+            ("a", 1, StoreState::Active)
+        );
+    }
+
+    #[test]
+    fn placement_settings_and_s3_stores_parse() {
+        let config: Config = toml::from_str(
+            "[storage]\nreplicas = 2\nmin_replicas = 2\n\
+             [[storage.stores]]\nkind = \"fs\"\nid = \"a\"\npath = \"a\"\nzone = \"dc1\"\n\
+             weight = 3\nstate = \"draining\"\n\
+             [[storage.stores]]\nkind = \"fs\"\nid = \"b\"\npath = \"b\"\n\
+             [[storage.stores]]\nkind = \"s3\"\nid = \"c\"\nzone = \"dc2\"\n\
+             [storage.stores.s3]\nendpoint = \"http://127.0.0.1:3900\"\nbucket = \"m\"\n\
+             access_key_id = \"k\"\nsecret_access_key = \"s\"\nallow_http = true\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let stores = &config.storage.stores;
+        assert_eq!(stores[0].placement(), ("dc1", 3, StoreState::Draining));
+        assert_eq!(stores[2].placement(), ("dc2", 1, StoreState::Active));
+        let StoreConfig::S3 { s3, .. } = &stores[2] else {
+            panic!("not s3: {:?}", stores[2]);
+        };
+        assert_eq!((s3.bucket.as_str(), s3.allow_http), ("m", true));
+        for bad in [
+            "[[storage.stores]]\nkind = \"fs\"\nid = \"a\"\npath = \"a\"\nstate = \"off\"\n",
+            "[[storage.stores]]\nkind = \"s3\"\nid = \"a\"\npath = \"a\"\n",
+            "[[storage.stores]]\nkind = \"s3\"\nid = \"c\"\n[storage.stores.s3]\n\
+             endpoint = \"e\"\nbucket = \"m\"\naccess_key_id = \"k\"\n\
+             secret_access_key = \"s\"\nsecret = \"s\"\n",
+        ] {
+            assert!(toml::from_str::<Config>(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The commented store examples in EXAMPLE parse once uncommented, so the
+    /// documentation cannot drift from the settings.
+    #[test]
+    fn example_stores_parse_when_uncommented() {
+        let storage =
+            &EXAMPLE[EXAMPLE.find("[storage]").unwrap()..EXAMPLE.find("[accounts]").unwrap()];
+        let setting = |l: &str| {
+            l.starts_with('[') || l.split_once(" = ").is_some_and(|(k, _)| !k.contains(' '))
+        };
+        let text: String = storage
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest) if rest.starts_with("# ") => rest,
+                Some(rest) if setting(rest) => rest,
+                _ => line,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let config: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(config.storage.stores.len(), 2, "{text}");
+        assert!(matches!(config.storage.stores[1], StoreConfig::S3 { .. }));
+        config.validate().unwrap();
     }
 }

@@ -3,7 +3,8 @@
 use crate::config::{Config, StoreConfig};
 use anyhow::Context;
 use evermail_blob::fs::FsBackend;
-use evermail_blob::{BlobStore, StoreHandle};
+use evermail_blob::{BlobBackend, BlobStore, StoreHandle, StoreState};
+use evermail_blob_s3::S3Backend;
 use evermail_mailbox::{Mailstore, MailstoreOptions};
 use evermail_meta::Meta;
 use evermail_meta_sqlite::SqliteMeta;
@@ -21,6 +22,9 @@ pub async fn open_mailstore(config: &Config, data_dir: &Path) -> anyhow::Result<
     let node = config.node_name();
     let default_store = [StoreConfig::Fs {
         id: "local".into(),
+        zone: None,
+        weight: 1,
+        state: StoreState::Active,
         path: "blobs".into(),
     }];
     let stores = if config.storage.stores.is_empty() {
@@ -30,14 +34,30 @@ pub async fn open_mailstore(config: &Config, data_dir: &Path) -> anyhow::Result<
     };
     let mut handles = Vec::new();
     for store in stores {
-        match store {
-            StoreConfig::Fs { id, path } => {
+        let backend: Arc<dyn BlobBackend> = match store {
+            StoreConfig::Fs { id, path, .. } => {
                 let root = data_dir.join(path);
                 let backend = FsBackend::open(&root, &node)
                     .with_context(|| format!("opening blob store {id} at {}", root.display()))?;
-                handles.push(StoreHandle::new(id.clone(), Arc::new(backend)));
+                Arc::new(backend)
             }
-        }
+            StoreConfig::S3 { id, s3, .. } => {
+                let backend = S3Backend::open(s3, &node).with_context(|| {
+                    format!(
+                        "opening blob store {id} at {} bucket {}",
+                        s3.endpoint, s3.bucket
+                    )
+                })?;
+                Arc::new(backend)
+            }
+        };
+        let (zone, weight, state) = store.placement();
+        handles.push(
+            StoreHandle::new(store.id(), backend)
+                .with_zone(zone)
+                .with_weight(weight)
+                .with_state(state),
+        );
     }
     let blobs = BlobStore::new(
         handles,
@@ -45,6 +65,10 @@ pub async fn open_mailstore(config: &Config, data_dir: &Path) -> anyhow::Result<
         config.storage.min_replicas,
     )
     .context("in [storage]")?;
+    // Ends by itself when the last clone of `blobs` is dropped.
+    blobs.spawn_health_probes(std::time::Duration::from_secs(
+        config.storage.probe_interval_secs,
+    ));
     let options = MailstoreOptions {
         max_message_size: config
             .lmtp
