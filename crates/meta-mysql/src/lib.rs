@@ -70,6 +70,7 @@ use sqlx::{Connection, MySqlConnection, Row};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use nodes::redact as redact_url;
 pub use schema::latest_version;
 
 /// How to reach the database cluster, in `[metadata]` of the config file.
@@ -134,6 +135,15 @@ pub struct NodeStatus {
     pub node: String,
     /// `None` when the node is usable, else why not.
     pub problem: Option<String>,
+    /// Whether the node answered at all.
+    pub reachable: bool,
+    /// Whether it runs Galera (`wsrep_on`); a plain MariaDB server is a cluster of one.
+    pub galera: bool,
+    /// `wsrep_local_state_comment` (Synced, Donor/Desynced, Joining, ...); empty when
+    /// unreachable or not Galera.
+    pub state: String,
+    /// `wsrep_cluster_size` as this node sees it; empty when unreachable or not Galera.
+    pub cluster_size: String,
 }
 
 /// The MariaDB/Galera metadata backend.
@@ -146,6 +156,16 @@ impl MysqlMeta {
     /// Connects to the nodes that answer, brings the schema up to date, and starts the
     /// background health probe. Fails when no node is usable.
     pub async fn connect(options: &MysqlOptions) -> Result<MysqlMeta, MetaError> {
+        let meta = MysqlMeta::connect_without_migrating(options).await?;
+        meta.migrate().await?;
+        Ok(meta)
+    }
+
+    /// Connects to the nodes that answer and starts the background health probe, but
+    /// leaves the schema as it is: `evermail serve` then checks it with
+    /// [`MysqlMeta::check_schema`], and `evermail db migrate` calls
+    /// [`MysqlMeta::migrate`]. Fails when no node is usable.
+    pub async fn connect_without_migrating(options: &MysqlOptions) -> Result<MysqlMeta, MetaError> {
         let nodes =
             Arc::new(Nodes::new(options).map_err(|e| MetaError::new(ErrorKind::Invalid, e))?);
         let problems = nodes.probe_all().await;
@@ -165,22 +185,49 @@ impl MysqlMeta {
             &nodes,
             Duration::from_millis(options.probe_interval_ms.max(100)),
         );
-        let meta = MysqlMeta {
+        Ok(MysqlMeta {
             nodes,
             policy: RetryPolicy {
                 max_attempts: options.max_attempts.max(1),
                 first_backoff: Duration::from_millis(5),
                 max_backoff: Duration::from_millis(options.max_backoff_ms.max(5)),
             },
-        };
-        // Migrations are re-runnable statement by statement (see `schema`), so a replay
-        // after any failure is safe.
-        meta.on_node(true, |conn, _| Box::pin(schema::migrate(conn)))
-            .await?;
-        Ok(meta)
+        })
     }
 
-    /// The schema version of the database.
+    /// Applies every migration the database lacks; returns the schema version before
+    /// and after. Refuses a database whose schema is newer than this build knows.
+    pub async fn migrate(&self) -> Result<(i64, i64), MetaError> {
+        let before = self.schema_version().await?;
+        // Migrations are re-runnable statement by statement (see `schema`), so a replay
+        // after any failure is safe.
+        let after = self
+            .on_node(true, |conn, _| Box::pin(schema::migrate(conn)))
+            .await?;
+        Ok((before, after))
+    }
+
+    /// Checks that the database's schema is the one this build knows, for a node about
+    /// to serve: newer is refused (this build does not know its rules), older asks for
+    /// `evermail db migrate`. Returns the version.
+    pub async fn check_schema(&self) -> Result<i64, MetaError> {
+        let current = self.schema_version().await?;
+        schema::check_version(current)?;
+        if current < latest_version() {
+            return Err(MetaError::new(
+                ErrorKind::Invalid,
+                format!(
+                    "the database schema is version {current}, older than this evermail \
+                     needs ({}); run `evermail db migrate` once (from any node), then \
+                     start the nodes",
+                    latest_version()
+                ),
+            ));
+        }
+        Ok(current)
+    }
+
+    /// The schema version of the database; 0 before the first migration.
     pub async fn schema_version(&self) -> Result<i64, MetaError> {
         self.on_node(true, |conn, _| Box::pin(schema::current_version(conn)))
             .await
@@ -188,14 +235,28 @@ impl MysqlMeta {
 
     /// Probes every node now and reports what each says.
     pub async fn node_status(&self) -> Vec<NodeStatus> {
-        let problems = self.nodes.probe_all().await;
+        let statuses = self.nodes.status_all().await;
         self.nodes
             .nodes
             .iter()
-            .zip(problems)
-            .map(|(n, problem)| NodeStatus {
-                node: n.name.clone(),
-                problem,
+            .zip(statuses)
+            .map(|(n, status)| match status {
+                Ok(s) => NodeStatus {
+                    node: n.name.clone(),
+                    problem: s.problem(),
+                    reachable: true,
+                    galera: s.galera,
+                    state: s.state_comment,
+                    cluster_size: s.cluster_size,
+                },
+                Err(e) => NodeStatus {
+                    node: n.name.clone(),
+                    problem: Some(e),
+                    reachable: false,
+                    galera: false,
+                    state: String::new(),
+                    cluster_size: String::new(),
+                },
             })
             .collect()
     }

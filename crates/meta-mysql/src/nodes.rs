@@ -104,7 +104,27 @@ impl Nodes {
 
     /// Probes every node at once and records the result; returns each node's problem.
     pub async fn probe_all(&self) -> Vec<Option<String>> {
-        let results = join_all(self.nodes.iter().map(|node| self.probe(node))).await;
+        self.status_all()
+            .await
+            .into_iter()
+            .map(|r| match r {
+                Ok(status) => status.problem(),
+                Err(e) => Some(e),
+            })
+            .collect()
+    }
+
+    /// Probes every node at once and records the result; returns what each reported,
+    /// or why it could not be asked.
+    pub async fn status_all(&self) -> Vec<Result<GaleraStatus, String>> {
+        let statuses = join_all(self.nodes.iter().map(|node| self.probe(node))).await;
+        let results: Vec<Option<String>> = statuses
+            .iter()
+            .map(|r| match r {
+                Ok(status) => status.problem(),
+                Err(e) => Some(e.clone()),
+            })
+            .collect();
         for (node, result) in self.nodes.iter().zip(&results) {
             let up = result.is_none();
             let was = node.up.swap(up, Ordering::Relaxed);
@@ -116,12 +136,12 @@ impl Nodes {
                 _ => {}
             }
         }
-        results
+        statuses
     }
 
-    /// Checks one node on a fresh connection (not from the pool, so a full pool does
-    /// not look like a dead node). `None` means usable.
-    async fn probe(&self, node: &Node) -> Option<String> {
+    /// Asks one node for its Galera state on a fresh connection (not from the pool, so
+    /// a full pool does not look like a dead node).
+    async fn probe(&self, node: &Node) -> Result<GaleraStatus, String> {
         let check = async {
             let mut conn = node.options.connect().await.map_err(|e| e.to_string())?;
             let status = galera_status(&mut conn).await.map_err(|e| e.to_string())?;
@@ -129,12 +149,11 @@ impl Nodes {
             Ok::<_, String>(status)
         };
         match tokio::time::timeout(self.connect_timeout, check).await {
-            Err(_) => Some(format!(
+            Err(_) => Err(format!(
                 "no answer within {} ms",
                 self.connect_timeout.as_millis()
             )),
-            Ok(Err(e)) => Some(e),
-            Ok(Ok(status)) => status.problem(),
+            Ok(result) => result,
         }
     }
 
@@ -158,11 +177,13 @@ pub(crate) struct GaleraStatus {
     pub galera: bool,
     pub ready: String,
     pub local_state: String,
+    /// `wsrep_local_state_comment`: Synced, Donor/Desynced, Joining, ...
+    pub state_comment: String,
     pub cluster_size: String,
 }
 
 impl GaleraStatus {
-    fn problem(&self) -> Option<String> {
+    pub fn problem(&self) -> Option<String> {
         if !self.galera || (self.ready == "ON" && self.local_state == "4") {
             None
         } else {
@@ -188,6 +209,7 @@ pub(crate) async fn galera_status(
         galera,
         ready: String::new(),
         local_state: String::new(),
+        state_comment: String::new(),
         cluster_size: String::new(),
     };
     if !galera {
@@ -195,7 +217,8 @@ pub(crate) async fn galera_status(
     }
     let rows = sqlx::query(
         "SHOW GLOBAL STATUS WHERE Variable_name IN
-            ('wsrep_ready', 'wsrep_local_state', 'wsrep_cluster_size')",
+            ('wsrep_ready', 'wsrep_local_state', 'wsrep_local_state_comment',
+             'wsrep_cluster_size')",
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -204,6 +227,7 @@ pub(crate) async fn galera_status(
         match text(&row, 0)?.to_ascii_lowercase().as_str() {
             "wsrep_ready" => status.ready = value,
             "wsrep_local_state" => status.local_state = value,
+            "wsrep_local_state_comment" => status.state_comment = value,
             "wsrep_cluster_size" => status.cluster_size = value,
             _ => {}
         }
@@ -225,7 +249,7 @@ fn is_unknown_variable(e: &sqlx::Error) -> bool {
 }
 
 /// A URL with its password replaced, for messages and logs.
-pub(crate) fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &url[scheme + 3..at];
@@ -265,6 +289,7 @@ mod tests {
             galera,
             ready: ready.into(),
             local_state: state.into(),
+            state_comment: String::new(),
             cluster_size: "3".into(),
         };
         assert_eq!(status(true, "ON", "4").problem(), None);

@@ -18,6 +18,9 @@ use crate::retry::{TxError, db};
 use evermail_meta::{ErrorKind, MetaError};
 use sqlx::MySqlConnection;
 
+/// "Table doesn't exist".
+const ER_NO_SUCH_TABLE: u16 = 1146;
+
 const TABLE: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 
 /// `(version, statements)`, ascending. `{table}` becomes the table options.
@@ -147,17 +150,7 @@ pub(crate) async fn migrate(conn: &mut MySqlConnection) -> Result<i64, TxError> 
     .await
     .map_err(db)?;
     let current = current_version(conn).await?;
-    if current > latest_version() {
-        return Err(MetaError::new(
-            ErrorKind::Corrupt,
-            format!(
-                "the database schema is version {current}, newer than this evermail \
-                 understands ({}); upgrade evermail before starting it on this database",
-                latest_version()
-            ),
-        )
-        .into());
-    }
+    check_version(current)?;
     for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         for statement in *statements {
             sqlx::query(&statement.replace("{table}", TABLE))
@@ -176,10 +169,35 @@ pub(crate) async fn migrate(conn: &mut MySqlConnection) -> Result<i64, TxError> 
     current_version(conn).await
 }
 
+/// Refuses a schema newer than this build knows.
+pub(crate) fn check_version(current: i64) -> Result<(), MetaError> {
+    if current > latest_version() {
+        return Err(MetaError::new(
+            ErrorKind::Corrupt,
+            format!(
+                "the database schema is version {current}, newer than this evermail \
+                 understands ({}); upgrade evermail before starting it on this database",
+                latest_version()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) async fn current_version(conn: &mut MySqlConnection) -> Result<i64, TxError> {
-    let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db)?;
-    Ok(v.unwrap_or(0))
+    let v: Result<Option<i64>, sqlx::Error> =
+        sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+            .fetch_one(&mut *conn)
+            .await;
+    match v {
+        Ok(v) => Ok(v.unwrap_or(0)),
+        // A database never migrated has no schema_migrations table yet.
+        Err(sqlx::Error::Database(d))
+            if d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .is_some_and(|m| m.number() == ER_NO_SUCH_TABLE) =>
+        {
+            Ok(0)
+        }
+        Err(e) => Err(db(e)),
+    }
 }

@@ -225,7 +225,9 @@ async fn a_node_that_is_down_is_skipped() {
     let meta = MysqlMeta::connect(&options).await.unwrap();
     let status = meta.node_status().await;
     assert!(status[0].problem.is_some(), "{status:?}");
+    assert!(!status[0].reachable, "{status:?}");
     assert_eq!(status[1].problem, None);
+    assert!(status[1].reachable, "{status:?}");
     let meta = Meta::new(meta);
     let alice = meta
         .create_account(account("alice@example.com"))
@@ -287,6 +289,37 @@ async fn migrations_rerun_and_a_newer_schema_is_refused() {
         .expect("must refuse a newer schema");
     assert_eq!(err.kind(), ErrorKind::Corrupt);
     assert!(err.to_string().contains("newer"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unmigrated_database_is_reported_then_migrated_explicitly() {
+    let Some(db) = common::test_db().await else {
+        return;
+    };
+    let meta = MysqlMeta::connect_without_migrating(&db.options(&[0, 1, 2]))
+        .await
+        .unwrap();
+    assert_eq!(meta.schema_version().await.unwrap(), 0);
+    let err = meta
+        .check_schema()
+        .await
+        .expect_err("must ask for a migration");
+    assert!(err.to_string().contains("evermail db migrate"), "{err}");
+    assert_eq!(meta.migrate().await.unwrap(), (0, latest_version()));
+    assert_eq!(meta.check_schema().await.unwrap(), latest_version());
+    assert_eq!(
+        meta.migrate().await.unwrap(),
+        (latest_version(), latest_version()),
+        "a second migrate has nothing to do"
+    );
+    let status = meta.node_status().await;
+    assert_eq!(status.len(), 3);
+    for node in &status {
+        assert!(node.reachable && node.galera, "{node:?}");
+        assert_eq!(node.problem, None);
+        assert_eq!(node.state, "Synced");
+        assert_eq!(node.cluster_size, "3");
+    }
 }
 
 #[tokio::test]

@@ -68,6 +68,32 @@ impl SqliteMeta {
         let mut conn = self.readers.acquire().await.map_err(db_error)?;
         schema::current_version(&mut conn).await
     }
+
+    /// The schema version of the database file without opening it for writing or
+    /// migrating it (for `evermail db status`): `None` when the file does not exist,
+    /// 0 when it was never migrated.
+    pub async fn stored_schema_version(path: &Path) -> Result<Option<i64>, MetaError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(db_error)?
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(30));
+        let mut conn = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(db_error)?;
+        let has_table: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+        )
+        .fetch_optional(&mut conn)
+        .await
+        .map_err(db_error)?;
+        if has_table.is_none() {
+            return Ok(Some(0));
+        }
+        schema::current_version(&mut conn).await.map(Some)
+    }
 }
 
 pub(crate) fn db_error(e: sqlx::Error) -> MetaError {
@@ -934,9 +960,17 @@ mod tests {
     async fn reopening_keeps_data_and_schema() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("meta.sqlite");
+        assert_eq!(
+            SqliteMeta::stored_schema_version(&path).await.unwrap(),
+            None
+        );
         {
             let meta = SqliteMeta::open(&path).await.unwrap();
             assert_eq!(meta.schema_version().await.unwrap(), latest_version());
+            assert_eq!(
+                SqliteMeta::stored_schema_version(&path).await.unwrap(),
+                Some(latest_version())
+            );
             meta.create_account(NewAccount {
                 address: "a@b.c".into(),
                 password_hash: "x".into(),
