@@ -27,6 +27,16 @@ impl StoreState {
     pub fn writable(self) -> bool {
         self == StoreState::Active
     }
+
+    /// The name used in the configuration file and in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreState::Active => "active",
+            StoreState::ReadOnly => "read-only",
+            StoreState::Draining => "draining",
+            StoreState::Down => "down",
+        }
+    }
 }
 
 /// One configured store: its id (recorded in every location row), its zone, weight and
@@ -127,5 +137,27 @@ impl Default for Health {
         Health {
             ok: AtomicBool::new(true),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::IntoDeserializer;
+    use serde::de::value::{Error, StrDeserializer};
+
+    #[test]
+    fn state_names_match_the_configuration() {
+        for state in [
+            StoreState::Active,
+            StoreState::ReadOnly,
+            StoreState::Draining,
+            StoreState::Down,
+        ] {
+            let de: StrDeserializer<'_, Error> = state.as_str().into_deserializer();
+            assert_eq!(StoreState::deserialize(de).unwrap(), state);
+        }
+        let de: StrDeserializer<'_, Error> = "readonly".into_deserializer();
+        assert!(StoreState::deserialize(de).is_err());
     }
 }

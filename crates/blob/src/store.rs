@@ -68,6 +68,22 @@ impl BlobStore {
             let healthy = if s.healthy() { 1.0 } else { 0.0 };
             metrics::gauge!("evermail_blob_store_healthy", "store" => s.id().to_string())
                 .set(healthy);
+            // One series per possible state, 1 for the store's own, so a dashboard can
+            // count stores by state with a plain sum.
+            for state in [
+                StoreState::Active,
+                StoreState::ReadOnly,
+                StoreState::Draining,
+                StoreState::Down,
+            ] {
+                let on = if state == s.state() { 1.0 } else { 0.0 };
+                metrics::gauge!(
+                    "evermail_blob_store_state",
+                    "store" => s.id().to_string(),
+                    "state" => state.as_str()
+                )
+                .set(on);
+            }
         }
         Ok(BlobStore {
             inner: Arc::new(Inner {
