@@ -39,6 +39,10 @@ CONFIG = f"""\
 listen = ["{HOST}:0"]
 tls_listen = ["{HOST}:0"]
 
+[pop3]
+listen = ["{HOST}:0"]
+tls_listen = ["{HOST}:0"]
+
 [lmtp]
 listen = ["{HOST}:0"]
 max_message_size = {MAX_MESSAGE_SIZE}
@@ -48,7 +52,7 @@ timeout_secs = {LMTP_TIMEOUT_SECS}
 listen = "{HOST}:0"
 """
 
-LISTEN_RE = re.compile(r"^listening (imaps|imap|lmtp|admin) (\S+):(\d+)\s*$")
+LISTEN_RE = re.compile(r"^listening (imaps|imap|pop3s|pop3|lmtp|admin) (\S+):(\d+)\s*$")
 
 # Every process a test started, so the watchdog and the session end can stop
 # them by pid.

@@ -21,6 +21,7 @@ pub struct Config {
     pub node_name: Option<String>,
     pub lmtp: LmtpOptions,
     pub imap: evermail_imap::ImapOptions,
+    pub pop3: evermail_pop3::Pop3Options,
     pub tls: evermail_tls::TlsOptions,
     pub admin: AdminOptions,
     pub metadata: MetadataConfig,
@@ -310,8 +311,23 @@ plaintext_auth = "loopback"
 # How long a failed login waits before its NO, slowing password guessing.
 auth_failure_delay_ms = 1000
 
+[pop3]
+# Where POP3 listens in plaintext, offering STLS (the role of port 110).
+listen = ["127.0.0.1:1110"]
+# Where POP3 listens with TLS from the first byte (the role of port 995).
+# The certificate is the one in [tls]. An empty list opens none.
+tls_listen = ["127.0.0.1:1995"]
+# Seconds a client may stay silent before it is logged out, deleting nothing
+# (RFC 1939 asks for at least 10 minutes).
+idle_timeout_secs = 600
+# Where USER/PASS and AUTH PLAIN are allowed without TLS: "loopback", "always",
+# or "never", as for [imap]. Elsewhere they answer -ERR [AUTH] until STLS.
+plaintext_auth = "loopback"
+# How long a failed login waits before its -ERR, slowing password guessing.
+auth_failure_delay_ms = 1000
+
 [tls]
-# The certificate for imaps and STARTTLS, PEM: the chain (server certificate
+# The certificate for imaps, pop3s, STARTTLS and STLS, PEM: the chain (server certificate
 # first) and its private key. Relative paths are inside the data directory.
 # With neither set, a self-signed certificate for the node name, localhost,
 # 127.0.0.1 and ::1 is generated once into DATA/tls/cert.pem and key.pem and
@@ -405,6 +421,13 @@ mod tests {
         assert_eq!(parsed.lmtp.timeout_secs, default.lmtp.timeout_secs);
         assert_eq!(parsed.imap.listen, default.imap.listen);
         assert_eq!(parsed.imap.tls_listen, default.imap.tls_listen);
+        assert_eq!(parsed.pop3.listen, default.pop3.listen);
+        assert_eq!(parsed.pop3.tls_listen, default.pop3.tls_listen);
+        assert_eq!(
+            parsed.pop3.idle_timeout_secs,
+            default.pop3.idle_timeout_secs
+        );
+        assert_eq!(parsed.pop3.plaintext_auth, default.pop3.plaintext_auth);
         assert_eq!(parsed.tls, default.tls);
         assert_eq!(parsed.admin.listen, default.admin.listen);
         assert_eq!(parsed.storage.replicas, default.storage.replicas);

@@ -68,6 +68,15 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         let tls = ListenerTls::Implicit(tls.clone());
         imap_listeners.push((bind("imaps", *addr).await?, tls));
     }
+    let mut pop3_listeners = Vec::new();
+    for addr in &config.pop3.listen {
+        let tls = evermail_pop3::ListenerTls::StartTls(tls.clone());
+        pop3_listeners.push((bind("pop3", *addr).await?, tls));
+    }
+    for addr in &config.pop3.tls_listen {
+        let tls = evermail_pop3::ListenerTls::Implicit(tls.clone());
+        pop3_listeners.push((bind("pop3s", *addr).await?, tls));
+    }
     let mut lmtp_listeners = Vec::new();
     for addr in &config.lmtp.listen {
         lmtp_listeners.push(bind("lmtp", *addr).await?);
@@ -84,6 +93,15 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         services.spawn(async move {
             if let Err(e) = evermail_imap::serve(listener, m, o, tls, s).await {
                 tracing::error!(error = %e, "IMAP listener failed");
+            }
+        });
+    }
+    let pop3_options = Arc::new(config.pop3.clone());
+    for (listener, tls) in pop3_listeners {
+        let (m, o, s) = (mailstore.clone(), pop3_options.clone(), shutdown.clone());
+        services.spawn(async move {
+            if let Err(e) = evermail_pop3::serve(listener, m, o, tls, s).await {
+                tracing::error!(error = %e, "POP3 listener failed");
             }
         });
     }
