@@ -30,18 +30,55 @@ pub struct Config {
 }
 
 /// `[metadata]`: where mailbox metadata lives.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetadataConfig {
+    /// `sqlite` (embedded, one node) or `mysql` (a MariaDB Galera cluster).
+    pub backend: MetadataBackend,
     /// The SQLite database file, relative to the data directory.
     pub sqlite_path: PathBuf,
+    /// One URL per database node, `mysql://user:password@host:port/database`; the
+    /// first is tried first.
+    pub mysql_urls: Vec<String>,
+    /// `[metadata.mysql]`: pools, timeouts and retries of the MySQL backend
+    /// (`evermail_meta_mysql::MysqlOptions`); its node URLs are `mysql_urls`.
+    pub mysql: evermail_meta_mysql::MysqlOptions,
+}
+
+/// Which metadata backend `[metadata] backend` names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetadataBackend {
+    #[default]
+    Sqlite,
+    Mysql,
 }
 
 impl Default for MetadataConfig {
     fn default() -> Self {
         MetadataConfig {
+            backend: MetadataBackend::Sqlite,
             sqlite_path: PathBuf::from("meta.sqlite"),
+            mysql_urls: Vec::new(),
+            mysql: evermail_meta_mysql::MysqlOptions::default(),
         }
+    }
+}
+
+/// By hand, so `config check` never prints a database password.
+impl std::fmt::Debug for MetadataConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let urls: Vec<String> = self
+            .mysql_urls
+            .iter()
+            .map(|u| evermail_meta_mysql::redact_url(u))
+            .collect();
+        f.debug_struct("MetadataConfig")
+            .field("backend", &self.backend)
+            .field("sqlite_path", &self.sqlite_path)
+            .field("mysql_urls", &urls)
+            .field("mysql", &self.mysql)
+            .finish()
     }
 }
 
@@ -220,6 +257,16 @@ impl Config {
         if storage.probe_interval_secs == 0 {
             bail!("[storage] probe_interval_secs must be more than 0");
         }
+        let metadata = &self.metadata;
+        if !metadata.mysql.urls.is_empty() {
+            bail!("[metadata.mysql]: list the database nodes in [metadata] mysql_urls instead");
+        }
+        if metadata.backend == MetadataBackend::Mysql && metadata.mysql_urls.is_empty() {
+            bail!(
+                "[metadata] backend = \"mysql\" needs mysql_urls, one URL per database \
+                 node, e.g. mysql_urls = [\"mysql://evermail:PASSWORD@db1:3306/evermail\"]"
+            );
+        }
         Ok(())
     }
 
@@ -352,8 +399,33 @@ max_recipients = 1000
 listen = "127.0.0.1:8080"
 
 [metadata]
+# "sqlite": one embedded database file, for a single node. "mysql": a MariaDB
+# Galera cluster (3+ nodes, every one writable), so no database server is a single
+# point of failure; every evermail node lists the same cluster.
+backend = "sqlite"
 # The SQLite database, relative to the data directory.
 sqlite_path = "meta.sqlite"
+# With backend = "mysql": one URL per database node. Transactions go round robin,
+# starting with the first URL, to the nodes that are up; a node that refuses, times
+# out or is not Synced is skipped until a probe finds it healthy. Run
+# `evermail db migrate` once before the first start and after each upgrade (serve
+# does not migrate a shared database); `evermail db status` shows the nodes.
+# mysql_urls = [
+#     "mysql://evermail:PASSWORD@db1:3306/evermail",
+#     "mysql://evermail:PASSWORD@db2:3306/evermail",
+#     "mysql://evermail:PASSWORD@db3:3306/evermail",
+# ]
+# [metadata.mysql]
+# # Connections kept open to each database node.
+# max_connections_per_node = 16
+# # Milliseconds to wait for a connection or a probe before trying another node.
+# connect_timeout_ms = 3000
+# # Milliseconds between health probes of every node.
+# probe_interval_ms = 2000
+# # Tries of one transaction (certification conflicts, a lost node) before the
+# # caller gets a temporary error (LMTP 451), and the longest pause between them.
+# max_attempts = 20
+# max_backoff_ms = 500
 
 [storage]
 # Copies written of every message body, each on a different store (in different
@@ -437,6 +509,8 @@ mod tests {
             default.storage.probe_interval_secs
         );
         assert!(parsed.storage.stores.is_empty());
+        assert_eq!(parsed.metadata.backend, default.metadata.backend);
+        assert_eq!(parsed.metadata.sqlite_path, default.metadata.sqlite_path);
     }
 
     #[test]
@@ -477,6 +551,76 @@ mod tests {
             assert!(config.validate().is_err(), "{text}");
         }
         assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn metadata_backends_parse_and_mysql_needs_urls() {
+        assert_eq!(
+            Config::default().metadata.backend,
+            MetadataBackend::Sqlite,
+            "SQLite stays the default"
+        );
+        let config: Config = toml::from_str(
+            "[metadata]\nbackend = \"mysql\"\n\
+             mysql_urls = [\"mysql://evermail:s3cret@127.0.0.1:33061/evermail\", \
+             \"mysql://evermail:s3cret@127.0.0.1:33062/evermail\"]\n\
+             [metadata.mysql]\nmax_attempts = 5\nconnect_timeout_ms = 1000\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.metadata.backend, MetadataBackend::Mysql);
+        assert_eq!(config.metadata.mysql_urls.len(), 2);
+        assert_eq!(config.metadata.mysql.max_attempts, 5);
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("s3cret"),
+            "config check shows a password: {shown}"
+        );
+
+        let no_urls: Config = toml::from_str("[metadata]\nbackend = \"mysql\"\n").unwrap();
+        let err = no_urls.validate().unwrap_err().to_string();
+        assert!(err.contains("mysql_urls"), "{err}");
+        let urls_in_subtable: Config = toml::from_str(
+            "[metadata]\nbackend = \"mysql\"\n[metadata.mysql]\nurls = [\"mysql://db/x\"]\n",
+        )
+        .unwrap();
+        assert!(urls_in_subtable.validate().is_err());
+        assert!(toml::from_str::<Config>("[metadata]\nbackend = \"postgres\"\n").is_err());
+    }
+
+    /// The commented MySQL settings in EXAMPLE parse once uncommented.
+    #[test]
+    fn example_mysql_settings_parse_when_uncommented() {
+        let metadata =
+            &EXAMPLE[EXAMPLE.find("[metadata]").unwrap()..EXAMPLE.find("[storage]").unwrap()];
+        let text: String = metadata
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest) if rest.starts_with("# ") => rest,
+                Some(rest)
+                    if rest.starts_with('[')
+                        || rest.starts_with(' ')
+                        || rest.starts_with(']')
+                        || rest
+                            .split_once(" = ")
+                            .is_some_and(|(k, _)| !k.contains(' ')) =>
+                {
+                    rest
+                }
+                _ => line,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .replace("backend = \"sqlite\"", "backend = \"mysql\"");
+        let config: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        config.validate().unwrap();
+        assert_eq!(config.metadata.mysql_urls.len(), 3, "{text}");
+        let defaults = evermail_meta_mysql::MysqlOptions::default();
+        assert_eq!(config.metadata.mysql.max_attempts, defaults.max_attempts);
+        assert_eq!(
+            config.metadata.mysql.probe_interval_ms,
+            defaults.probe_interval_ms
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod account;
 mod config;
+mod db;
 mod serve;
 mod storage;
 
@@ -48,6 +49,9 @@ enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The metadata database: schema version, migrations, database nodes.
+    #[command(subcommand)]
+    Db(db::DbCommand),
 }
 
 #[derive(Subcommand)]
@@ -96,6 +100,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Db(command) => db::run(command, &config, &data_dir).await,
         Command::Config(ConfigCommand::Check) => {
             println!("data directory: {}", data_dir.display());
             println!("{config:#?}");
