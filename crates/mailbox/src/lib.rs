@@ -25,8 +25,8 @@ mod parse;
 pub use accounts::{Account, DEFAULT_MAILBOXES, check_address, hash_password};
 pub use deliver::Delivered;
 pub use error::{ErrorKind, MailError};
-pub use maildrop::MaildropLock;
 pub use evermail_meta::{Changes, FlagChange, MailboxRecord, MessageRecord};
+pub use maildrop::MaildropLock;
 pub use parse::{MessageStructure, parse_structure};
 
 use bytes::Bytes;
