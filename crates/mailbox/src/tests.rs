@@ -11,12 +11,7 @@ async fn mailstore(options: MailstoreOptions) -> (Mailstore, tempfile::TempDir) 
         .await
         .unwrap();
     let backend = FsBackend::open(&dir.path().join("blobs"), "test").unwrap();
-    let blobs = BlobStore::new(
-        vec![StoreHandle::new("local", Arc::new(backend))],
-        1,
-        1,
-    )
-    .unwrap();
+    let blobs = BlobStore::new(vec![StoreHandle::new("local", Arc::new(backend))], 1, 1).unwrap();
     (Mailstore::new(Meta::new(meta), blobs, options), dir)
 }
 
