@@ -41,8 +41,9 @@ use object_store::{BackoffConfig, ClientOptions, ObjectStoreExt, RetryConfig};
 use serde::Deserialize;
 use std::time::Duration;
 
-/// How to reach one bucket: the `s3` table of a `[[storage.stores]]` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// How to reach one bucket: the `s3` table of a `[[storage.stores]]` entry. Its
+/// `Debug` output leaves the secret out, since `evermail config check` prints it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3Options {
     /// The endpoint URL, e.g. `https://s3.eu-west-1.amazonaws.com` or
@@ -78,6 +79,24 @@ pub struct S3Options {
     /// not wait long on a store that is down.
     #[serde(default = "default_max_retries")]
     pub max_retries: usize,
+}
+
+impl std::fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Options")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("prefix", &self.prefix)
+            .field("allow_http", &self.allow_http)
+            .field("virtual_hosted_style", &self.virtual_hosted_style)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("max_retries", &self.max_retries)
+            .finish()
+    }
 }
 
 fn default_region() -> String {
@@ -238,6 +257,11 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("secret"), "{err}");
+        let shown = format!("{o:?}");
+        assert!(
+            shown.contains("<redacted>") && !shown.contains("\"s\""),
+            "{shown}"
+        );
     }
 
     #[test]
