@@ -227,3 +227,51 @@ async fn too_few_writable_stores_refuse_the_put() {
         assert!(err.to_string().contains("only 1 of the 2"), "{err}");
     }
 }
+
+/// A full disk (a 256 KiB tmpfs mounted over one store's directory): writes that no
+/// longer fit go to another store, and every body still has its two copies. Needs
+/// root for the mount; otherwise says so and passes without running.
+#[tokio::test]
+async fn writes_go_around_a_full_store() {
+    let stores = Stores::new(3);
+    let root = stores.root("s1").to_path_buf();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs", path_str(&root)])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: writes_go_around_a_full_store needs root to mount a small tmpfs"
+        );
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(root.clone());
+    let blobs = stores.blob_store(2, 2);
+    let big = |i: usize| Bytes::from(format!("{i:08}").repeat(4_000)); // 32 KB each
+    let mut written = Vec::new();
+    let mut failed_over = false;
+    for i in 0..40 {
+        let (id, copies) = blobs.put(big(i)).await.unwrap();
+        assert_eq!(copies.len(), 2, "body {i}");
+        failed_over |= !blobs.stores()[1].healthy();
+        written.push((i, id, copies));
+    }
+    assert!(failed_over, "s1 never filled up");
+    let on_s1 = written
+        .iter()
+        .filter(|(_, _, c)| c.iter().any(|c| c.store == "s1"))
+        .count();
+    assert!(on_s1 <= 8, "{on_s1} bodies of 32 KB in 256 KB");
+    for (i, id, copies) in &written {
+        assert_eq!(blobs.get(*id, copies).await.unwrap(), big(*i));
+    }
+}
