@@ -19,6 +19,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -238,8 +239,40 @@ path = "{fs2}"
     # Placement spread copies over all three stores, the bucket included.
     assert (metric(server, "evermail_blob_put_seconds_count", "garage") or 0) > 0
 
+    # Three connections keep delivering while Garage is killed under them, so some
+    # of its writes are in flight when it dies.
+    lock = threading.Lock()
+    failures: list[str] = []
+    sent = [0]
+
+    def worker(w: int) -> None:
+        for i in range(15):
+            text = f"during {w}-{i}\r\n" + "y" * (i * 331 % 20000) + "\r\n"
+            data = message(f"during {w}-{i}", text)
+            try:
+                code, reply = deliver(server, data)
+            except Exception as e:  # noqa: BLE001 - reported below
+                code, reply = 0, repr(e)
+            with lock:
+                sent[0] += 1
+                if code == 250:
+                    acknowledged[MSGID_RE.search(data).group(1)] = data
+                else:
+                    failures.append(f"during {w}-{i}: {code} {reply}")
+
+    workers = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(3)]
+    for t in workers:
+        t.start()
+    deadline = time.monotonic() + 60
+    while sent[0] < 6:
+        assert time.monotonic() < deadline, "deliveries did not start"
+        time.sleep(0.01)
     garage.kill()
-    deliver_batch("after", 25)
+    for t in workers:
+        t.join(timeout=120)
+        assert not t.is_alive(), "a delivery worker hung"
+    assert not failures, failures
+    deliver_batch("after", 10)
     # The bucket was tried, failed, and left write placement; mail kept flowing.
     assert (metric(server, "evermail_blob_put_errors_total", "garage") or 0) >= 1
     assert metric(server, "evermail_blob_store_healthy", "garage") == 0
