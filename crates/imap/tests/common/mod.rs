@@ -62,12 +62,8 @@ impl TestServer {
             .await
             .unwrap();
         let backend = FsBackend::open(&dir.path().join("blobs"), "test").unwrap();
-        let blobs = BlobStore::new(
-            vec![StoreHandle::new("local", Arc::new(backend))],
-            1,
-            1,
-        )
-        .unwrap();
+        let blobs =
+            BlobStore::new(vec![StoreHandle::new("local", Arc::new(backend))], 1, 1).unwrap();
         let mailstore = Mailstore::new(Meta::new(meta), blobs, store);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

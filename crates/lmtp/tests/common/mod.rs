@@ -36,12 +36,7 @@ pub async fn start(options: LmtpOptions) -> TestServer {
         .await
         .unwrap();
     let backend = FsBackend::open(&dir.path().join("blobs"), "test").unwrap();
-    let blobs = BlobStore::new(
-        vec![StoreHandle::new("local", Arc::new(backend))],
-        1,
-        1,
-    )
-    .unwrap();
+    let blobs = BlobStore::new(vec![StoreHandle::new("local", Arc::new(backend))], 1, 1).unwrap();
     let mailstore = Mailstore::new(Meta::new(meta), blobs, MailstoreOptions::default());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
