@@ -68,8 +68,9 @@ mod server;
 mod session;
 mod state;
 
-pub use options::{ImapOptions, PlaintextAuth};
-pub use server::{ListenerTls, serve};
+pub use evermail_tls::{ListenerTls, PlaintextAuth};
+pub use options::ImapOptions;
+pub use server::serve;
 
 #[doc(no_inline)]
 pub use evermail_mailbox::Mailstore;

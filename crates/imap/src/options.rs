@@ -1,5 +1,6 @@
 //! The `[imap]` section of the server's configuration file.
 
+use evermail_tls::PlaintextAuth;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -38,15 +39,6 @@ pub struct ImapOptions {
     pub auth_failure_delay_ms: u64,
 }
 
-/// Where a password may travel in the clear; see [`ImapOptions::plaintext_auth`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PlaintextAuth {
-    Loopback,
-    Always,
-    Never,
-}
-
 impl Default for ImapOptions {
     fn default() -> Self {
         ImapOptions {
@@ -81,12 +73,7 @@ impl ImapOptions {
     /// Whether a client at `peer` may send a password on a plaintext connection (an
     /// encrypted one always may).
     pub(crate) fn plaintext_auth_allowed(&self, peer: IpAddr) -> bool {
-        match self.plaintext_auth {
-            PlaintextAuth::Always => true,
-            PlaintextAuth::Never => false,
-            // An IPv4 client of a dual-stack socket shows up as ::ffff:127.0.0.1.
-            PlaintextAuth::Loopback => peer.to_canonical().is_loopback(),
-        }
+        self.plaintext_auth.allows(peer)
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use evermail_listener::accept_sessions;
 use evermail_mailbox::Mailstore;
-use evermail_tls::rustls::ServerConfig;
+use evermail_tls::ListenerTls;
 use evermail_tls::{SessionStream, TlsAcceptor};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -14,26 +14,9 @@ use tracing::Instrument;
 use crate::ImapOptions;
 use crate::session::Session;
 
-/// How a listener uses TLS.
-#[derive(Debug, Clone)]
-pub enum ListenerTls {
-    /// Plaintext only; STARTTLS is refused. For tests, or behind a proxy that
-    /// terminates TLS.
-    Off,
-    /// Plaintext that offers STARTTLS (the role of port 143).
-    StartTls(Arc<ServerConfig>),
-    /// TLS from the first byte (the role of port 993, RFC 8314).
-    Implicit(Arc<ServerConfig>),
-}
-
-impl ListenerTls {
-    /// A short name for logs and metrics: `imap` or `imaps`.
-    pub fn protocol(&self) -> &'static str {
-        match self {
-            ListenerTls::Off | ListenerTls::StartTls(_) => "imap",
-            ListenerTls::Implicit(_) => "imaps",
-        }
-    }
+/// A short name for logs and metrics: "imap" or "imaps".
+fn protocol(tls: &ListenerTls) -> &'static str {
+    if tls.is_implicit() { "imaps" } else { "imap" }
 }
 
 /// How a session starts: what it may upgrade to, and whether it must shake hands
@@ -59,7 +42,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let token = shutdown.clone();
-    let protocol = tls.protocol();
+    let protocol = protocol(&tls);
     let session_tls = match tls {
         ListenerTls::Off => SessionTls::Plain { starttls: None },
         ListenerTls::StartTls(config) => SessionTls::Plain {

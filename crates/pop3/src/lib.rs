@@ -20,7 +20,8 @@
 //!
 //! # Layout
 //! - `options`: [`Pop3Options`], the `[pop3]` section of the configuration file.
-//! - `server`: [`serve`], the accept loop, the per-connection span; [`ListenerTls`].
+//! - `server`: [`serve`], the accept loop, the per-connection span. [`ListenerTls`] and
+//!   [`PlaintextAuth`] come from `evermail-tls`, shared with IMAP.
 //! - `session`: one connection: the input buffer, output, autologout, shutdown, and
 //!   the dispatch by state (AUTHORIZATION or TRANSACTION).
 //! - `maildrop`: the TRANSACTION state's view of the INBOX: message numbers fixed at
@@ -59,8 +60,9 @@ mod options;
 mod server;
 mod session;
 
-pub use options::{PlaintextAuth, Pop3Options};
-pub use server::{ListenerTls, serve};
+pub use evermail_tls::{ListenerTls, PlaintextAuth};
+pub use options::Pop3Options;
+pub use server::serve;
 
 #[doc(no_inline)]
 pub use evermail_mailbox::Mailstore;

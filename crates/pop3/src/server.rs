@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use evermail_listener::accept_sessions;
 use evermail_mailbox::Mailstore;
-use evermail_tls::rustls::ServerConfig;
+use evermail_tls::ListenerTls;
 use evermail_tls::{SessionStream, TlsAcceptor};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -14,27 +14,9 @@ use tracing::Instrument;
 use crate::Pop3Options;
 use crate::session::Session;
 
-/// How a listener uses TLS. (The same three roles as IMAP's listeners; each protocol
-/// crate names its own so neither depends on the other.)
-#[derive(Debug, Clone)]
-pub enum ListenerTls {
-    /// Plaintext only; STLS is refused. For tests, or behind a proxy that terminates
-    /// TLS.
-    Off,
-    /// Plaintext that offers STLS (the role of port 110).
-    StartTls(Arc<ServerConfig>),
-    /// TLS from the first byte (the role of port 995, RFC 8314).
-    Implicit(Arc<ServerConfig>),
-}
-
-impl ListenerTls {
-    /// A short name for logs and metrics: `pop3` or `pop3s`.
-    pub fn protocol(&self) -> &'static str {
-        match self {
-            ListenerTls::Off | ListenerTls::StartTls(_) => "pop3",
-            ListenerTls::Implicit(_) => "pop3s",
-        }
-    }
+/// A short name for logs and metrics: "pop3" or "pop3s".
+fn protocol(tls: &ListenerTls) -> &'static str {
+    if tls.is_implicit() { "pop3s" } else { "pop3" }
 }
 
 /// Accepts POP3 connections on `listener` until `shutdown` is cancelled, then waits
@@ -51,7 +33,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let token = shutdown.clone();
-    let protocol = tls.protocol();
+    let protocol = protocol(&tls);
     let (starttls, implicit) = match tls {
         ListenerTls::Off => (None, None),
         ListenerTls::StartTls(config) => (Some(TlsAcceptor::from(config)), None),

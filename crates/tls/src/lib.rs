@@ -30,6 +30,7 @@
 //! - Know any protocol: what a command is, when to upgrade, what to advertise.
 //! - Offer anything below TLS 1.2: the protocol versions are rustls' safe defaults.
 
+mod policy;
 mod self_signed;
 mod stream;
 
@@ -41,6 +42,7 @@ use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 
+pub use policy::{ListenerTls, PlaintextAuth};
 pub use self_signed::{SELF_SIGNED_CERT, SELF_SIGNED_KEY};
 pub use stream::SessionStream;
 
