@@ -34,6 +34,8 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in journald or log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
@@ -187,6 +189,45 @@ fn describe_metrics() {
     metrics::describe_counter!(
         "evermail_meta_commit_jobs_total",
         "Metadata writes committed; divided by commits, the group-commit factor"
+    );
+    for (name, help) in [
+        ("evermail_imap_commands_total", "IMAP commands, by command"),
+        ("evermail_imap_auth_failures_total", "Failed IMAP logins"),
+        ("evermail_pop3_commands_total", "POP3 commands, by command"),
+        (
+            "evermail_blob_put_errors_total",
+            "Failed body writes, by store",
+        ),
+        (
+            "evermail_blob_put_degraded_total",
+            "Bodies stored with at least min_replicas but fewer than replicas copies",
+        ),
+        (
+            "evermail_blob_put_refused_total",
+            "Bodies refused because fewer than min_replicas copies were durable",
+        ),
+        (
+            "evermail_blob_corrupt_reads_total",
+            "Body copies whose hash did not match, by store",
+        ),
+        (
+            "evermail_blob_missing_reads_total",
+            "Body copies missing from their store, by store",
+        ),
+        (
+            "evermail_blob_read_errors_total",
+            "Body reads that failed, by store",
+        ),
+        (
+            "evermail_blob_dir_fsync_shared_total",
+            "Body writes whose directory fsync another writer's fsync covered",
+        ),
+    ] {
+        metrics::describe_counter!(name, help);
+    }
+    metrics::describe_gauge!(
+        "evermail_blob_store_healthy",
+        "1 while a store takes writes, 0 after a failure until a probe passes"
     );
     // Registered at zero so dashboards and tests see the series before the first mail.
     metrics::counter!("evermail_lmtp_deliveries_total", "outcome" => "delivered").absolute(0);
