@@ -8,12 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use evermail_blob::fs::FsBackend;
-use evermail_blob::{BlobStore, StoreHandle};
 use evermail_imap::{ImapOptions, ListenerTls, serve};
 use evermail_mailbox::{Account, Mailstore, MailstoreOptions};
-use evermail_meta::Meta;
-use evermail_meta_sqlite::SqliteMeta;
 use evermail_tls::rustls;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -58,13 +54,7 @@ impl TestServer {
 
     async fn start_inner(options: ImapOptions, store: MailstoreOptions, tls: bool) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let meta = SqliteMeta::open(&dir.path().join("meta.sqlite"))
-            .await
-            .unwrap();
-        let backend = FsBackend::open(&dir.path().join("blobs"), "test").unwrap();
-        let blobs =
-            BlobStore::new(vec![StoreHandle::new("local", Arc::new(backend))], 1, 1).unwrap();
-        let mailstore = Mailstore::new(Meta::new(meta), blobs, store);
+        let mailstore = evermail_testkit::local_mailstore(dir.path(), store).await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
@@ -132,20 +122,9 @@ impl TestServer {
 
     /// A client configuration that trusts only this server's generated certificate.
     pub fn tls_client_config(&self) -> Arc<rustls::ClientConfig> {
-        use rustls::pki_types::CertificateDer;
-        use rustls::pki_types::pem::PemObject;
-        let cert_path = self.dir.path().join(evermail_tls::SELF_SIGNED_CERT);
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(&cert_path).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Arc::new(config)
+        evermail_testkit::trusting_client_config(
+            &self.dir.path().join(evermail_tls::SELF_SIGNED_CERT),
+        )
     }
 
     /// A client on the implicit-TLS listener, past the handshake and greeting.

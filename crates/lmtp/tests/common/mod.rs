@@ -4,12 +4,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
-use evermail_blob::fs::FsBackend;
-use evermail_blob::{BlobStore, StoreHandle};
 use evermail_lmtp::{LmtpOptions, serve};
 use evermail_mailbox::{Mailstore, MailstoreOptions};
-use evermail_meta::Meta;
-use evermail_meta_sqlite::SqliteMeta;
 use evermail_types::AccountId;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,12 +28,8 @@ pub struct TestServer {
 
 pub async fn start(options: LmtpOptions) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
-    let meta = SqliteMeta::open(&dir.path().join("meta.sqlite"))
-        .await
-        .unwrap();
-    let backend = FsBackend::open(&dir.path().join("blobs"), "test").unwrap();
-    let blobs = BlobStore::new(vec![StoreHandle::new("local", Arc::new(backend))], 1, 1).unwrap();
-    let mailstore = Mailstore::new(Meta::new(meta), blobs, MailstoreOptions::default());
+    let mailstore =
+        evermail_testkit::local_mailstore(dir.path(), MailstoreOptions::default()).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();

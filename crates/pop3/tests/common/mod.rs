@@ -8,11 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use evermail_blob::fs::FsBackend;
-use evermail_blob::{BlobStore, StoreHandle};
 use evermail_mailbox::{Account, Mailstore, MailstoreOptions, MessageRecord};
-use evermail_meta::Meta;
-use evermail_meta_sqlite::SqliteMeta;
 use evermail_pop3::{ListenerTls, Pop3Options, serve};
 use evermail_tls::rustls;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -60,13 +56,8 @@ impl TestServer {
 
     async fn start_inner(options: Pop3Options, tls: bool) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let meta = SqliteMeta::open(&dir.path().join("meta.sqlite"))
-            .await
-            .unwrap();
-        let backend = FsBackend::open(&dir.path().join("blobs"), "test").unwrap();
-        let blobs =
-            BlobStore::new(vec![StoreHandle::new("local", Arc::new(backend))], 1, 1).unwrap();
-        let mailstore = Mailstore::new(Meta::new(meta), blobs, MailstoreOptions::default());
+        let mailstore =
+            evermail_testkit::local_mailstore(dir.path(), MailstoreOptions::default()).await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
@@ -144,20 +135,9 @@ impl TestServer {
 
     /// A client configuration that trusts only this server's generated certificate.
     pub fn tls_client_config(&self) -> Arc<rustls::ClientConfig> {
-        use rustls::pki_types::CertificateDer;
-        use rustls::pki_types::pem::PemObject;
-        let cert_path = self.dir.path().join(evermail_tls::SELF_SIGNED_CERT);
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(&cert_path).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Arc::new(config)
+        evermail_testkit::trusting_client_config(
+            &self.dir.path().join(evermail_tls::SELF_SIGNED_CERT),
+        )
     }
 
     /// A client on the implicit-TLS listener, past the handshake and greeting.
