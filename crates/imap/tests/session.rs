@@ -140,6 +140,30 @@ async fn list_shows_the_default_mailboxes_with_special_use() {
 }
 
 #[tokio::test]
+async fn unsubscribe_and_subscribe_change_lsub() {
+    let server = TestServer::start().await;
+    server.account("alice@example.com", "pw").await;
+    let mut client = server.login("alice@example.com").await;
+    let reply = client.command("UNSUBSCRIBE Sent").await;
+    assert!(client.ok(&reply), "{reply:?}");
+    let reply = client.command("LSUB \"\" *").await;
+    assert!(client.ok(&reply), "{reply:?}");
+    assert!(!has(&reply, "\" Sent"), "{reply:?}");
+    assert!(has(&reply, "\" Drafts"), "{reply:?}");
+    // Stored, not per session: a new session sees the same.
+    let mut other = server.login("alice@example.com").await;
+    let reply = other.command("LIST (SUBSCRIBED) \"\" S%").await;
+    assert!(other.ok(&reply), "{reply:?}");
+    assert!(!has(&reply, "\" Sent"), "{reply:?}");
+    let reply = other.command("SUBSCRIBE Sent").await;
+    assert!(other.ok(&reply), "{reply:?}");
+    let reply = client.command("LSUB \"\" S%").await;
+    assert_eq!(reply[0], "* LSUB () \"/\" Sent");
+    let reply = client.command("SUBSCRIBE Nowhere").await;
+    assert!(has(&reply, "NO [NONEXISTENT]"), "{reply:?}");
+}
+
+#[tokio::test]
 async fn create_nested_mailboxes_and_delete_them() {
     let server = TestServer::start().await;
     server.account("alice@example.com", "pw").await;

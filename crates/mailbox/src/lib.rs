@@ -182,6 +182,18 @@ impl Mailstore {
         Ok(())
     }
 
+    /// Subscribes to a mailbox of `account`, or unsubscribes (IMAP SUBSCRIBE,
+    /// UNSUBSCRIBE; LSUB and LIST (SUBSCRIBED) report it).
+    pub async fn set_subscribed(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        subscribed: bool,
+    ) -> Result<(), MailError> {
+        self.mailbox(account, mailbox).await?;
+        Ok(self.meta().set_subscribed(mailbox, subscribed).await?)
+    }
+
     /// Every message of a mailbox, in UID order.
     pub async fn messages(
         &self,

@@ -688,6 +688,32 @@ impl MetaBackend for MysqlMeta {
         .await
     }
 
+    async fn set_subscribed(&self, id: MailboxId, subscribed: bool) -> Result<(), MetaError> {
+        // Setting a flag to a value is the same the second time, so an unknown outcome
+        // may replay.
+        self.write(true, |conn, _| {
+            Box::pin(async move {
+                // MariaDB counts changed rows, not matched ones; check existence first.
+                let found = sqlx::query("SELECT id FROM mailboxes WHERE id = ? FOR UPDATE")
+                    .bind(id.0)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db)?;
+                if found.is_none() {
+                    return Err(MetaError::not_found(format!("mailbox {}", id.0)).into());
+                }
+                sqlx::query("UPDATE mailboxes SET subscribed = ? WHERE id = ?")
+                    .bind(subscribed as i8)
+                    .bind(id.0)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
     async fn delete_mailbox(&self, id: MailboxId) -> Result<(), MetaError> {
         // Deleting again what is gone deletes nothing, so an unknown outcome may replay.
         self.write(true, |conn, _| {

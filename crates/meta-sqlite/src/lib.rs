@@ -807,6 +807,25 @@ impl MetaBackend for SqliteMeta {
             .await
     }
 
+    async fn set_subscribed(&self, id: MailboxId, subscribed: bool) -> Result<(), MetaError> {
+        self.writer
+            .write(move |conn| -> BoxFuture<'_, _> {
+                Box::pin(async move {
+                    let done = sqlx::query("UPDATE mailboxes SET subscribed = ? WHERE id = ?")
+                        .bind(subscribed as i64)
+                        .bind(id.0)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_error)?;
+                    if done.rows_affected() == 0 {
+                        return Err(MetaError::not_found(format!("mailbox {}", id.0)));
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
     async fn delete_mailbox(&self, id: MailboxId) -> Result<(), MetaError> {
         self.writer
             .write(move |conn| -> BoxFuture<'_, _> {

@@ -31,6 +31,7 @@ macro_rules! meta_conformance_tests {
             new_account_gets_its_mailboxes,
             mailbox_names_are_unique_per_account,
             recreated_mailbox_gets_new_uidvalidity,
+            subscriptions_are_stored,
             uids_and_modseqs_only_grow,
             concurrent_inserts_get_distinct_uids,
             quota_is_enforced_and_tracked,
@@ -295,6 +296,26 @@ pub async fn recreated_mailbox_gets_new_uidvalidity(meta: Meta) {
         meta.delete_mailbox(created.id).await.unwrap();
         assert!(meta.mailbox(created.id).await.unwrap().is_none());
     }
+}
+
+pub async fn subscriptions_are_stored(meta: Meta) {
+    let alice = meta
+        .create_account(new_account("alice@example.com"))
+        .await
+        .unwrap();
+    let sent = meta.mailboxes(alice.id).await.unwrap().remove(1);
+    assert!(sent.subscribed);
+    meta.set_subscribed(sent.id, false).await.unwrap();
+    assert!(!meta.mailbox(sent.id).await.unwrap().unwrap().subscribed);
+    // Setting what is already set is not an error.
+    meta.set_subscribed(sent.id, false).await.unwrap();
+    meta.set_subscribed(sent.id, true).await.unwrap();
+    assert!(meta.mailbox(sent.id).await.unwrap().unwrap().subscribed);
+    let err = meta
+        .set_subscribed(MailboxId(i64::MAX), true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
 }
 
 pub async fn uids_and_modseqs_only_grow(meta: Meta) {

@@ -67,6 +67,8 @@ pub trait MetaBackend: Send + Sync + 'static {
         account: AccountId,
         new: NewMailbox,
     ) -> Result<MailboxRecord, MetaError>;
+    /// Marks a mailbox subscribed or not (IMAP SUBSCRIBE, UNSUBSCRIBE).
+    async fn set_subscribed(&self, id: MailboxId, subscribed: bool) -> Result<(), MetaError>;
     /// Deletes a mailbox and its messages. Its UIDVALIDITY is never handed out again.
     async fn delete_mailbox(&self, id: MailboxId) -> Result<(), MetaError>;
 

@@ -86,13 +86,15 @@ impl Session {
         let record = self
             .find_mailbox(account.id, &name, Code::NonExistent)
             .await?;
-        match (subscribe, record.subscribed) {
-            (true, true) => Done::ok("SUBSCRIBE completed"),
-            (false, false) => Done::ok("UNSUBSCRIBE completed"),
-            _ => Err(CmdError::no(
-                Code::Cannot,
-                "changing subscriptions is not supported yet",
-            )),
+        if record.subscribed != subscribe {
+            self.mailstore
+                .set_subscribed(account.id, record.id, subscribe)
+                .await?;
+        }
+        if subscribe {
+            Done::ok("SUBSCRIBE completed")
+        } else {
+            Done::ok("UNSUBSCRIBE completed")
         }
     }
 }
