@@ -96,6 +96,38 @@ impl SqliteMeta {
     }
 }
 
+impl SqliteMeta {
+    /// Runs `sql`, an UPDATE of one row by id with two parameters (the new value, then
+    /// the id); fails with `NotFound`, naming `what`, when no row has that id.
+    async fn update_row<V>(
+        &self,
+        sql: &'static str,
+        value: V,
+        id: i64,
+        what: &'static str,
+    ) -> Result<(), MetaError>
+    where
+        V: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send + 'static,
+    {
+        self.writer
+            .write(move |conn| -> BoxFuture<'_, _> {
+                Box::pin(async move {
+                    let done = sqlx::query(sql)
+                        .bind(value)
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_error)?;
+                    if done.rows_affected() == 0 {
+                        return Err(MetaError::not_found(format!("{what} {id}")));
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+}
+
 pub(crate) fn db_error(e: sqlx::Error) -> MetaError {
     let kind = match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => ErrorKind::AlreadyExists,
@@ -599,42 +631,15 @@ impl MetaBackend for SqliteMeta {
     }
 
     async fn set_password_hash(&self, id: AccountId, hash: &str) -> Result<(), MetaError> {
-        let hash = hash.to_string();
-        self.writer
-            .write(move |conn| -> BoxFuture<'_, _> {
-                Box::pin(async move {
-                    let done = sqlx::query("UPDATE accounts SET password_hash = ? WHERE id = ?")
-                        .bind(&hash)
-                        .bind(id.0)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(db_error)?;
-                    if done.rows_affected() == 0 {
-                        return Err(MetaError::not_found(format!("account {}", id.0)));
-                    }
-                    Ok(())
-                })
-            })
+        let sql = "UPDATE accounts SET password_hash = ? WHERE id = ?";
+        self.update_row(sql, hash.to_string(), id.0, "account")
             .await
     }
 
     async fn set_quota(&self, id: AccountId, quota_bytes: Option<u64>) -> Result<(), MetaError> {
-        self.writer
-            .write(move |conn| -> BoxFuture<'_, _> {
-                Box::pin(async move {
-                    let done = sqlx::query("UPDATE accounts SET quota_bytes = ? WHERE id = ?")
-                        .bind(quota_bytes.map(|q| q as i64))
-                        .bind(id.0)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(db_error)?;
-                    if done.rows_affected() == 0 {
-                        return Err(MetaError::not_found(format!("account {}", id.0)));
-                    }
-                    Ok(())
-                })
-            })
-            .await
+        let sql = "UPDATE accounts SET quota_bytes = ? WHERE id = ?";
+        let quota = quota_bytes.map(|q| q as i64);
+        self.update_row(sql, quota, id.0, "account").await
     }
 
     async fn remove_account(&self, id: AccountId) -> Result<(), MetaError> {
@@ -808,21 +813,8 @@ impl MetaBackend for SqliteMeta {
     }
 
     async fn set_subscribed(&self, id: MailboxId, subscribed: bool) -> Result<(), MetaError> {
-        self.writer
-            .write(move |conn| -> BoxFuture<'_, _> {
-                Box::pin(async move {
-                    let done = sqlx::query("UPDATE mailboxes SET subscribed = ? WHERE id = ?")
-                        .bind(subscribed as i64)
-                        .bind(id.0)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(db_error)?;
-                    if done.rows_affected() == 0 {
-                        return Err(MetaError::not_found(format!("mailbox {}", id.0)));
-                    }
-                    Ok(())
-                })
-            })
+        let sql = "UPDATE mailboxes SET subscribed = ? WHERE id = ?";
+        self.update_row(sql, subscribed as i64, id.0, "mailbox")
             .await
     }
 
