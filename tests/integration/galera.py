@@ -92,6 +92,15 @@ class Cluster:
     def create_database(self) -> str:
         name = f"evermail_it_{uuid.uuid4().hex[:12]}"
         self.sql(0, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        # The DDL replicates in total order, but another node may apply it a moment
+        # after node 1 answered; a server connecting there by name would get 1049.
+        query = ("SET SESSION wsrep_sync_wait = 1; SELECT COUNT(*) FROM "
+                 f"information_schema.SCHEMATA WHERE SCHEMA_NAME = '{name}'")
+        for i in range(len(self.nodes)):
+            deadline = time.monotonic() + 10
+            while self.sql(i, query).stdout.strip() != "1":
+                assert time.monotonic() < deadline, f"database {name} never reached node {i + 1}"
+                time.sleep(0.1)
         return name
 
     def drop_database(self, name: str) -> None:

@@ -120,7 +120,39 @@ pub async fn test_db() -> Option<TestDb> {
     .execute(&mut conn)
     .await
     .unwrap();
+    // CREATE DATABASE replicates as total-order DDL, but another node may apply it a
+    // moment after this one answered; a test that connects straight to that node with
+    // the database's name would be refused with 1049. Wait until every node has it.
+    for url in &urls {
+        wait_for_database(url, &name).await;
+    }
     Some(TestDb { name, urls })
+}
+
+/// Returns once the node at `url` knows database `name` (a causal read: wsrep_sync_wait
+/// makes the node apply every write set the cluster had ordered before the query).
+async fn wait_for_database(url: &str, name: &str) {
+    let mut conn = MySqlConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach {url}: {e}"));
+    sqlx::query("SET SESSION wsrep_sync_wait = 1")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        let found: Option<(String,)> = sqlx::query_as(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+        )
+        .bind(name)
+        .fetch_optional(&mut conn)
+        .await
+        .unwrap();
+        if found.is_some() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("database {name} did not reach {url} within 10 s");
 }
 
 /// A backend over every node of the cluster, on a fresh database.
