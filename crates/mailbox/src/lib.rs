@@ -11,6 +11,7 @@
 //! # Layout
 //! - `accounts`: accounts, password hashing, aliases, recipient resolution.
 //! - `deliver`: LMTP delivery and IMAP APPEND.
+//! - `login_guard`: the failed-login lockout IMAP and POP3 share.
 //! - `maildrop`: the POP3 maildrop lock.
 //! - `parse`: the envelope and MIME structure, parsed once at delivery.
 //! - this file: [`Mailstore`], mailbox and message reads, flags, expunge, change
@@ -19,13 +20,15 @@
 mod accounts;
 mod deliver;
 mod error;
+mod login_guard;
 mod maildrop;
 mod parse;
 
-pub use accounts::{Account, DEFAULT_MAILBOXES, check_address, hash_password};
+pub use accounts::{Account, DEFAULT_MAILBOXES, LoginOutcome, check_address, hash_password};
 pub use deliver::Delivered;
 pub use error::{ErrorKind, MailError};
-pub use evermail_meta::{Changes, FlagChange, MailboxRecord, MessageRecord};
+pub use evermail_meta::{Changes, FlagChange, FlagUpdate, MailboxRecord, MessageRecord};
+pub use login_guard::{LockScope, LoginGuardOptions};
 pub use maildrop::MaildropLock;
 pub use parse::{MessageStructure, parse_structure};
 
@@ -43,6 +46,8 @@ pub struct MailstoreOptions {
     pub max_message_size: u64,
     /// The quota given to new accounts that do not name one; `None` is unlimited.
     pub default_quota: Option<u64>,
+    /// When failed logins lock out (the `[auth]` section).
+    pub login_guard: LoginGuardOptions,
 }
 
 impl Default for MailstoreOptions {
@@ -50,6 +55,7 @@ impl Default for MailstoreOptions {
         MailstoreOptions {
             max_message_size: 50 * 1024 * 1024,
             default_quota: None,
+            login_guard: LoginGuardOptions::default(),
         }
     }
 }
@@ -75,16 +81,19 @@ struct Inner {
     options: MailstoreOptions,
     changes: broadcast::Sender<MailboxChange>,
     maildrops: maildrop::MaildropLocks,
+    login_guard: login_guard::LoginGuard,
 }
 
 impl Mailstore {
     pub fn new(meta: Meta, blobs: BlobStore, options: MailstoreOptions) -> Mailstore {
         let (changes, _) = broadcast::channel(4096);
+        let login_guard = login_guard::LoginGuard::new(options.login_guard.clone());
         Mailstore {
             inner: Arc::new(Inner {
                 meta,
                 blobs,
                 options,
+                login_guard,
                 changes,
                 maildrops: Default::default(),
             }),
@@ -268,6 +277,32 @@ impl Mailstore {
             });
         }
         Ok(changed)
+    }
+
+    /// Changes flags of the messages whose MODSEQ is at most `unchanged_since` (IMAP
+    /// `STORE (UNCHANGEDSINCE n)`); the others are returned as modified, untouched.
+    pub async fn store_flags_unchanged_since(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        unchanged_since: ModSeq,
+        change: FlagChange,
+        flags: &Flags,
+    ) -> Result<FlagUpdate, MailError> {
+        self.mailbox(account, mailbox).await?;
+        let update = self
+            .meta()
+            .update_flags_unchanged_since(mailbox, uids, unchanged_since, change, flags)
+            .await?;
+        if let Some(last) = update.changed.iter().map(|m| m.modseq).max() {
+            self.announce(MailboxChange {
+                account,
+                mailbox,
+                modseq: last,
+            });
+        }
+        Ok(update)
     }
 
     /// Copies messages of one mailbox of `account` into another of its mailboxes (IMAP

@@ -821,7 +821,31 @@ impl MetaBackend for MysqlMeta {
         self.write(false, |conn, _| {
             let uids = uids.to_vec();
             let flags = flags.clone();
-            Box::pin(async move { update_flag_rows(conn, mailbox, &uids, change, &flags).await })
+            Box::pin(async move {
+                update_flag_rows(conn, mailbox, &uids, None, change, &flags)
+                    .await
+                    .map(|u| u.changed)
+            })
+        })
+        .await
+    }
+
+    async fn update_flags_unchanged_since(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        unchanged_since: ModSeq,
+        change: FlagChange,
+        flags: &Flags,
+    ) -> Result<FlagUpdate, MetaError> {
+        // Not replayed, for the reason `update_flags` gives.
+        self.write(false, |conn, _| {
+            let uids = uids.to_vec();
+            let flags = flags.clone();
+            let limit = Some(unchanged_since);
+            Box::pin(
+                async move { update_flag_rows(conn, mailbox, &uids, limit, change, &flags).await },
+            )
         })
         .await
     }

@@ -432,10 +432,12 @@ pub(crate) async fn update_flag_rows(
     conn: &mut MySqlConnection,
     mailbox: MailboxId,
     uids: &[Uid],
+    unchanged_since: Option<ModSeq>,
     change: FlagChange,
     flags: &Flags,
-) -> Result<Vec<MessageRecord>, TxError> {
+) -> Result<FlagUpdate, TxError> {
     let mut changed = Vec::new();
+    let mut modified = Vec::new();
     let mut modseq: Option<ModSeq> = None;
     for &uid in uids {
         // FOR UPDATE: the new flags are computed from the current ones, which another
@@ -450,6 +452,10 @@ pub(crate) async fn update_flag_rows(
         .map_err(db)?;
         let Some(row) = row else { continue };
         let mut message = message_from_row(&row)?;
+        if unchanged_since.is_some_and(|limit| message.modseq > limit) {
+            modified.push(uid);
+            continue;
+        }
         let updated = match change {
             FlagChange::Add => flags.iter().fold(message.flags.clone(), |mut f, x| {
                 f.insert(&x);
@@ -485,7 +491,8 @@ pub(crate) async fn update_flag_rows(
         message.modseq = m;
         changed.push(message);
     }
-    Ok(changed)
+    modified.sort();
+    Ok(FlagUpdate { changed, modified })
 }
 
 pub(crate) async fn expunge_rows(

@@ -460,10 +460,12 @@ async fn update_flag_rows(
     conn: &mut SqliteConnection,
     mailbox: MailboxId,
     uids: Vec<Uid>,
+    unchanged_since: Option<ModSeq>,
     change: FlagChange,
     flags: Flags,
-) -> Result<Vec<MessageRecord>, MetaError> {
+) -> Result<FlagUpdate, MetaError> {
     let mut changed = Vec::new();
+    let mut modified = Vec::new();
     let mut modseq: Option<ModSeq> = None;
     for uid in uids {
         let row = sqlx::query(&format!(
@@ -476,6 +478,10 @@ async fn update_flag_rows(
         .map_err(db_error)?;
         let Some(row) = row else { continue };
         let mut message = message_from_row(&row)?;
+        if unchanged_since.is_some_and(|limit| message.modseq > limit) {
+            modified.push(uid);
+            continue;
+        }
         let updated = match change {
             FlagChange::Add => flags.iter().fold(message.flags.clone(), |mut f, x| {
                 f.insert(&x);
@@ -512,7 +518,8 @@ async fn update_flag_rows(
         message.modseq = m;
         changed.push(message);
     }
-    Ok(changed)
+    modified.sort();
+    Ok(FlagUpdate { changed, modified })
 }
 
 async fn expunge_rows(
@@ -901,9 +908,33 @@ impl MetaBackend for SqliteMeta {
     ) -> Result<Vec<MessageRecord>, MetaError> {
         let uids = uids.to_vec();
         let flags = flags.clone();
+        let update = self
+            .writer
+            .write(move |conn| -> BoxFuture<'_, _> {
+                Box::pin(
+                    async move { update_flag_rows(conn, mailbox, uids, None, change, flags).await },
+                )
+            })
+            .await?;
+        Ok(update.changed)
+    }
+
+    async fn update_flags_unchanged_since(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        unchanged_since: ModSeq,
+        change: FlagChange,
+        flags: &Flags,
+    ) -> Result<FlagUpdate, MetaError> {
+        let uids = uids.to_vec();
+        let flags = flags.clone();
+        let limit = Some(unchanged_since);
         self.writer
             .write(move |conn| -> BoxFuture<'_, _> {
-                Box::pin(async move { update_flag_rows(conn, mailbox, uids, change, flags).await })
+                Box::pin(async move {
+                    update_flag_rows(conn, mailbox, uids, limit, change, flags).await
+                })
             })
             .await
     }

@@ -3,7 +3,7 @@
 //! when every function returns without panicking.
 
 use crate::*;
-use evermail_types::{Flag, UidValidity};
+use evermail_types::{Flag, ModSeq, UidValidity};
 use std::collections::HashSet;
 
 /// Expands to one `#[tokio::test]` per conformance function. `$make` is an expression
@@ -36,7 +36,9 @@ macro_rules! meta_conformance_tests {
             concurrent_inserts_get_distinct_uids,
             quota_is_enforced_and_tracked,
             flag_updates_advance_modseq,
+            unchanged_since_refuses_changed_messages,
             expunge_is_logged_and_uids_are_not_reused,
+            expunge_log_keeps_every_removal,
             identical_bodies_share_one_blob,
         );
     };
@@ -452,6 +454,97 @@ pub async fn flag_updates_advance_modseq(meta: Meta) {
     assert_eq!(changes.highest_modseq, replaced[0].modseq);
     let mailbox = meta.mailbox(inbox.id).await.unwrap().unwrap();
     assert_eq!(mailbox.highest_modseq, replaced[0].modseq);
+}
+
+pub async fn unchanged_since_refuses_changed_messages(meta: Meta) {
+    let alice = meta
+        .create_account(new_account("alice@example.com"))
+        .await
+        .unwrap();
+    let inbox = inbox(&meta, alice.id).await;
+    let a = meta
+        .insert_message(message(&alice, &inbox, blob(1, 1)))
+        .await
+        .unwrap();
+    let b = meta
+        .insert_message(message(&alice, &inbox, blob(2, 1)))
+        .await
+        .unwrap();
+    let seen: Flags = [Flag::Seen].into_iter().collect();
+    let flagged: Flags = [Flag::Flagged].into_iter().collect();
+
+    // `b` changed after `a.modseq`: it is refused and keeps its flags.
+    let update = meta
+        .update_flags_unchanged_since(inbox.id, &[a.uid, b.uid], a.modseq, FlagChange::Add, &seen)
+        .await
+        .unwrap();
+    assert_eq!(update.modified, [b.uid]);
+    assert_eq!(update.changed.len(), 1);
+    assert_eq!(update.changed[0].uid, a.uid);
+    assert!(update.changed[0].modseq > b.modseq);
+    let after = update.changed[0].modseq;
+
+    // A limit at or above every MODSEQ lets all through; gone UIDs are skipped.
+    let update = meta
+        .update_flags_unchanged_since(
+            inbox.id,
+            &[a.uid, b.uid, Uid::new(99).unwrap()],
+            after,
+            FlagChange::Add,
+            &flagged,
+        )
+        .await
+        .unwrap();
+    assert!(update.modified.is_empty());
+    assert_eq!(update.changed.len(), 2);
+
+    // UNCHANGEDSINCE 0 refuses every message (RFC 7162 section 3.1.3).
+    let update = meta
+        .update_flags_unchanged_since(inbox.id, &[a.uid, b.uid], ModSeq(0), FlagChange::Add, &seen)
+        .await
+        .unwrap();
+    assert_eq!(update.modified, [a.uid, b.uid]);
+    assert!(update.changed.is_empty());
+    let messages = meta.messages(inbox.id).await.unwrap();
+    assert!(!messages[1].flags.contains(&Flag::Seen));
+}
+
+/// QRESYNC's `VANISHED (EARLIER)` needs every removal after any MODSEQ a client may
+/// still hold, so the log is not trimmed by later changes.
+pub async fn expunge_log_keeps_every_removal(meta: Meta) {
+    let alice = meta
+        .create_account(new_account("alice@example.com"))
+        .await
+        .unwrap();
+    let inbox = inbox(&meta, alice.id).await;
+    let mut uids = Vec::new();
+    for i in 0..4 {
+        let m = meta
+            .insert_message(message(&alice, &inbox, blob(i + 1, 1)))
+            .await
+            .unwrap();
+        uids.push(m);
+    }
+    let first = meta.expunge(inbox.id, &[uids[0].uid]).await.unwrap();
+    assert_eq!(first, [uids[0].uid]);
+    let between = meta
+        .mailbox(inbox.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .highest_modseq;
+    meta.expunge(inbox.id, &[uids[2].uid]).await.unwrap();
+    meta.insert_message(message(&alice, &inbox, blob(9, 1)))
+        .await
+        .unwrap();
+
+    let all = meta.changes_since(inbox.id, uids[3].modseq).await.unwrap();
+    assert_eq!(all.expunged, [uids[0].uid, uids[2].uid]);
+    let later = meta.changes_since(inbox.id, between).await.unwrap();
+    assert_eq!(later.expunged, [uids[2].uid]);
+    let from_start = meta.changes_since(inbox.id, ModSeq(0)).await.unwrap();
+    assert_eq!(from_start.expunged, [uids[0].uid, uids[2].uid]);
+    assert_eq!(from_start.messages.len(), 3);
 }
 
 pub async fn expunge_is_logged_and_uids_are_not_reused(meta: Meta) {

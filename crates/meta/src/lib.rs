@@ -90,6 +90,18 @@ pub trait MetaBackend: Send + Sync + 'static {
         change: FlagChange,
         flags: &Flags,
     ) -> Result<Vec<MessageRecord>, MetaError>;
+    /// Like `update_flags`, but only for messages whose MODSEQ is at most
+    /// `unchanged_since` (CONDSTORE's `STORE (UNCHANGEDSINCE n)`, RFC 7162 section
+    /// 3.1.3). The test and the change happen in one transaction, so a concurrent change
+    /// either comes first and refuses the message, or comes after.
+    async fn update_flags_unchanged_since(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        unchanged_since: ModSeq,
+        change: FlagChange,
+        flags: &Flags,
+    ) -> Result<FlagUpdate, MetaError>;
     /// Removes messages, records them in the expunge log and returns the UIDs removed.
     async fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>, MetaError>;
 

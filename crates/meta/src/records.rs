@@ -109,6 +109,15 @@ pub struct Changes {
     pub highest_modseq: ModSeq,
 }
 
+/// What `update_flags_unchanged_since` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlagUpdate {
+    /// Messages whose flags changed, with their new MODSEQ.
+    pub changed: Vec<MessageRecord>,
+    /// Messages left alone because their MODSEQ was greater than the limit, ascending.
+    pub modified: Vec<Uid>,
+}
+
 /// How `update_flags` combines the given flags with the stored ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagChange {
