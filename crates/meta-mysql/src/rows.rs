@@ -377,6 +377,7 @@ pub(crate) async fn insert_message_rows(
     .execute(&mut *conn)
     .await
     .map_err(db)?;
+    crate::rais::claim_blob(conn, &blob_id).await?;
     for location in &new.locations {
         sqlx::query(
             "INSERT INTO blob_locations (blob_id, store, object_key, verified_at)

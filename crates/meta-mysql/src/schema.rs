@@ -129,6 +129,24 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
         ) {table}",
         ],
     ),
+    (
+        3,
+        &[
+            // RAIS: garbage collection stamps a blob when it finds it unreferenced and
+            // dooms it after the grace period; the store registry every node re-reads.
+            "ALTER TABLE blobs ADD COLUMN IF NOT EXISTS unreferenced_since BIGINT NULL,
+                ADD COLUMN IF NOT EXISTS deleting_at BIGINT NULL",
+            "CREATE INDEX IF NOT EXISTS blob_locations_by_store ON blob_locations (store)",
+            "CREATE TABLE IF NOT EXISTS stores (
+            id VARCHAR(255) NOT NULL PRIMARY KEY,
+            zone VARCHAR(255) NOT NULL,
+            weight BIGINT NOT NULL,
+            state VARCHAR(16) NOT NULL,
+            spec TEXT NOT NULL,
+            updated_at BIGINT NOT NULL
+        ) {table}",
+        ],
+    ),
 ];
 
 /// The newest schema version this build knows.

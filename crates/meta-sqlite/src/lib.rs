@@ -12,8 +12,10 @@
 //! # Layout
 //! - `schema`: versioned migrations.
 //! - `writer`: the group-commit writer task.
+//! - `rais`: copy states, the store registry, repair and garbage collection.
 //! - this file: [`SqliteMeta`] and its [`MetaBackend`] implementation.
 
+mod rais;
 mod schema;
 mod writer;
 
@@ -410,6 +412,7 @@ async fn insert_message_rows(
     .execute(&mut *conn)
     .await
     .map_err(db_error)?;
+    rais::claim_blob(conn, &blob_id).await?;
     for location in &new.locations {
         sqlx::query(
             "INSERT INTO blob_locations (blob_id, store, object_key, verified_at)
@@ -981,6 +984,81 @@ impl MetaBackend for SqliteMeta {
                 })
             })
             .collect()
+    }
+
+    async fn blob_copies(&self, id: BlobId) -> Result<Vec<BlobCopy>, MetaError> {
+        rais::blob_copies(self, id).await
+    }
+
+    async fn set_copy_state(
+        &self,
+        id: BlobId,
+        store: &str,
+        state: CopyState,
+        verified_at: Option<i64>,
+    ) -> Result<(), MetaError> {
+        rais::set_copy_state(self, id, store, state, verified_at).await
+    }
+
+    async fn add_copy(&self, id: BlobId, copy: BlobLocation) -> Result<bool, MetaError> {
+        rais::add_copy(self, id, copy).await
+    }
+
+    async fn remove_copy(&self, id: BlobId, store: &str) -> Result<(), MetaError> {
+        rais::remove_copy(self, id, store).await
+    }
+
+    async fn list_copies(
+        &self,
+        after: Option<(BlobId, String)>,
+        limit: u32,
+    ) -> Result<Vec<ListedCopy>, MetaError> {
+        rais::list_copies(self, after, limit).await
+    }
+
+    async fn under_replicated(
+        &self,
+        replicas: u32,
+        uncounted: &[String],
+        limit: u32,
+    ) -> Result<Vec<UnderReplicated>, MetaError> {
+        rais::under_replicated(self, replicas, uncounted, limit).await
+    }
+
+    async fn stores(&self) -> Result<Vec<StoreRecord>, MetaError> {
+        rais::stores(self).await
+    }
+
+    async fn add_store(&self, store: StoreRecord) -> Result<bool, MetaError> {
+        rais::add_store(self, store).await
+    }
+
+    async fn change_store(&self, id: &str, change: StoreChange) -> Result<StoreRecord, MetaError> {
+        rais::change_store(self, id, change).await
+    }
+
+    async fn sole_copies(&self, store: &str) -> Result<u64, MetaError> {
+        rais::sole_copies(self, store).await
+    }
+
+    async fn remove_store(&self, id: &str) -> Result<(), MetaError> {
+        rais::remove_store(self, id).await
+    }
+
+    async fn mark_unreferenced(&self, now: i64) -> Result<u64, MetaError> {
+        rais::mark_unreferenced(self, now).await
+    }
+
+    async fn doom_unreferenced(
+        &self,
+        cutoff: i64,
+        limit: u32,
+    ) -> Result<Vec<DoomedBlob>, MetaError> {
+        rais::doom_unreferenced(self, cutoff, limit).await
+    }
+
+    async fn forget_blob(&self, id: BlobId) -> Result<(), MetaError> {
+        rais::forget_blob(self, id).await
     }
 }
 

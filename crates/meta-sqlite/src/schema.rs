@@ -6,9 +6,10 @@ use evermail_meta::{ErrorKind, MetaError};
 use sqlx::{Connection, SqliteConnection};
 
 /// `(version, statements)`, ascending.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
     CREATE TABLE counters (
         name TEXT PRIMARY KEY,
         value INTEGER NOT NULL
@@ -80,7 +81,27 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     );
     CREATE INDEX expunged_by_modseq ON expunged (mailbox_id, modseq);
     "#,
-)];
+    ),
+    (
+        2,
+        // RAIS: garbage collection stamps a blob when it finds it unreferenced and dooms
+        // it after the grace period; the store registry every node re-reads.
+        r#"
+    ALTER TABLE blobs ADD COLUMN unreferenced_since INTEGER;
+    ALTER TABLE blobs ADD COLUMN deleting_at INTEGER;
+    CREATE INDEX blob_locations_by_store ON blob_locations (store);
+
+    CREATE TABLE stores (
+        id TEXT PRIMARY KEY,
+        zone TEXT NOT NULL,
+        weight INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    "#,
+    ),
+];
 
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {

@@ -6,6 +6,9 @@ use crate::*;
 use evermail_types::{Flag, ModSeq, UidValidity};
 use std::collections::HashSet;
 
+mod rais;
+pub use rais::*;
+
 /// Expands to one `#[tokio::test]` per conformance function. `$make` is an expression
 /// evaluated afresh for every test; it must be a future giving `(Meta, guard)`, where
 /// the guard (a temporary directory, a database handle) lives until the test ends.
@@ -40,6 +43,9 @@ macro_rules! meta_conformance_tests {
             expunge_is_logged_and_uids_are_not_reused,
             expunge_log_keeps_every_removal,
             identical_bodies_share_one_blob,
+            copy_states_feed_the_repair_queue,
+            store_registry_refuses_removing_a_sole_copy,
+            garbage_collection_waits_and_refuses_doomed_bodies,
         );
     };
     (@each required $make:expr; $($name:ident),* $(,)?) => {

@@ -19,14 +19,17 @@
 //! # Layout
 //! - [`MetaBackend`] and [`Meta`]: the trait and the cheap handle over it.
 //! - `records`: the rows going in and out.
+//! - `rais`: copy states, the store registry, repair and garbage-collection rows.
 //! - [`conformance`]: the shared test suite, expanded into each backend's tests by
 //!   [`meta_conformance_tests!`].
 
 pub mod conformance;
 mod error;
+mod rais;
 mod records;
 
 pub use error::{ErrorKind, MetaError};
+pub use rais::*;
 pub use records::*;
 
 use async_trait::async_trait;
@@ -107,6 +110,71 @@ pub trait MetaBackend: Send + Sync + 'static {
 
     async fn blob(&self, id: BlobId) -> Result<Option<BlobRecord>, MetaError>;
     async fn blob_locations(&self, id: BlobId) -> Result<Vec<BlobLocation>, MetaError>;
+
+    // The replicated blob layer (RAIS): copy states, repair, the store registry and
+    // garbage collection. `blob_locations` above lists only copies in state ok.
+
+    /// Every recorded copy of a blob, in every state, ordered by store.
+    async fn blob_copies(&self, id: BlobId) -> Result<Vec<BlobCopy>, MetaError>;
+    /// Records what a read or scrub found a copy to be; `verified_at: None` keeps the
+    /// previous time. A copy that has no row (removed meanwhile) is not an error.
+    async fn set_copy_state(
+        &self,
+        id: BlobId,
+        store: &str,
+        state: CopyState,
+        verified_at: Option<i64>,
+    ) -> Result<(), MetaError>;
+    /// Records a new durable copy (state ok, verified now), replacing any row for the
+    /// same store. Returns false, recording nothing, when the blob is gone or being
+    /// garbage-collected, so a repair never resurrects a body being deleted.
+    async fn add_copy(&self, id: BlobId, copy: BlobLocation) -> Result<bool, MetaError>;
+    /// Forgets one copy (moved off a draining store, or deleted).
+    async fn remove_copy(&self, id: BlobId, store: &str) -> Result<(), MetaError>;
+    /// Copies of live blobs in (blob, store) order, starting after `after`: the walk a
+    /// scrub makes, one page at a time.
+    async fn list_copies(
+        &self,
+        after: Option<(BlobId, String)>,
+        limit: u32,
+    ) -> Result<Vec<ListedCopy>, MetaError>;
+    /// Live blobs with fewer than `replicas` copies in state ok, not counting copies
+    /// on the `uncounted` stores (draining ones), fewest good copies first: the most
+    /// endangered bodies are repaired first.
+    async fn under_replicated(
+        &self,
+        replicas: u32,
+        uncounted: &[String],
+        limit: u32,
+    ) -> Result<Vec<UnderReplicated>, MetaError>;
+    /// The store registry, ordered by id.
+    async fn stores(&self) -> Result<Vec<StoreRecord>, MetaError>;
+    /// Registers a store unless one with that id exists; returns whether it was added.
+    async fn add_store(&self, store: StoreRecord) -> Result<bool, MetaError>;
+    /// Changes a registered store's placement settings; `NotFound` for an unknown id.
+    async fn change_store(&self, id: &str, change: StoreChange) -> Result<StoreRecord, MetaError>;
+    /// How many live blobs have a copy on `store` and no copy in state ok anywhere else.
+    async fn sole_copies(&self, store: &str) -> Result<u64, MetaError>;
+    /// Unregisters a store and forgets its copies, in one transaction that first counts
+    /// the live blobs it holds the only copy of: when there are any, nothing changes
+    /// and the error (kind `Invalid`) gives the count.
+    async fn remove_store(&self, id: &str) -> Result<(), MetaError>;
+    /// Stamps `now` on every live blob no message references and that has no stamp yet,
+    /// and clears the stamp of those referenced again; returns how many were stamped.
+    /// The stamp starts the grace period of garbage collection.
+    async fn mark_unreferenced(&self, now: i64) -> Result<u64, MetaError>;
+    /// Dooms the blobs stamped unreferenced at or before `cutoff` and still
+    /// unreferenced: from then on `insert_message` refuses them (kind `Unavailable`,
+    /// so the delivery is retried after the body is gone). Returns up to `limit` doomed
+    /// blobs, including ones doomed earlier whose deletion did not finish.
+    async fn doom_unreferenced(
+        &self,
+        cutoff: i64,
+        limit: u32,
+    ) -> Result<Vec<DoomedBlob>, MetaError>;
+    /// Drops the rows of a doomed blob once its copies are deleted. A blob that is not
+    /// doomed is left alone.
+    async fn forget_blob(&self, id: BlobId) -> Result<(), MetaError>;
 }
 
 /// A cheap, cloneable handle to a metadata backend.
