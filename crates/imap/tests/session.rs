@@ -68,6 +68,39 @@ async fn three_failed_logins_close_the_session() {
 }
 
 #[tokio::test]
+async fn repeated_failures_lock_the_pair_out_with_unavailable() {
+    let store = evermail_mailbox::MailstoreOptions {
+        login_guard: evermail_mailbox::LoginGuardOptions {
+            max_failures_per_pair: 4,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let server = TestServer::start_with(common::test_options(), store).await;
+    server.account("alice@example.com", "pw").await;
+    server.account("bob@example.com", "pw").await;
+    // Three failures close a session, so the guessing takes two.
+    for failures in [3, 1] {
+        let mut client = Client::connect(server.addr).await;
+        for _ in 0..failures {
+            let reply = client.command("LOGIN alice@example.com wrong").await;
+            assert!(reply[0].contains("NO [AUTHENTICATIONFAILED]"), "{reply:?}");
+        }
+    }
+    // Locked: even the right password is refused, as a temporary condition.
+    let mut client = Client::connect(server.addr).await;
+    let reply = client.command("LOGIN alice@example.com pw").await;
+    assert!(reply[0].contains("NO [UNAVAILABLE]"), "{reply:?}");
+    let reply = client
+        .command("AUTHENTICATE PLAIN AGFsaWNlQGV4YW1wbGUuY29tAHB3")
+        .await;
+    assert!(reply[0].contains("NO [UNAVAILABLE]"), "{reply:?}");
+    // Another user from the same address is not affected.
+    let reply = client.command("LOGIN bob@example.com pw").await;
+    assert!(client.ok(&reply), "{reply:?}");
+}
+
+#[tokio::test]
 async fn a_failed_login_does_not_delay_other_sessions() {
     let mut options = common::test_options();
     options.auth_failure_delay_ms = 3000;

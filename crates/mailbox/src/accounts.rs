@@ -5,6 +5,7 @@
 //! login for an unknown address verifies against a dummy hash so that timing does not
 //! reveal which addresses exist.
 
+use crate::login_guard::LockScope;
 use crate::{ErrorKind, MailError, Mailstore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -26,6 +27,19 @@ impl From<&AccountRecord> for Account {
             address: r.address.clone(),
         }
     }
+}
+
+/// How a login through [`Mailstore::log_in`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginOutcome {
+    LoggedIn(Account),
+    /// Wrong address or password, deliberately indistinguishable (IMAP
+    /// `[AUTHENTICATIONFAILED]`, POP3 `[AUTH]`).
+    Failed,
+    /// Too many recent failures: refused without looking at the password, for a while
+    /// (IMAP `[UNAVAILABLE]`, POP3 `[SYS/TEMP]`), so clients retry later rather than
+    /// ask the user for another password.
+    LockedOut(LockScope),
 }
 
 /// The mailboxes every new account starts with (RFC 6154 special-use attributes).
@@ -241,6 +255,37 @@ impl Mailstore {
             .map_or_else(|| dummy_hash().to_string(), |r| r.password_hash.clone());
         let ok = verify(password.to_string(), hash).await;
         Ok(record.filter(|_| ok).as_ref().map(Account::from))
+    }
+
+    /// A login from `peer`, through the failed-login lockout (`login_guard`): a
+    /// locked-out login is refused before the password is hashed, a failure is
+    /// counted, a success forgives the pair and trusts the address for the user.
+    pub async fn log_in(
+        &self,
+        peer: std::net::IpAddr,
+        login: &str,
+        password: &str,
+    ) -> Result<LoginOutcome, MailError> {
+        let guard = &self.inner.login_guard;
+        if let Some(scope) = guard.refused(std::time::Instant::now(), peer, login) {
+            metrics::counter!("evermail_login_refused_total", "scope" => scope.as_str())
+                .increment(1);
+            return Ok(LoginOutcome::LockedOut(scope));
+        }
+        match self.authenticate(login, password).await? {
+            Some(account) => {
+                guard.succeeded(std::time::Instant::now(), peer, login);
+                Ok(LoginOutcome::LoggedIn(account))
+            }
+            None => {
+                for scope in guard.failed(std::time::Instant::now(), peer, login) {
+                    tracing::warn!(%peer, login, scope = scope.as_str(), "login locked out");
+                    metrics::counter!("evermail_login_lockouts_total", "scope" => scope.as_str())
+                        .increment(1);
+                }
+                Ok(LoginOutcome::Failed)
+            }
+        }
     }
 
     /// The account that receives mail for `address` (its own address, an alias or a

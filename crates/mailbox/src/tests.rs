@@ -130,6 +130,7 @@ async fn oversize_and_over_quota_are_refused() {
     let (store, _dir) = mailstore(MailstoreOptions {
         max_message_size: 100,
         default_quota: None,
+        ..MailstoreOptions::default()
     })
     .await;
     let alice = store

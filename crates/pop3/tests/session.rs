@@ -67,6 +67,38 @@ async fn wrong_password_is_delayed_and_refused_with_auth_code() {
 }
 
 #[tokio::test]
+async fn repeated_failures_lock_the_pair_out_with_sys_temp() {
+    let store = evermail_mailbox::MailstoreOptions {
+        login_guard: evermail_mailbox::LoginGuardOptions {
+            max_failures_per_pair: 4,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let server = TestServer::start_with_store(test_options(), store).await;
+    server.account(ALICE, "pw").await;
+    server.account("bob@example.com", "pw").await;
+    // Three failures close a session, so the guessing takes two.
+    for failures in [3, 1] {
+        let mut client = Client::connect(server.addr).await;
+        for _ in 0..failures {
+            client.cmd(&format!("USER {ALICE}")).await;
+            assert!(client.cmd("PASS wrong").await.starts_with("-ERR [AUTH]"));
+        }
+    }
+    // Locked: even the right password is refused, as a temporary condition.
+    let mut client = Client::connect(server.addr).await;
+    client.cmd(&format!("USER {ALICE}")).await;
+    assert_eq!(
+        client.cmd("PASS pw").await,
+        "-ERR [SYS/TEMP] too many failed logins; try again later"
+    );
+    // Another user from the same address is not affected.
+    client.cmd("USER bob@example.com").await;
+    assert!(client.cmd("PASS pw").await.starts_with("+OK"));
+}
+
+#[tokio::test]
 async fn a_failed_login_does_not_hold_up_other_sessions() {
     let options = Pop3Options {
         auth_failure_delay_ms: 2000,

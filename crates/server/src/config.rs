@@ -22,6 +22,8 @@ pub struct Config {
     pub lmtp: LmtpOptions,
     pub imap: evermail_imap::ImapOptions,
     pub pop3: evermail_pop3::Pop3Options,
+    /// `[auth]`: the failed-login lockout IMAP and POP3 share.
+    pub auth: evermail_mailbox::LoginGuardOptions,
     pub tls: evermail_tls::TlsOptions,
     pub admin: AdminOptions,
     pub metadata: MetadataConfig,
@@ -373,6 +375,23 @@ plaintext_auth = "loopback"
 # How long a failed login waits before its -ERR, slowing password guessing.
 auth_failure_delay_ms = 1000
 
+[auth]
+# The failed-login lockout IMAP and POP3 share. A locked-out login is refused
+# without checking the password (IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP])
+# until lockout_secs have passed. Failures are counted over window_secs, IPv6
+# addresses by their /64, in each node's memory. 0 turns a counter off.
+window_secs = 900
+lockout_secs = 900
+# One user from one address: someone guessing a password.
+max_failures_per_pair = 10
+# One address, any users: someone trying many accounts. Loopback is never
+# locked by this one, since a webmail or proxy there speaks for every user.
+max_failures_per_ip = 50
+# One user, any address: guessing spread over many addresses. Addresses that
+# logged in as the user in the last 30 days are not refused, so this cannot lock
+# the user out of their own devices.
+max_failures_per_user = 100
+
 [tls]
 # The certificate for imaps, pop3s, STARTTLS and STLS, PEM: the chain (server certificate
 # first) and its private key. Relative paths are inside the data directory.
@@ -500,6 +519,7 @@ mod tests {
             default.pop3.idle_timeout_secs
         );
         assert_eq!(parsed.pop3.plaintext_auth, default.pop3.plaintext_auth);
+        assert_eq!(parsed.auth, default.auth);
         assert_eq!(parsed.tls, default.tls);
         assert_eq!(parsed.admin.listen, default.admin.listen);
         assert_eq!(parsed.storage.replicas, default.storage.replicas);

@@ -73,6 +73,7 @@ pub async fn open_mailstore(config: &Config, data_dir: &Path) -> anyhow::Result<
             .max_message_size
             .max(config.imap.max_message_size),
         default_quota: config.accounts.default_quota,
+        login_guard: config.auth.clone(),
     };
     Ok(Mailstore::new(meta, blobs, options))
 }

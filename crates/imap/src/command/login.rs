@@ -6,6 +6,7 @@
 use evermail_imap_proto::command::{Authenticate, Login};
 use evermail_imap_proto::response::{Code, Continue, StatusResponse};
 use evermail_imap_proto::{SaslResponse, parse_sasl_response};
+use evermail_mailbox::LoginOutcome;
 
 use crate::session::{CmdError, CmdResult, Done, Input, Session};
 
@@ -114,8 +115,9 @@ impl Session {
     }
 
     async fn finish_login(&mut self, tag: &str, user: &str, password: &str) -> CmdResult {
-        match self.mailstore.authenticate(user, password).await {
-            Ok(Some(account)) => {
+        let outcome = self.mailstore.log_in(self.peer.ip(), user, password).await;
+        match outcome {
+            Ok(LoginOutcome::LoggedIn(account)) => {
                 tracing::Span::current().record("user", account.address.as_str());
                 tracing::info!("logged in");
                 self.account = Some(account);
@@ -123,26 +125,44 @@ impl Session {
                 let caps = self.capabilities();
                 Done::ok_code(Code::Capability(caps), "LOGIN completed")
             }
-            Ok(None) => {
+            Ok(LoginOutcome::Failed) => {
                 self.auth_failures += 1;
                 tracing::info!(attempt = self.auth_failures, "login failed");
                 metrics::counter!("evermail_imap_auth_failures_total").increment(1);
-                // Only this session waits; the delay makes guessing slow without making
-                // the server slow for anyone else.
-                tokio::time::sleep(self.options.auth_failure_delay()).await;
-                let failed = StatusResponse::no(tag, "invalid user name or password")
-                    .with_code(Code::AuthenticationFailed);
-                if self.auth_failures >= MAX_AUTH_FAILURES {
-                    self.write_status(failed);
-                    self.write_status(StatusResponse::bye("too many failed logins"));
-                    return Ok(Done::Close);
-                }
-                Err(CmdError::No(failed.code, failed.text))
+                self.refuse_login(
+                    tag,
+                    Code::AuthenticationFailed,
+                    "invalid user name or password",
+                )
+                .await
+            }
+            Ok(LoginOutcome::LockedOut(scope)) => {
+                self.auth_failures += 1;
+                tracing::info!(scope = scope.as_str(), "login refused: locked out");
+                // RFC 5530: UNAVAILABLE is a temporary refusal; a client retries later
+                // instead of asking its user for another password, which is what a
+                // lockout wants (the right password is refused too until it ends).
+                self.refuse_login(tag, Code::Unavailable, "too many failed logins; try later")
+                    .await
             }
             Err(e) => Err(CmdError::no(
                 Code::Unavailable,
                 format!("cannot check the password now: {e}"),
             )),
         }
+    }
+
+    /// Answers a failed or refused login after the failure delay, closing the session
+    /// after [`MAX_AUTH_FAILURES`].
+    async fn refuse_login(&mut self, tag: &str, code: Code, text: &str) -> CmdResult {
+        // Only this session waits; the delay makes guessing slow without making the
+        // server slow for anyone else.
+        tokio::time::sleep(self.options.auth_failure_delay()).await;
+        if self.auth_failures >= MAX_AUTH_FAILURES {
+            self.write_status(StatusResponse::no(tag, text).with_code(code));
+            self.write_status(StatusResponse::bye("too many failed logins"));
+            return Ok(Done::Close);
+        }
+        Err(CmdError::no(code, text))
     }
 }

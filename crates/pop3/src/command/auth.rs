@@ -6,6 +6,8 @@
 
 use evermail_pop3_proto::{Code, Response, SaslResponse, encode_multiline, parse_sasl_response};
 
+use evermail_mailbox::LoginOutcome;
+
 use crate::maildrop::Maildrop;
 use crate::session::{CmdResult, Flow, Input, Session, State};
 
@@ -161,23 +163,41 @@ impl Session {
         );
     }
 
+    /// Answers a failed or refused login after the failure delay, closing the session
+    /// after [`MAX_AUTH_FAILURES`].
+    async fn refuse_login(&mut self, refusal: Response) -> CmdResult {
+        // Only this session waits; the delay makes guessing slow without making the
+        // server slow for anyone else.
+        tokio::time::sleep(self.options.auth_failure_delay()).await;
+        self.reply(refusal);
+        if self.auth_failures >= MAX_AUTH_FAILURES {
+            return Ok(Flow::Close);
+        }
+        Ok(Flow::Continue)
+    }
+
     /// Checks the password, takes the maildrop lock and the snapshot of the INBOX, and
     /// enters the TRANSACTION state.
     async fn finish_login(&mut self, user: &str, password: &str) -> CmdResult {
-        let account = match self.mailstore.authenticate(user, password).await {
-            Ok(Some(account)) => account,
-            Ok(None) => {
+        let outcome = self.mailstore.log_in(self.peer.ip(), user, password).await;
+        let account = match outcome {
+            Ok(LoginOutcome::LoggedIn(account)) => account,
+            Ok(LoginOutcome::Failed) => {
                 self.auth_failures += 1;
                 tracing::info!(attempt = self.auth_failures, "login failed");
                 metrics::counter!("evermail_pop3_auth_failures_total").increment(1);
-                // Only this session waits; the delay makes guessing slow without making
-                // the server slow for anyone else.
-                tokio::time::sleep(self.options.auth_failure_delay()).await;
-                self.reply(Response::err("invalid user name or password").with_code(Code::Auth));
-                if self.auth_failures >= MAX_AUTH_FAILURES {
-                    return Ok(Flow::Close);
-                }
-                return Ok(Flow::Continue);
+                let refusal = Response::err("invalid user name or password").with_code(Code::Auth);
+                return self.refuse_login(refusal).await;
+            }
+            Ok(LoginOutcome::LockedOut(scope)) => {
+                self.auth_failures += 1;
+                tracing::info!(scope = scope.as_str(), "login refused: locked out");
+                // RFC 3206: SYS/TEMP says "try later", which is what a lockout means
+                // (the right password is refused too); AUTH would make a client ask
+                // its user for a new password.
+                let refusal = Response::err("too many failed logins; try again later")
+                    .with_code(Code::SysTemp);
+                return self.refuse_login(refusal).await;
             }
             Err(error) => {
                 self.reply(

@@ -41,23 +41,26 @@ pub fn test_options() -> Pop3Options {
 
 impl TestServer {
     pub async fn start() -> TestServer {
-        TestServer::start_inner(test_options(), false).await
+        TestServer::start_inner(test_options(), MailstoreOptions::default(), false).await
     }
 
     pub async fn start_with(options: Pop3Options) -> TestServer {
-        TestServer::start_inner(options, false).await
+        TestServer::start_inner(options, MailstoreOptions::default(), false).await
+    }
+
+    pub async fn start_with_store(options: Pop3Options, store: MailstoreOptions) -> TestServer {
+        TestServer::start_inner(options, store, false).await
     }
 
     /// A server with a self-signed certificate in its data directory: STLS on `addr`,
     /// implicit TLS on `tls_addr`.
     pub async fn start_tls(options: Pop3Options) -> TestServer {
-        TestServer::start_inner(options, true).await
+        TestServer::start_inner(options, MailstoreOptions::default(), true).await
     }
 
-    async fn start_inner(options: Pop3Options, tls: bool) -> TestServer {
+    async fn start_inner(options: Pop3Options, store: MailstoreOptions, tls: bool) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let mailstore =
-            evermail_testkit::local_mailstore(dir.path(), MailstoreOptions::default()).await;
+        let mailstore = evermail_testkit::local_mailstore(dir.path(), store).await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
