@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ImapOptions;
 use crate::server::SessionTls;
-use crate::state::Selected;
+use crate::state::{Enabled, Selected};
 
 /// Output is sent whenever this much has piled up, so a FETCH of many large messages
 /// streams instead of building one huge buffer.
@@ -160,6 +160,8 @@ pub(crate) struct Session {
     /// ENABLE IMAP4rev2 was accepted: mailbox names are UTF-8 rather than modified
     /// UTF-7, and SEARCH answers with ESEARCH.
     pub(crate) rev2: bool,
+    /// CONDSTORE and QRESYNC, once a command turned them on (RFC 7162 section 3.1).
+    pub(crate) enabled: Enabled,
     /// The `data_offset` of the literal we last sent `+` for, so we send it only once.
     continued_at: Option<usize>,
 }
@@ -191,6 +193,7 @@ impl Session {
             selected: None,
             auth_failures: 0,
             rev2: false,
+            enabled: Enabled::default(),
             continued_at: None,
         }
     }
@@ -479,6 +482,7 @@ impl Session {
             .sync(
                 &self.mailstore,
                 account.id,
+                self.enabled,
                 expunge_allowed,
                 force,
                 &mut self.output,

@@ -25,6 +25,17 @@ use tokio::sync::broadcast::error::TryRecvError;
 
 use crate::session::CmdError;
 
+/// The RFC 7162 extensions this session has turned on. They only ever switch on, and
+/// change what untagged responses look like from then on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Enabled {
+    /// CONDSTORE: every untagged FETCH carries UID and MODSEQ.
+    pub(crate) condstore: bool,
+    /// QRESYNC (implies CONDSTORE): removals are reported as `VANISHED uids` instead of
+    /// `EXPUNGE n`.
+    pub(crate) qresync: bool,
+}
+
 /// How stale the view may get, without a notification, before a command re-reads it.
 /// Changes made through this process arrive as notifications at once; this bounds how
 /// late a change made through another node is seen.
@@ -173,6 +184,7 @@ impl Selected {
         &mut self,
         mailstore: &Mailstore,
         account: AccountId,
+        enabled: Enabled,
         expunge_allowed: bool,
         force: bool,
         out: &mut Vec<u8>,
@@ -216,7 +228,7 @@ impl Selected {
             self.highest_modseq = self.highest_modseq.max(changes.highest_modseq);
         }
         if expunge_allowed {
-            self.announce_expunges(out);
+            self.announce_expunges(enabled, out);
         }
         if grew {
             Data::Exists(self.exists()).encode(out);
@@ -224,15 +236,19 @@ impl Selected {
         for uid in flag_changes {
             if let Some(i) = self.index_of(uid) {
                 let m = &self.messages[i];
+                let mut items = vec![
+                    FetchItem::Uid(m.uid.get()),
+                    FetchItem::Flags {
+                        flags: &m.flags,
+                        recent: false,
+                    },
+                ];
+                if enabled.condstore {
+                    items.push(FetchItem::ModSeq(m.modseq.0));
+                }
                 FetchResponse {
                     seq: i as u32 + 1,
-                    items: vec![
-                        FetchItem::Uid(m.uid.get()),
-                        FetchItem::Flags {
-                            flags: &m.flags,
-                            recent: false,
-                        },
-                    ],
+                    items,
                 }
                 .encode(out);
             }
@@ -242,9 +258,26 @@ impl Selected {
 
     /// Sends EXPUNGE for every pending removal and drops the messages from the view.
     /// Highest first, so each number sent is still valid for the client when it reads
-    /// it without renumbering in between.
-    fn announce_expunges(&mut self, out: &mut Vec<u8>) {
+    /// it without renumbering in between. With QRESYNC one `VANISHED` names them all by
+    /// UID instead (RFC 7162 section 3.2.10).
+    fn announce_expunges(&mut self, enabled: Enabled, out: &mut Vec<u8>) {
         let pending = std::mem::take(&mut self.pending_expunge);
+        if enabled.qresync {
+            let gone: Vec<u32> = pending
+                .iter()
+                .filter(|&&uid| self.index_of(uid).is_some())
+                .map(|uid| uid.get())
+                .collect();
+            self.messages.retain(|m| !pending.contains(&m.uid));
+            if let Some(uids) = SequenceSet::from_numbers(gone) {
+                Data::Vanished {
+                    earlier: false,
+                    uids,
+                }
+                .encode(out);
+            }
+            return;
+        }
         for uid in pending.into_iter().rev() {
             if let Some(i) = self.index_of(uid) {
                 self.messages.remove(i);
@@ -254,9 +287,9 @@ impl Selected {
     }
 
     /// Removes messages this session expunged itself, announcing each.
-    pub(crate) fn remove_expunged(&mut self, uids: &[Uid], out: &mut Vec<u8>) {
+    pub(crate) fn remove_expunged(&mut self, uids: &[Uid], enabled: Enabled, out: &mut Vec<u8>) {
         self.pending_expunge.extend(uids.iter().copied());
-        self.announce_expunges(out);
+        self.announce_expunges(enabled, out);
     }
 }
 
@@ -336,12 +369,28 @@ mod tests {
     fn expunges_are_announced_highest_first() {
         let mut v = view(&[3, 5, 9, 10]);
         let mut out = Vec::new();
-        v.remove_expunged(&[Uid::new(5).unwrap(), Uid::new(10).unwrap()], &mut out);
+        let gone = [Uid::new(5).unwrap(), Uid::new(10).unwrap()];
+        v.remove_expunged(&gone, Enabled::default(), &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n"
         );
         assert_eq!(v.exists(), 2);
         assert_eq!(v.index_of(Uid::new(9).unwrap()), Some(1));
+    }
+
+    #[test]
+    fn qresync_reports_expunges_as_vanished_uids() {
+        let mut v = view(&[3, 5, 9, 10, 11]);
+        let mut out = Vec::new();
+        let enabled = Enabled {
+            condstore: true,
+            qresync: true,
+        };
+        // 4 was never in the view and is not reported.
+        let gone: Vec<Uid> = [4, 5, 10, 11].map(|u| Uid::new(u).unwrap()).to_vec();
+        v.remove_expunged(&gone, enabled, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "* VANISHED 5,10:11\r\n");
+        assert_eq!(v.exists(), 2);
     }
 }

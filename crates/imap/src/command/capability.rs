@@ -26,6 +26,8 @@ const EXTENSIONS: &[&str] = &[
     "MOVE",
     "CHILDREN",
     "SPECIAL-USE",
+    "CONDSTORE",
+    "QRESYNC",
 ];
 
 impl Session {
@@ -63,13 +65,34 @@ impl Session {
         self.account()?;
         let mut enabled = Vec::new();
         for cap in enable.capabilities {
-            if OFFER_REV2 && cap == "IMAP4REV2" && !self.rev2 {
-                self.rev2 = true;
-                enabled.push("IMAP4rev2".to_string());
+            match cap.as_str() {
+                "IMAP4REV2" if OFFER_REV2 && !self.rev2 => {
+                    self.rev2 = true;
+                    enabled.push("IMAP4rev2".to_string());
+                }
+                "CONDSTORE" if !self.enabled.condstore => {
+                    self.enable_condstore();
+                    enabled.push("CONDSTORE".to_string());
+                }
+                // QRESYNC implies CONDSTORE (RFC 7162 section 3.2.3), which is
+                // then on without being listed.
+                "QRESYNC" if !self.enabled.qresync => {
+                    self.enable_condstore();
+                    self.enabled.qresync = true;
+                    enabled.push("QRESYNC".to_string());
+                }
+                _ => {}
             }
         }
         self.write_data(Data::Enabled(enabled));
         Done::ok("ENABLE completed")
+    }
+
+    /// Turns CONDSTORE on, as ENABLE and every "CONDSTORE enabling command" do (RFC 7162
+    /// section 3.1). When it comes with a selected mailbox the client now expects MODSEQs
+    /// from the HIGHESTMODSEQ it was given at SELECT, which the view already tracks.
+    pub(crate) fn enable_condstore(&mut self) {
+        self.enabled.condstore = true;
     }
 
     /// RFC 2971. The client's own ID is only logged.

@@ -77,7 +77,7 @@ impl Session {
         let moved: Vec<_> = copies.iter().map(|(from, _)| *from).collect();
         let gone = self.mailstore.expunge(account.id, from, &moved).await?;
         if let Some(selected) = self.selected.as_mut() {
-            selected.remove_expunged(&gone, &mut self.output);
+            selected.remove_expunged(&gone, self.enabled, &mut self.output);
         }
         Done::ok(format!("{name} completed"))
     }

@@ -35,13 +35,20 @@ impl Session {
             // Announce what this command removed now; removals by others follow after
             // the command, with the other pending updates.
             if let Some(selected) = self.selected.as_mut() {
-                selected.remove_expunged(&gone, &mut self.output);
+                selected.remove_expunged(&gone, self.enabled, &mut self.output);
             }
         }
-        Done::ok(if uids.is_some() {
+        let text = if uids.is_some() {
             "UID EXPUNGE completed"
         } else {
             "EXPUNGE completed"
-        })
+        };
+        // With CONDSTORE the client learns the MODSEQ its cache is now valid at (RFC
+        // 7162 section 3.2.10's examples).
+        if self.enabled.condstore {
+            let record = self.mailstore.mailbox(account.id, mailbox).await?;
+            return Done::ok_code(Code::HighestModSeq(record.highest_modseq.0), text);
+        }
+        Done::ok(text)
     }
 }

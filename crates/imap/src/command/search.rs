@@ -22,6 +22,13 @@ struct Context {
 impl Session {
     pub(crate) fn search(&mut self, tag: &str, search: Search) -> CmdResult {
         let rev2 = self.rev2;
+        self.selected_mut()?;
+        // A MODSEQ key is CONDSTORE enabling, and the reply then carries the highest
+        // MODSEQ of what matched (RFC 7162 section 3.1.5).
+        let wants_modseq = has_modseq(&search.key);
+        if wants_modseq {
+            self.enable_condstore();
+        }
         let selected = self.selected_mut()?;
         if let Some(charset) = &search.charset
             && !matches!(charset.as_str(), "UTF-8" | "US-ASCII")
@@ -44,11 +51,17 @@ impl Session {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64),
         };
-        let found: Vec<u32> = selected
-            .messages
-            .iter()
-            .enumerate()
-            .filter(|(i, m)| matches(&search.key, *i as u32 + 1, m, &context))
+        let matched = || {
+            selected
+                .messages
+                .iter()
+                .enumerate()
+                .filter(|(i, m)| matches(&search.key, *i as u32 + 1, m, &context))
+        };
+        let mod_seq = wants_modseq
+            .then(|| matched().map(|(_, m)| m.modseq.0).max())
+            .flatten();
+        let found: Vec<u32> = matched()
             .map(|(i, m)| {
                 if search.uid {
                     m.uid.get()
@@ -61,7 +74,7 @@ impl Session {
         match (search.return_opts, rev2) {
             (None, false) => self.write_data(Data::Search {
                 numbers: found,
-                mod_seq: None,
+                mod_seq,
             }),
             (opts, _) => {
                 let mut opts = opts.unwrap_or_default();
@@ -71,6 +84,7 @@ impl Session {
                 let mut reply = ESearch {
                     tag: Some(tag.to_string()),
                     uid: search.uid,
+                    mod_seq,
                     ..ESearch::default()
                 };
                 for opt in opts {
@@ -90,6 +104,17 @@ impl Session {
         } else {
             "SEARCH completed"
         })
+    }
+}
+
+/// Whether a MODSEQ key appears anywhere in the criteria.
+fn has_modseq(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::ModSeq { .. } => true,
+        SearchKey::And(keys) => keys.iter().any(has_modseq),
+        SearchKey::Or(a, b) => has_modseq(a) || has_modseq(b),
+        SearchKey::Not(k) => has_modseq(k),
+        _ => false,
     }
 }
 

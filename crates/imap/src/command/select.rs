@@ -1,7 +1,10 @@
 //! SELECT, EXAMINE, CLOSE and UNSELECT: entering and leaving the selected state.
 
+use evermail_imap_proto::SequenceSet;
 use evermail_imap_proto::command::Select;
-use evermail_imap_proto::response::{Code, Data, StatusKind, StatusResponse};
+use evermail_imap_proto::response::{
+    Code, Data, FetchItem, FetchResponse, StatusKind, StatusResponse,
+};
 use evermail_types::{Flag, Flags};
 
 use crate::session::{CmdError, CmdResult, Done, Session};
@@ -20,15 +23,21 @@ impl Session {
     pub(crate) async fn select(&mut self, select: Select) -> CmdResult {
         let account = self.account()?;
         // RFC 9051 section 6.3.2: a SELECT deselects the current mailbox first, even
-        // when the new one cannot be selected; nothing is expunged.
-        if self.selected.take().is_some() && self.rev2 {
+        // when the new one cannot be selected; nothing is expunged. Clients of rev2 and
+        // of QRESYNC (RFC 7162 section 3.2.11) are told where one mailbox's responses
+        // end.
+        if self.selected.take().is_some() && (self.rev2 || self.enabled.qresync) {
             self.write_status(
                 StatusResponse::new(None, StatusKind::Ok, "previous mailbox closed")
                     .with_code(Code::Closed),
             );
         }
-        if select.qresync.is_some() {
+        // RFC 7162 section 3.2.5: QRESYNC without ENABLE QRESYNC is a client error.
+        if select.qresync.is_some() && !self.enabled.qresync {
             return Err(CmdError::bad("QRESYNC is not enabled"));
+        }
+        if select.condstore {
+            self.enable_condstore();
         }
         let record = self
             .find_mailbox(account.id, &select.mailbox, Code::NonExistent)
@@ -83,6 +92,9 @@ impl Session {
             (Code::ReadWrite, "SELECT")
         };
         self.selected = Some(selected);
+        if let Some(qresync) = select.qresync {
+            self.resync(account.id, qresync).await?;
+        }
         Done::ok_code(code, format!("{verb} completed"))
     }
 
@@ -114,7 +126,76 @@ impl Session {
         Done::ok("UNSELECT completed")
     }
 
+    /// QRESYNC's part of SELECT (RFC 7162 section 3.2.5): what the client's cache, valid
+    /// at `mod_seq`, lacks. A different UIDVALIDITY means the cache is useless and the
+    /// client will start over, so nothing is sent. Every expunge is kept in the log, so
+    /// the answer is exact and the client's `seq-match` hint is not needed.
+    async fn resync(
+        &mut self,
+        account: evermail_types::AccountId,
+        qresync: evermail_imap_proto::command::Qresync,
+    ) -> Result<(), CmdError> {
+        let selected = self.selected_mut()?;
+        if qresync.uid_validity != selected.uid_validity {
+            return Ok(());
+        }
+        let (id, highest) = (selected.id, selected.highest_modseq);
+        let since = evermail_types::ModSeq(qresync.mod_seq);
+        let changes = self.mailstore.changes_since(account, id, since).await?;
+        let largest = highest_uid_bound(self.selected_mut()?);
+        let vanished: Vec<u32> = changes
+            .expunged
+            .iter()
+            .map(|u| u.get())
+            .filter(|&u| {
+                qresync
+                    .known_uids
+                    .as_ref()
+                    .is_none_or(|known| known.contains(u, largest))
+            })
+            .collect();
+        if let Some(uids) = SequenceSet::from_numbers(vanished) {
+            self.write_data(Data::Vanished {
+                earlier: true,
+                uids,
+            });
+        }
+        // The view may be newer than `changes` (or older, by a change it will report
+        // itself), so each message is reported as the view holds it.
+        let selected = self.selected_mut()?;
+        let mut out = Vec::new();
+        for m in changes.messages {
+            let Some(i) = selected.index_of(m.uid) else {
+                continue;
+            };
+            let m = &selected.messages[i];
+            if m.modseq <= since || m.modseq > highest {
+                continue;
+            }
+            FetchResponse {
+                seq: i as u32 + 1,
+                items: vec![
+                    FetchItem::Uid(m.uid.get()),
+                    FetchItem::Flags {
+                        flags: &m.flags,
+                        recent: false,
+                    },
+                    FetchItem::ModSeq(m.modseq.0),
+                ],
+            }
+            .encode(&mut out);
+        }
+        self.output.extend_from_slice(&out);
+        Ok(())
+    }
+
     pub(crate) fn untagged_ok(&mut self, code: Code, text: &str) {
         self.write_status(StatusResponse::new(None, StatusKind::Ok, text).with_code(code));
     }
+}
+
+/// The largest UID a `*` in a client's UID set stands for: the last UID ever handed
+/// out in the mailbox, present or not.
+pub(crate) fn highest_uid_bound(selected: &Selected) -> u32 {
+    selected.uid_next.saturating_sub(1).max(1)
 }

@@ -12,6 +12,9 @@ impl Session {
         let record = self
             .find_mailbox(account.id, &status.mailbox, Code::NonExistent)
             .await?;
+        if status.items.contains(&StatusItem::HighestModSeq) {
+            self.enable_condstore();
+        }
         let needs_messages = status.items.iter().any(|i| {
             matches!(
                 i,

@@ -1,9 +1,11 @@
-//! STORE and UID STORE: `FLAGS`, `+FLAGS`, `-FLAGS`, each with `.SILENT`.
+//! STORE and UID STORE: `FLAGS`, `+FLAGS`, `-FLAGS`, each with `.SILENT`, and
+//! CONDSTORE's `(UNCHANGEDSINCE n)` (RFC 7162 section 3.1.3).
 
+use evermail_imap_proto::SequenceSet;
 use evermail_imap_proto::command::{Store, StoreMode};
 use evermail_imap_proto::response::{Code, FetchItem, FetchResponse};
 use evermail_mailbox::FlagChange;
-use evermail_types::Flags;
+use evermail_types::{Flags, ModSeq, Uid};
 
 use crate::session::{CmdError, CmdResult, Done, Session};
 
@@ -14,57 +16,102 @@ impl Session {
         if selected.read_only {
             return Err(CmdError::no(Code::ReadOnly, "the mailbox is read-only"));
         }
-        if store.unchanged_since.is_some() {
-            return Err(CmdError::bad("CONDSTORE is not enabled"));
-        }
         let indices = selected.resolve(&store.set, store.uid)?;
         let uids: Vec<_> = indices.iter().map(|&i| selected.messages[i].uid).collect();
         let mailbox = selected.id;
+        if store.unchanged_since.is_some() {
+            self.enable_condstore();
+        }
         let change = match store.mode {
             StoreMode::Replace => FlagChange::Replace,
             StoreMode::Add => FlagChange::Add,
             StoreMode::Remove => FlagChange::Remove,
         };
         let flags: Flags = store.flags.into_iter().collect();
+        let mut modified: Vec<Uid> = Vec::new();
+        let mut changed_uids = Vec::new();
         if !uids.is_empty() {
-            let changed = self
-                .mailstore
-                .store_flags(account.id, mailbox, &uids, change, &flags)
-                .await?;
+            let changed = match store.unchanged_since {
+                None => {
+                    self.mailstore
+                        .store_flags(account.id, mailbox, &uids, change, &flags)
+                        .await?
+                }
+                Some(limit) => {
+                    let update = self
+                        .mailstore
+                        .store_flags_unchanged_since(
+                            account.id,
+                            mailbox,
+                            &uids,
+                            ModSeq(limit),
+                            change,
+                            &flags,
+                        )
+                        .await?;
+                    modified = update.modified;
+                    update.changed
+                }
+            };
             let selected = self.selected_mut()?;
             for m in changed {
                 if let Some(i) = selected.index_of(m.uid) {
+                    changed_uids.push(m.uid);
                     selected.messages[i].flags = m.flags;
                     selected.messages[i].modseq = m.modseq;
                 }
             }
         }
-        if !store.silent {
-            // Every message named gets its flags reported, changed or not, so the
-            // client's view is right even where another session got there first.
-            for i in indices {
-                let Some(m) = self.selected.as_ref().map(|s| &s.messages[i]) else {
-                    break;
-                };
-                let mut items = Vec::with_capacity(2);
-                if store.uid {
-                    items.push(FetchItem::Uid(m.uid.get()));
-                }
-                items.push(FetchItem::Flags {
-                    flags: &m.flags,
-                    recent: false,
-                });
-                FetchResponse {
-                    seq: i as u32 + 1,
-                    items,
-                }
-                .encode(&mut self.output);
+        let condstore = self.enabled.condstore;
+        // Every message named gets its flags reported, changed or not, so the client's
+        // view is right even where another session got there first. With CONDSTORE a
+        // changed message is reported even under .SILENT, with its new MODSEQ (RFC 7162
+        // section 3.1.3); a refused one is not, it is in MODIFIED.
+        for i in indices {
+            let Some(m) = self.selected.as_ref().map(|s| &s.messages[i]) else {
+                break;
+            };
+            let was_changed = changed_uids.contains(&m.uid);
+            let was_refused = modified.binary_search(&m.uid).is_ok();
+            if was_refused || (store.silent && !(condstore && was_changed)) {
+                continue;
             }
+            let mut items = Vec::with_capacity(3);
+            if store.uid || condstore {
+                items.push(FetchItem::Uid(m.uid.get()));
+            }
+            items.push(FetchItem::Flags {
+                flags: &m.flags,
+                recent: false,
+            });
+            if condstore {
+                items.push(FetchItem::ModSeq(m.modseq.0));
+            }
+            FetchResponse {
+                seq: i as u32 + 1,
+                items,
+            }
+            .encode(&mut self.output);
         }
-        Done::ok(if store.uid {
-            "UID STORE completed"
-        } else {
-            "STORE completed"
-        })
+        let name = if store.uid { "UID STORE" } else { "STORE" };
+        if modified.is_empty() {
+            return Done::ok(format!("{name} completed"));
+        }
+        // MODIFIED names the refused messages the way the command named them.
+        let selected = self.selected_mut()?;
+        let numbers = modified.iter().filter_map(|&uid| {
+            if store.uid {
+                Some(uid.get())
+            } else {
+                selected.index_of(uid).map(|i| i as u32 + 1)
+            }
+        });
+        match SequenceSet::from_numbers(numbers) {
+            Some(set) => Done::ok_code(
+                Code::Modified(set),
+                format!("conditional {name} failed for some messages"),
+            ),
+            None => Done::ok(format!("{name} completed")),
+        }
     }
 }

@@ -19,16 +19,29 @@ use section::{apply_partial, section_data};
 impl Session {
     pub(crate) async fn fetch(&mut self, fetch: Fetch) -> CmdResult {
         let account = self.account()?;
-        let selected = self.selected_mut()?;
-        if fetch.vanished {
+        self.selected_mut()?;
+        // RFC 7162 section 3.2.6: VANISHED needs ENABLE QRESYNC first.
+        if fetch.vanished && !self.enabled.qresync {
             return Err(CmdError::bad("QRESYNC is not enabled"));
         }
+        let mut attrs = fetch.attrs;
+        // CHANGEDSINCE and MODSEQ are CONDSTORE enabling; CHANGEDSINCE implies MODSEQ.
+        if fetch.changed_since.is_some() || attrs.contains(&FetchAttr::ModSeq) {
+            self.enable_condstore();
+            if !attrs.contains(&FetchAttr::ModSeq) {
+                attrs.push(FetchAttr::ModSeq);
+            }
+        }
+        if let (true, Some(since)) = (fetch.vanished, fetch.changed_since) {
+            self.vanished_earlier(account.id, &fetch.set, since).await?;
+        }
+        let condstore = self.enabled.condstore;
+        let selected = self.selected_mut()?;
         let mut indices = selected.resolve(&fetch.set, fetch.uid)?;
         if let Some(since) = fetch.changed_since {
             indices.retain(|&i| selected.messages[i].modseq.0 > since);
         }
         let (mailbox, read_only) = (selected.id, selected.read_only);
-        let mut attrs = fetch.attrs;
         if attrs
             .iter()
             .any(|a| matches!(a, FetchAttr::Binary { .. } | FetchAttr::BinarySize { .. }))
@@ -160,12 +173,21 @@ impl Session {
                 });
             }
             // RFC 9051 section 6.4.5: when a fetch sets \Seen, the new flags go in the
-            // same response.
-            if newly_seen.contains(&record.uid) && !attrs.contains(&FetchAttr::Flags) {
-                items.push(FetchItem::Flags {
-                    flags: &record.flags,
-                    recent: false,
-                });
+            // same response; with CONDSTORE so do the UID and new MODSEQ (RFC 7162
+            // section 3.1).
+            if newly_seen.contains(&record.uid) {
+                if !attrs.contains(&FetchAttr::Flags) {
+                    items.push(FetchItem::Flags {
+                        flags: &record.flags,
+                        recent: false,
+                    });
+                }
+                if condstore && !attrs.contains(&FetchAttr::Uid) {
+                    items.push(FetchItem::Uid(record.uid.get()));
+                }
+                if condstore && !attrs.contains(&FetchAttr::ModSeq) {
+                    items.push(FetchItem::ModSeq(record.modseq.0));
+                }
             }
             FetchResponse {
                 seq: i as u32 + 1,
@@ -185,6 +207,37 @@ impl Session {
         } else {
             "FETCH completed"
         })
+    }
+}
+
+impl Session {
+    /// `VANISHED (EARLIER)` for the UIDs of `set` expunged after `since` (QRESYNC's
+    /// `UID FETCH ... (CHANGEDSINCE n VANISHED)`, RFC 7162 section 3.2.6), sent before
+    /// the FETCH responses.
+    async fn vanished_earlier(
+        &mut self,
+        account: evermail_types::AccountId,
+        set: &evermail_imap_proto::SequenceSet,
+        since: u64,
+    ) -> Result<(), CmdError> {
+        let selected = self.selected_mut()?;
+        let (id, largest) = (selected.id, super::select::highest_uid_bound(selected));
+        let changes = self
+            .mailstore
+            .changes_since(account, id, evermail_types::ModSeq(since))
+            .await?;
+        let uids = changes
+            .expunged
+            .iter()
+            .map(|u| u.get())
+            .filter(|&u| set.contains(u, largest));
+        if let Some(uids) = evermail_imap_proto::SequenceSet::from_numbers(uids) {
+            self.write_data(evermail_imap_proto::response::Data::Vanished {
+                earlier: true,
+                uids,
+            });
+        }
+        Ok(())
     }
 }
 
