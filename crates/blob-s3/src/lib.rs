@@ -228,6 +228,15 @@ impl BlobBackend for S3Backend {
             Err(e) => Err(unavailable("DELETE", key, e)),
         }
     }
+
+    async fn size(&self, key: &str) -> Result<Option<u64>, BlobError> {
+        let path = self.path(key)?;
+        match self.store.head(&path).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(unavailable("HEAD", key, e)),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -128,6 +128,15 @@ impl BlobBackend for FsBackend {
             Err(e) => Err(BlobError::io(format!("deleting {}", path.display()), e)),
         }
     }
+
+    async fn size(&self, key: &str) -> Result<Option<u64>, BlobError> {
+        let path = self.path(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(BlobError::io(format!("reading {}", path.display()), e)),
+        }
+    }
 }
 
 enum WriteError {

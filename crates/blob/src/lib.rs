@@ -20,16 +20,20 @@
 //!   distinct zones first, healthy stores first).
 //! - `store`: [`BlobStore`], replicated writes with fallback to the next store,
 //!   verified reads, and the health probes that put a failed store back.
+//! - `copies`: what repair and scrub need: check one copy, write extra copies by
+//!   placement, delete a copy.
 
+mod copies;
 mod error;
 pub mod fs;
 mod handle;
 pub mod placement;
 mod store;
 
+pub use copies::CopyCheck;
 pub use error::{BlobError, ErrorKind};
 pub use handle::{StoreHandle, StoreState};
-pub use store::{BlobStore, StoredCopy};
+pub use store::{BadCopy, BlobStore, CopyProblem, StoredCopy};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -55,4 +59,9 @@ pub trait BlobBackend: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError>;
     /// Deleting what is not there is not an error.
     async fn delete(&self, key: &str) -> Result<(), BlobError>;
+    /// The size of a stored body; `None` when the key does not exist. The light scrub
+    /// uses it; backends that can answer without reading the body should.
+    async fn size(&self, key: &str) -> Result<Option<u64>, BlobError> {
+        Ok(self.get(key).await?.map(|b| b.len() as u64))
+    }
 }

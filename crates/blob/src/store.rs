@@ -6,8 +6,24 @@ use bytes::Bytes;
 use evermail_types::BlobId;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
+
+/// A copy a read found unusable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadCopy {
+    pub copy: StoredCopy,
+    pub problem: CopyProblem,
+}
+
+/// What is wrong with a copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyProblem {
+    /// Its store has no object under its key.
+    Missing,
+    /// The object's size or content does not match the blob id.
+    Corrupt,
+}
 
 /// Where one durable copy of a blob went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,9 +38,11 @@ pub struct BlobStore {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    stores: Vec<StoreHandle>,
-    replicas: usize,
+pub(crate) struct Inner {
+    /// Replaced whole when the store registry changes; every operation works on the
+    /// snapshot it took at its start.
+    stores: RwLock<Arc<Vec<StoreHandle>>>,
+    pub(crate) replicas: usize,
     min_replicas: usize,
 }
 
@@ -64,38 +82,38 @@ impl BlobStore {
                 stores.len()
             ));
         }
-        for s in &stores {
-            let healthy = if s.healthy() { 1.0 } else { 0.0 };
-            metrics::gauge!("evermail_blob_store_healthy", "store" => s.id().to_string())
-                .set(healthy);
-            // One series per possible state, 1 for the store's own, so a dashboard can
-            // count stores by state with a plain sum.
-            for state in [
-                StoreState::Active,
-                StoreState::ReadOnly,
-                StoreState::Draining,
-                StoreState::Down,
-            ] {
-                let on = if state == s.state() { 1.0 } else { 0.0 };
-                metrics::gauge!(
-                    "evermail_blob_store_state",
-                    "store" => s.id().to_string(),
-                    "state" => state.as_str()
-                )
-                .set(on);
-            }
-        }
+        export_store_metrics(&stores);
         Ok(BlobStore {
             inner: Arc::new(Inner {
-                stores,
+                stores: RwLock::new(Arc::new(stores)),
                 replicas,
                 min_replicas,
             }),
         })
     }
 
-    pub fn stores(&self) -> &[StoreHandle] {
-        &self.inner.stores
+    /// A snapshot of the stores in use.
+    pub fn stores(&self) -> Arc<Vec<StoreHandle>> {
+        self.inner
+            .stores
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the stores in use (after the registry changed: a store added, drained,
+    /// re-weighted or removed). Operations already running finish on the old set.
+    /// Unlike [`new`](Self::new) this accepts fewer writable stores than `replicas`:
+    /// refusing the change would not bring a store back, and puts then write what they
+    /// can and fail only below `min_replicas`.
+    pub fn set_stores(&self, stores: Vec<StoreHandle>) {
+        export_store_metrics(&stores);
+        *self.inner.stores.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(stores);
+    }
+
+    /// Copies written of every body.
+    pub fn replicas(&self) -> usize {
+        self.inner.replicas
     }
 
     /// Stores a body on `replicas` distinct stores in parallel and returns its id and
@@ -116,7 +134,8 @@ impl BlobStore {
                 .map_err(|e| BlobError::new(ErrorKind::Unavailable, format!("hash task: {e}")))?
         };
         let size = body.len();
-        let mut remaining = candidates(&id, &self.inner.stores);
+        let stores = self.stores();
+        let mut remaining = candidates(&id, &stores);
         // Zones of the copies written or being written, one entry per copy.
         let mut zones: Vec<&str> = Vec::new();
         let mut writes = FuturesUnordered::new();
@@ -200,11 +219,24 @@ impl BlobStore {
     /// unreadable copy is logged and counted with its store id, and the next one is
     /// tried; the caller never sees bytes that do not match the id.
     pub async fn get(&self, id: BlobId, copies: &[StoredCopy]) -> Result<Bytes, BlobError> {
+        self.get_checked(id, copies).await.0
+    }
+
+    /// Like [`get`](Self::get), and also says which copies were found missing or
+    /// corrupt on the way, so the caller can mark them for repair. A copy that could
+    /// not be read (a store down, a timeout) is not reported: it may well be intact.
+    pub async fn get_checked(
+        &self,
+        id: BlobId,
+        copies: &[StoredCopy],
+    ) -> (Result<Bytes, BlobError>, Vec<BadCopy>) {
+        let stores = self.stores();
+        let mut bad = Vec::new();
         let mut problems = Vec::new();
         let mut order: Vec<(u8, &StoredCopy, Option<&StoreHandle>)> = copies
             .iter()
             .map(|c| {
-                let store = self.inner.stores.iter().find(|s| s.id() == c.store);
+                let store = stores.iter().find(|s| s.id() == c.store);
                 let rank = match store {
                     Some(s) if s.state() == StoreState::Down => 2,
                     Some(s) if !s.healthy() => 1,
@@ -223,20 +255,31 @@ impl BlobStore {
             match store.backend().get(&copy.key).await {
                 Ok(Some(body)) => {
                     let check = body.clone();
-                    let actual = tokio::task::spawn_blocking(move || blob_id(&check))
-                        .await
-                        .map_err(|e| {
-                            BlobError::new(ErrorKind::Unavailable, format!("hash task: {e}"))
-                        })?;
+                    let actual = match tokio::task::spawn_blocking(move || blob_id(&check)).await {
+                        Ok(actual) => actual,
+                        Err(e) => {
+                            let e =
+                                BlobError::new(ErrorKind::Unavailable, format!("hash task: {e}"));
+                            return (Err(e), bad);
+                        }
+                    };
                     if actual == id {
-                        return Ok(body);
+                        return (Ok(body), bad);
                     }
+                    bad.push(BadCopy {
+                        copy: copy.clone(),
+                        problem: CopyProblem::Corrupt,
+                    });
                     metrics::counter!("evermail_blob_corrupt_reads_total", "store" => label)
                         .increment(1);
                     tracing::error!(store = %store.id(), key = %copy.key, blob = %id, "corrupt blob copy; trying another");
                     problems.push(format!("{}: content does not match its hash", store.id()));
                 }
                 Ok(None) => {
+                    bad.push(BadCopy {
+                        copy: copy.clone(),
+                        problem: CopyProblem::Missing,
+                    });
                     metrics::counter!("evermail_blob_missing_reads_total", "store" => label)
                         .increment(1);
                     tracing::error!(store = %store.id(), key = %copy.key, blob = %id, "blob copy missing; trying another");
@@ -253,10 +296,11 @@ impl BlobStore {
                 }
             }
         }
-        Err(BlobError::new(
+        let lost = BlobError::new(
             ErrorKind::Lost,
             format!("no good copy of blob {id}: {}", problems.join("; ")),
-        ))
+        );
+        (Err(lost), bad)
     }
 
     /// Probes every store marked unhealthy (except those configured down) and puts
@@ -264,9 +308,8 @@ impl BlobStore {
     /// small probe body, return it intact and delete it, which is the whole write path;
     /// any other store must answer a read.
     pub async fn probe_unhealthy(&self) -> usize {
-        let probes = self
-            .inner
-            .stores
+        let stores = self.stores();
+        let probes = stores
             .iter()
             .filter(|s| !s.healthy() && s.state() != StoreState::Down)
             .map(|s| async move {
@@ -310,6 +353,30 @@ impl BlobStore {
                 BlobStore { inner }.probe_unhealthy().await;
             }
         })
+    }
+}
+
+/// Exports each store's health and state as gauges.
+fn export_store_metrics(stores: &[StoreHandle]) {
+    for s in stores {
+        let healthy = if s.healthy() { 1.0 } else { 0.0 };
+        metrics::gauge!("evermail_blob_store_healthy", "store" => s.id().to_string()).set(healthy);
+        // One series per possible state, 1 for the store's own, so a dashboard can
+        // count stores by state with a plain sum.
+        for state in [
+            StoreState::Active,
+            StoreState::ReadOnly,
+            StoreState::Draining,
+            StoreState::Down,
+        ] {
+            let on = if state == s.state() { 1.0 } else { 0.0 };
+            metrics::gauge!(
+                "evermail_blob_store_state",
+                "store" => s.id().to_string(),
+                "state" => state.as_str()
+            )
+            .set(on);
+        }
     }
 }
 

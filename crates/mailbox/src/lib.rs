@@ -250,7 +250,24 @@ impl Mailstore {
             })
             .collect();
         let started = std::time::Instant::now();
-        let body = self.blobs().get(blob, &copies).await?;
+        let (body, bad) = self.blobs().get_checked(blob, &copies).await;
+        // Mark what the read found broken, so the copy is no longer offered to reads
+        // and the repair worker, which looks for blobs with too few good copies,
+        // restores it. Failing to mark only delays the repair until the next scrub.
+        for b in bad {
+            let state = match b.problem {
+                evermail_blob::CopyProblem::Missing => evermail_meta::CopyState::Missing,
+                evermail_blob::CopyProblem::Corrupt => evermail_meta::CopyState::Corrupt,
+            };
+            if let Err(e) = self
+                .meta()
+                .set_copy_state(blob, &b.copy.store, state, None)
+                .await
+            {
+                tracing::warn!(blob = %blob, store = %b.copy.store, error = %e, "could not mark a bad copy");
+            }
+        }
+        let body = body?;
         metrics::histogram!("evermail_blob_read_seconds").record(started.elapsed());
         Ok(body)
     }

@@ -1,0 +1,121 @@
+//! What repair and scrub need from [`BlobStore`]: checking one copy, writing extra
+//! copies of a body to stores chosen by placement, deleting a copy.
+//!
+//! The decisions (which blob needs a copy, which copy to drop) are the caller's, since
+//! only it knows the locations recorded in the metadata database.
+
+use crate::placement::{candidates, pick_next};
+use crate::{BlobError, BlobStore, ErrorKind, StoredCopy, blob_id};
+use bytes::Bytes;
+use evermail_types::BlobId;
+
+/// What checking one copy found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyCheck {
+    /// Present with the right size (light check) or the right hash (deep check).
+    Ok,
+    /// No object under the key.
+    Missing,
+    /// The wrong size, or content that does not hash to the blob id.
+    Corrupt,
+    /// The store could not be asked (down, not configured on this node): nothing is
+    /// known about the copy.
+    Unknown(String),
+}
+
+impl BlobStore {
+    /// Checks one copy: with `deep`, reads it whole and compares its BLAKE3 hash with
+    /// `id`; otherwise only asks whether it exists with `size` bytes.
+    pub async fn check_copy(
+        &self,
+        id: BlobId,
+        size: u64,
+        copy: &StoredCopy,
+        deep: bool,
+    ) -> CopyCheck {
+        let stores = self.stores();
+        let Some(store) = stores.iter().find(|s| s.id() == copy.store) else {
+            return CopyCheck::Unknown(format!(
+                "store {} is not configured on this node",
+                copy.store
+            ));
+        };
+        let backend = store.backend();
+        if !deep {
+            return match backend.size(&copy.key).await {
+                Ok(None) => CopyCheck::Missing,
+                Ok(Some(n)) if n == size => CopyCheck::Ok,
+                Ok(Some(_)) => CopyCheck::Corrupt,
+                Err(e) => CopyCheck::Unknown(e.to_string()),
+            };
+        }
+        match backend.get(&copy.key).await {
+            Ok(None) => CopyCheck::Missing,
+            Ok(Some(body)) => match tokio::task::spawn_blocking(move || blob_id(&body)).await {
+                Ok(actual) if actual == id => CopyCheck::Ok,
+                Ok(_) => CopyCheck::Corrupt,
+                Err(e) => CopyCheck::Unknown(format!("hash task: {e}")),
+            },
+            Err(e) => CopyCheck::Unknown(e.to_string()),
+        }
+    }
+
+    /// Writes up to `wanted` new copies of a verified `body` to writable stores that do
+    /// not hold one yet (`have` lists the stores that do), chosen by placement as a new
+    /// body's would be, distinct zones first. A store that fails is skipped and leaves
+    /// write placement until a probe passes. Returns the copies written, possibly fewer
+    /// than wanted; the caller records them.
+    pub async fn replicate(
+        &self,
+        id: BlobId,
+        body: Bytes,
+        have: &[String],
+        wanted: usize,
+    ) -> Vec<StoredCopy> {
+        let stores = self.stores();
+        let mut remaining: Vec<_> = candidates(&id, &stores)
+            .into_iter()
+            .filter(|s| !have.iter().any(|h| h == s.id()))
+            .collect();
+        let mut zones: Vec<&str> = stores
+            .iter()
+            .filter(|s| have.iter().any(|h| h == s.id()))
+            .map(|s| s.zone())
+            .collect();
+        let mut written = Vec::new();
+        while written.len() < wanted {
+            let Some(i) = pick_next(&remaining, &zones) else {
+                break;
+            };
+            let store = remaining.remove(i);
+            let key = store.backend().key_for(&id);
+            match store.backend().put(&key, body.clone()).await {
+                Ok(()) => {
+                    store.mark_ok();
+                    zones.push(store.zone());
+                    written.push(StoredCopy {
+                        store: store.id().to_string(),
+                        key,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(store = %store.id(), blob = %id, error = %e, "repair write failed; trying another store");
+                    store.mark_failed(&e);
+                }
+            }
+        }
+        written
+    }
+
+    /// Deletes one copy. Deleting what is not there is not an error.
+    pub async fn delete_copy(&self, copy: &StoredCopy) -> Result<(), BlobError> {
+        let stores = self.stores();
+        let Some(store) = stores.iter().find(|s| s.id() == copy.store) else {
+            return Err(BlobError::new(
+                ErrorKind::Unavailable,
+                format!("store {} is not configured on this node", copy.store),
+            ));
+        };
+        store.backend().delete(&copy.key).await
+    }
+}
