@@ -56,6 +56,7 @@
 
 mod nodes;
 mod rais;
+mod rename;
 mod retry;
 mod rows;
 mod schema;
@@ -720,6 +721,31 @@ impl MetaBackend for MysqlMeta {
         // Deleting again what is gone deletes nothing, so an unknown outcome may replay.
         self.write(true, |conn, _| {
             Box::pin(async move { delete_mailbox_rows(conn, id).await })
+        })
+        .await
+    }
+
+    async fn rename_mailbox(
+        &self,
+        id: MailboxId,
+        to: &str,
+        delimiter: char,
+    ) -> Result<Vec<MailboxRecord>, MetaError> {
+        self.write(false, |conn, _| {
+            let to = to.to_string();
+            Box::pin(async move { rename::rename_rows(conn, id, &to, delimiter).await })
+        })
+        .await
+    }
+
+    async fn move_all_to_new_mailbox(
+        &self,
+        from: MailboxId,
+        new: NewMailbox,
+    ) -> Result<MailboxRecord, MetaError> {
+        self.write(false, |conn, _| {
+            let new = new.clone();
+            Box::pin(async move { rename::move_all_rows(conn, from, &new).await })
         })
         .await
     }

@@ -13,9 +13,11 @@
 //! - `schema`: versioned migrations.
 //! - `writer`: the group-commit writer task.
 //! - `rais`: copy states, the store registry, repair and garbage collection.
+//! - `rename`: RENAME of a mailbox and its children, and of INBOX.
 //! - this file: [`SqliteMeta`] and its [`MetaBackend`] implementation.
 
 mod rais;
+mod rename;
 mod schema;
 mod writer;
 
@@ -832,6 +834,32 @@ impl MetaBackend for SqliteMeta {
         self.writer
             .write(move |conn| -> BoxFuture<'_, _> {
                 Box::pin(async move { delete_mailbox_rows(conn, id).await })
+            })
+            .await
+    }
+
+    async fn rename_mailbox(
+        &self,
+        id: MailboxId,
+        to: &str,
+        delimiter: char,
+    ) -> Result<Vec<MailboxRecord>, MetaError> {
+        let to = to.to_string();
+        self.writer
+            .write(move |conn| -> BoxFuture<'_, _> {
+                Box::pin(async move { rename::rename_rows(conn, id, &to, delimiter).await })
+            })
+            .await
+    }
+
+    async fn move_all_to_new_mailbox(
+        &self,
+        from: MailboxId,
+        new: NewMailbox,
+    ) -> Result<MailboxRecord, MetaError> {
+        self.writer
+            .write(move |conn| -> BoxFuture<'_, _> {
+                Box::pin(async move { rename::move_all_rows(conn, from, new).await })
             })
             .await
     }

@@ -7,7 +7,9 @@ use evermail_types::{Flag, ModSeq, UidValidity};
 use std::collections::HashSet;
 
 mod rais;
+mod rename;
 pub use rais::*;
+pub use rename::*;
 
 /// Expands to one `#[tokio::test]` per conformance function. `$make` is an expression
 /// evaluated afresh for every test; it must be a future giving `(Meta, guard)`, where
@@ -46,6 +48,9 @@ macro_rules! meta_conformance_tests {
             copy_states_feed_the_repair_queue,
             store_registry_refuses_removing_a_sole_copy,
             garbage_collection_waits_and_refuses_doomed_bodies,
+            rename_moves_children_and_keeps_uidvalidity,
+            rename_refuses_taken_names_and_changes_nothing,
+            moving_inbox_empties_it_and_logs_the_expunges,
         );
     };
     (@each required $make:expr; $($name:ident),* $(,)?) => {

@@ -74,6 +74,29 @@ pub trait MetaBackend: Send + Sync + 'static {
     async fn set_subscribed(&self, id: MailboxId, subscribed: bool) -> Result<(), MetaError>;
     /// Deletes a mailbox and its messages. Its UIDVALIDITY is never handed out again.
     async fn delete_mailbox(&self, id: MailboxId) -> Result<(), MetaError>;
+    /// Renames a mailbox and its children in one transaction (IMAP RENAME, RFC 9051
+    /// section 6.3.6): `id` becomes `to`, and every mailbox of the account named
+    /// `<old><delimiter>...` becomes `<to><delimiter>...`. Ids, UIDVALIDITY, messages
+    /// and subscriptions stay. Fails, changing nothing, with `NotFound` when `id` does
+    /// not exist, `AlreadyExists` when a new name is taken, and `Invalid` when `to` is
+    /// the old name or under it. Returns the renamed mailboxes.
+    async fn rename_mailbox(
+        &self,
+        id: MailboxId,
+        to: &str,
+        delimiter: char,
+    ) -> Result<Vec<MailboxRecord>, MetaError>;
+    /// Moves every message of `from` into a new mailbox of the same account, in one
+    /// transaction (renaming INBOX, RFC 9051 section 6.3.6). The new mailbox gets a new
+    /// UIDVALIDITY and starts its counters where `from`'s are; the messages keep their
+    /// UIDs, MODSEQs, flags and dates. In `from` they are logged as expunged under one
+    /// new MODSEQ, and their UIDs are never reused. Quota usage does not change. Fails
+    /// with `AlreadyExists` when the name is taken.
+    async fn move_all_to_new_mailbox(
+        &self,
+        from: MailboxId,
+        new: NewMailbox,
+    ) -> Result<MailboxRecord, MetaError>;
 
     /// Adds one message, allocating its UID and MODSEQ from the mailbox counters.
     /// Concurrent calls may be committed together (group commit); each still succeeds

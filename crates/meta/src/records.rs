@@ -125,3 +125,36 @@ pub enum FlagChange {
     Remove,
     Replace,
 }
+
+/// The name `name` gets when mailbox `old` is renamed to `to`: `Some` for `old` itself
+/// and the mailboxes under it (`old` + `delimiter` + ...), `None` for every other
+/// (including look-alikes such as `oldx`). Backends use it for `rename_mailbox`.
+pub fn renamed_mailbox_name(name: &str, old: &str, to: &str, delimiter: char) -> Option<String> {
+    if name == old {
+        return Some(to.to_string());
+    }
+    let rest = name.strip_prefix(old)?.strip_prefix(delimiter)?;
+    Some(format!("{to}{delimiter}{rest}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renamed_mailbox_name;
+
+    #[test]
+    fn children_follow_a_rename_and_look_alikes_do_not() {
+        let cases = [
+            ("a", Some("b")),
+            ("a/x", Some("b/x")),
+            ("a/x/y", Some("b/x/y")),
+            ("ab", None),
+            ("ab/x", None),
+            ("b", None),
+            ("x/a", None),
+        ];
+        for (name, want) in cases {
+            let got = renamed_mailbox_name(name, "a", "b", '/');
+            assert_eq!(got.as_deref(), want, "{name}");
+        }
+    }
+}
