@@ -1,13 +1,13 @@
-//! The `deliver` workload: a minimal LMTP client, written here rather than taken from
-//! a library because it must measure exactly one thing (end of DATA to last reply)
-//! and work against any server.
+//! The `deliver` and `provision` workloads over a minimal LMTP client, written here
+//! rather than taken from a library because it must measure exactly one thing (end of
+//! DATA to the last recipient's reply) and work against any server.
 
+use crate::message::{SizeSpec, message};
+use crate::report::{Row, Samples};
 use anyhow::{Context, bail};
-use rand::{Rng, SeedableRng};
-use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -15,90 +15,25 @@ use tokio::net::TcpStream;
 pub struct DeliverRun {
     pub server: SocketAddr,
     pub connections: usize,
-    pub size: usize,
+    pub size: SizeSpec,
+    /// The pool of recipients; message `i` goes to `per_message` consecutive ones
+    /// starting at `i mod pool`.
     pub recipients: Vec<String>,
-    pub count: usize,
+    pub per_message: usize,
+    pub count: u64,
     pub duration: Duration,
     pub seed: u64,
+    /// Message indexes start here, so a second run with the same seed adds new mail.
+    pub first_index: u64,
 }
 
-pub struct DeliverResult {
-    pub messages: usize,
-    pub errors: usize,
-    pub elapsed: Duration,
-    /// Per-message latencies in milliseconds, sorted.
-    pub latencies: Vec<f64>,
-}
-
-#[derive(Serialize)]
-pub struct Summary {
-    workload: &'static str,
-    connections: usize,
-    size: usize,
-    messages: usize,
-    errors: usize,
-    seconds: f64,
-    messages_per_second: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
-}
-
-impl DeliverResult {
-    pub fn rate(&self) -> f64 {
-        self.messages as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
-    pub fn percentile(&self, p: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return 0.0;
-        }
-        let i = ((self.latencies.len() - 1) as f64 * p).round() as usize;
-        self.latencies[i]
-    }
-
-    pub fn summary(&self, connections: usize, size: usize) -> Summary {
-        Summary {
-            workload: "deliver",
-            connections,
-            size,
-            messages: self.messages,
-            errors: self.errors,
-            seconds: self.elapsed.as_secs_f64(),
-            messages_per_second: self.rate(),
-            p50_ms: self.percentile(0.5),
-            p99_ms: self.percentile(0.99),
-            max_ms: self.percentile(1.0),
-        }
-    }
-}
-
-/// A message of about `size` bytes: headers plus base64-like lines of random text,
-/// unique per (seed, connection, index) so content-addressed stores cannot
-/// deduplicate it.
-fn message(size: usize, rng: &mut rand::rngs::StdRng, id: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = format!(
-        "From: bench@example.net\r\nTo: bench@example.com\r\nSubject: bench {id}\r\n\
-         Message-ID: <{id}@bench.example.net>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\n"
-    )
-    .into_bytes();
-    while out.len() < size {
-        for _ in 0..76 {
-            out.push(ALPHABET[rng.random_range(0..ALPHABET.len())]);
-        }
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-struct Conn {
+pub struct Conn {
     reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
     writer: tokio::net::tcp::OwnedWriteHalf,
 }
 
 impl Conn {
-    async fn open(server: SocketAddr) -> anyhow::Result<Conn> {
+    pub async fn open(server: SocketAddr) -> anyhow::Result<Conn> {
         let stream = TcpStream::connect(server)
             .await
             .with_context(|| format!("connecting to {server}"))?;
@@ -130,7 +65,8 @@ impl Conn {
         }
     }
 
-    async fn deliver(&mut self, recipients: &[String], body: &[u8]) -> anyhow::Result<Duration> {
+    /// One transaction; the time from the end of DATA to the last recipient's reply.
+    pub async fn deliver(&mut self, recipients: &[&str], body: &[u8]) -> anyhow::Result<Duration> {
         let mut envelope = String::from("MAIL FROM:<bench@example.net>\r\n");
         for r in recipients {
             envelope.push_str(&format!("RCPT TO:<{r}>\r\n"));
@@ -153,83 +89,66 @@ impl Conn {
     }
 }
 
-pub async fn deliver(run: DeliverRun) -> anyhow::Result<DeliverResult> {
+/// The recipients of message `index`.
+pub fn recipients_of(pool: &[String], per_message: usize, index: u64) -> Vec<&str> {
+    (0..per_message.min(pool.len()))
+        .map(|k| pool[(index as usize + k) % pool.len()].as_str())
+        .collect()
+}
+
+/// Delivers until `count` messages are sent or the duration ends; one message per
+/// transaction per connection. Returns the latencies and the elapsed time.
+pub async fn deliver(run: DeliverRun) -> anyhow::Result<(Samples, Duration)> {
     let started = Instant::now();
     let deadline = started + run.duration;
-    let next = Arc::new(AtomicUsize::new(0));
+    let next = Arc::new(AtomicU64::new(0));
     let recipients = Arc::new(run.recipients);
     let mut tasks = Vec::new();
-    for c in 0..run.connections {
+    for _ in 0..run.connections {
         let next = next.clone();
         let recipients = recipients.clone();
-        let (server, size, count, seed) = (run.server, run.size, run.count, run.seed);
+        let (server, size, count, seed, per, first) = (
+            run.server,
+            run.size,
+            run.count,
+            run.seed,
+            run.per_message,
+            run.first_index,
+        );
         tasks.push(tokio::spawn(async move {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ (c as u64) << 32);
             let mut conn = Conn::open(server).await?;
-            let mut latencies = Vec::new();
-            let mut errors = 0;
+            let mut samples = Samples::default();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= count || Instant::now() >= deadline {
                     break;
                 }
-                let body = message(size, &mut rng, &format!("{seed}.{c}.{i}"));
-                match conn.deliver(&recipients, &body).await {
-                    Ok(latency) => latencies.push(latency.as_secs_f64() * 1000.0),
-                    Err(_) => {
-                        errors += 1;
+                let body = message(size, seed, first + i);
+                let to = recipients_of(&recipients, per, first + i);
+                match conn.deliver(&to, &body).await {
+                    Ok(latency) => samples.ok(latency),
+                    Err(e) => {
+                        samples.error(e);
                         conn = Conn::open(server).await?;
                     }
                 }
             }
-            anyhow::Ok((latencies, errors))
+            anyhow::Ok(samples)
         }));
     }
-    let mut latencies = Vec::new();
-    let mut errors = 0;
+    let mut samples = Samples::default();
     for t in tasks {
-        let (l, e) = t.await??;
-        latencies.extend(l);
-        errors += e;
+        samples.merge(t.await??);
     }
-    let elapsed = started.elapsed();
-    latencies.sort_by(f64::total_cmp);
-    Ok(DeliverResult {
-        messages: latencies.len(),
-        errors,
-        elapsed,
-        latencies,
-    })
+    Ok((samples, started.elapsed()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_have_the_requested_size_and_are_dot_safe() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        for size in [100, 4096, 100 * 1024] {
-            let m = message(size, &mut rng, "x");
-            assert!(m.len() >= size && m.len() < size + 80);
-            assert!(
-                !m.windows(3).any(|w| w == b"\n.\r"),
-                "a line starting with a dot"
-            );
-            assert!(m.ends_with(b"\r\n"));
-        }
-    }
-
-    #[test]
-    fn percentiles_pick_sorted_values() {
-        let r = DeliverResult {
-            messages: 5,
-            errors: 0,
-            elapsed: Duration::from_secs(1),
-            latencies: vec![1.0, 2.0, 3.0, 4.0, 100.0],
-        };
-        assert_eq!(r.percentile(0.5), 3.0);
-        assert_eq!(r.percentile(1.0), 100.0);
-        assert_eq!(r.rate(), 5.0);
-    }
+/// A `deliver` row: messages/s and latencies.
+pub async fn deliver_row(run: DeliverRun) -> anyhow::Result<Row> {
+    let params = format!(
+        "conns={} size={} rcpts={}",
+        run.connections, run.size, run.per_message
+    );
+    let (samples, elapsed) = deliver(run).await?;
+    Ok(Row::new("deliver", "lmtp", params, samples, elapsed))
 }
