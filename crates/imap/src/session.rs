@@ -512,10 +512,7 @@ impl Session {
             CommandBody::Select(select) => self.select(select).await,
             CommandBody::Create(create) => self.create(create).await,
             CommandBody::Delete(name) => self.delete(name).await,
-            CommandBody::Rename(_) => {
-                self.account()?;
-                Err(CmdError::no(Code::Cannot, "RENAME is not supported yet"))
-            }
+            CommandBody::Rename(rename) => self.rename(rename).await,
             CommandBody::Subscribe(name) => self.subscribe(name, true).await,
             CommandBody::Unsubscribe(name) => self.subscribe(name, false).await,
             CommandBody::List(list) => self.list(list).await,

@@ -191,6 +191,45 @@ impl Mailstore {
         Ok(())
     }
 
+    /// Renames a mailbox of `account` and the mailboxes under it (`delimiter` separates
+    /// levels), keeping their messages and UIDVALIDITY. Fails with `AlreadyExists`
+    /// when a new name is taken, changing nothing.
+    pub async fn rename_mailbox(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        to: &str,
+        delimiter: char,
+    ) -> Result<Vec<MailboxRecord>, MailError> {
+        self.mailbox(account, mailbox).await?;
+        Ok(self.meta().rename_mailbox(mailbox, to, delimiter).await?)
+    }
+
+    /// Moves every message of a mailbox of `account` into a new mailbox `to`, leaving
+    /// it empty: RENAME of INBOX (RFC 9051 section 6.3.6). Sessions with the source
+    /// selected see the messages expunged.
+    pub async fn move_all_to_new_mailbox(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        to: &str,
+    ) -> Result<MailboxRecord, MailError> {
+        let source = self.mailbox(account, mailbox).await?;
+        let new = evermail_meta::NewMailbox {
+            name: to.to_string(),
+            special_use: None,
+            subscribed: source.subscribed,
+        };
+        let created = self.meta().move_all_to_new_mailbox(mailbox, new).await?;
+        let source = self.mailbox(account, mailbox).await?;
+        self.announce(MailboxChange {
+            account,
+            mailbox,
+            modseq: source.highest_modseq,
+        });
+        Ok(created)
+    }
+
     /// Subscribes to a mailbox of `account`, or unsubscribes (IMAP SUBSCRIBE,
     /// UNSUBSCRIBE; LSUB and LIST (SUBSCRIBED) report it).
     pub async fn set_subscribed(

@@ -101,7 +101,7 @@ impl Session {
 
 /// Names are `/`-separated UTF-8 with no empty level and no wildcard (which LIST could
 /// never match exactly) or control character.
-fn check_name(name: &str) -> Result<(), CmdError> {
+pub(crate) fn check_name(name: &str) -> Result<(), CmdError> {
     let bad = name.is_empty()
         || name.len() > 1024
         || name.split(DELIMITER).any(str::is_empty)

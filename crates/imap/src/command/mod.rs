@@ -11,6 +11,7 @@ mod idle;
 mod list;
 mod login;
 mod manage;
+mod rename;
 mod search;
 mod select;
 mod starttls;
