@@ -55,6 +55,9 @@ pub(crate) struct Selected {
     pub(crate) highest_modseq: ModSeq,
     /// The UIDNEXT reported at SELECT, kept up to date as messages arrive.
     pub(crate) uid_next: u32,
+    /// The result of the last `SEARCH RETURN (SAVE)`, which `$` names (RFC 5182), as
+    /// UIDs in ascending order. Expunged messages drop out when `$` is resolved.
+    pub(crate) saved: Vec<Uid>,
     changes: broadcast::Receiver<MailboxChange>,
     dirty: bool,
     last_sync: Instant,
@@ -87,6 +90,7 @@ impl Selected {
             pending_expunge: BTreeSet::new(),
             highest_modseq: fresh.highest_modseq,
             uid_next,
+            saved: Vec::new(),
             changes,
             dirty: false,
             last_sync: Instant::now(),
@@ -106,8 +110,13 @@ impl Selected {
     /// duplicates. UIDs that do not exist are skipped (RFC 9051 section 6.4.9); a
     /// sequence number beyond the last message is a client error.
     pub(crate) fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, CmdError> {
+        // `$` means the same messages whichever form of the command uses it.
         if set.is_last_result() {
-            return Err(CmdError::bad("$ (SEARCHRES) is not supported"));
+            return Ok(self
+                .saved
+                .iter()
+                .filter_map(|&uid| self.index_of(uid))
+                .collect());
         }
         let mut out = Vec::new();
         if uid {
@@ -325,6 +334,7 @@ mod tests {
             pending_expunge: BTreeSet::new(),
             highest_modseq: ModSeq(1),
             uid_next: 100,
+            saved: Vec::new(),
             changes: rx,
             dirty: false,
             last_sync: Instant::now(),
@@ -359,6 +369,11 @@ mod tests {
                 None => assert!(got.is_err(), "{set} uid={uid}: {got:?}"),
             }
         }
+        let mut saved = view(&[3, 5, 9, 10]);
+        saved.saved = [9, 4, 3].map(|u| Uid::new(u).unwrap()).to_vec();
+        saved.saved.sort();
+        assert_eq!(uids(&saved, "$", false), Ok(vec![3, 9]));
+        assert_eq!(uids(&saved, "$", true), Ok(vec![3, 9]));
         let empty = view(&[]);
         assert_eq!(uids(&empty, "1:*", false), Ok(vec![]));
         assert_eq!(uids(&empty, "*", true), Ok(vec![]));

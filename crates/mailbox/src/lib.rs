@@ -10,6 +10,7 @@
 //!
 //! # Layout
 //! - `accounts`: accounts, password hashing, aliases, recipient resolution.
+//! - `decode`: undoing a part's Content-Transfer-Encoding (IMAP BINARY).
 //! - `deliver`: LMTP delivery and IMAP APPEND.
 //! - `login_guard`: the failed-login lockout IMAP and POP3 share.
 //! - `maildrop`: the POP3 maildrop lock.
@@ -18,6 +19,7 @@
 //!   notifications.
 
 mod accounts;
+mod decode;
 mod deliver;
 mod error;
 mod login_guard;
@@ -25,6 +27,7 @@ mod maildrop;
 mod parse;
 
 pub use accounts::{Account, DEFAULT_MAILBOXES, LoginOutcome, check_address, hash_password};
+pub use decode::decode_transfer_encoding;
 pub use deliver::Delivered;
 pub use error::{ErrorKind, MailError};
 pub use evermail_meta::{Changes, FlagChange, FlagUpdate, MailboxRecord, MessageRecord};

@@ -28,6 +28,9 @@ const EXTENSIONS: &[&str] = &[
     "SPECIAL-USE",
     "CONDSTORE",
     "QRESYNC",
+    "BINARY",
+    "ESEARCH",
+    "SEARCHRES",
 ];
 
 impl Session {

@@ -13,10 +13,12 @@ use evermail_mailbox::MessageRecord;
 use crate::session::{CmdError, CmdResult, Done, Session};
 
 /// What a key is evaluated against besides the message itself.
-struct Context {
+struct Context<'a> {
     exists: u32,
     largest_uid: u32,
     now: i64,
+    /// What `$` names: the UIDs the last `RETURN (SAVE)` kept, ascending.
+    saved: &'a [evermail_types::Uid],
 }
 
 impl Session {
@@ -29,7 +31,17 @@ impl Session {
         if wants_modseq {
             self.enable_condstore();
         }
+        let opts = search.return_opts.clone().unwrap_or_default();
+        let save = opts.contains(&SearchReturn::Save);
         let selected = self.selected_mut()?;
+        // RFC 5182 section 2.1: a SEARCH ... SAVE that fails leaves `$` empty, so the
+        // old result is taken out first; `$` in this search's own criteria still
+        // names it.
+        let previous = if save {
+            std::mem::take(&mut selected.saved)
+        } else {
+            Vec::new()
+        };
         if let Some(charset) = &search.charset
             && !matches!(charset.as_str(), "UTF-8" | "US-ASCII")
         {
@@ -39,17 +51,13 @@ impl Session {
             ));
         }
         check(&search.key)?;
-        if let Some(opts) = &search.return_opts
-            && opts.contains(&SearchReturn::Save)
-        {
-            return Err(CmdError::no(Code::Cannot, "SEARCHRES is not supported"));
-        }
         let context = Context {
             exists: selected.exists(),
             largest_uid: selected.messages.last().map_or(0, |m| m.uid.get()),
             now: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64),
+            saved: if save { &previous } else { &selected.saved },
         };
         let matched = || {
             selected
@@ -61,6 +69,7 @@ impl Session {
         let mod_seq = wants_modseq
             .then(|| matched().map(|(_, m)| m.modseq.0).max())
             .flatten();
+        let found_uids: Vec<evermail_types::Uid> = matched().map(|(_, m)| m.uid).collect();
         let found: Vec<u32> = matched()
             .map(|(i, m)| {
                 if search.uid {
@@ -70,6 +79,34 @@ impl Session {
                 }
             })
             .collect();
+        if save {
+            // RFC 5182 section 2.4: with MIN or MAX but neither ALL nor COUNT, only what
+            // they name is saved.
+            let only_ends = !opts.contains(&SearchReturn::All)
+                && !opts.contains(&SearchReturn::Count)
+                && (opts.contains(&SearchReturn::Min) || opts.contains(&SearchReturn::Max));
+            selected.saved = if only_ends {
+                let mut ends = Vec::new();
+                if opts.contains(&SearchReturn::Min) {
+                    ends.extend(found_uids.first());
+                }
+                if opts.contains(&SearchReturn::Max) {
+                    ends.extend(found_uids.last());
+                }
+                ends.dedup();
+                ends
+            } else {
+                found_uids
+            };
+            // SAVE alone asks for no result at all.
+            if opts.iter().all(|o| *o == SearchReturn::Save) {
+                return Done::ok(if search.uid {
+                    "UID SEARCH completed, result saved"
+                } else {
+                    "SEARCH completed, result saved"
+                });
+            }
+        }
         // IMAP4rev2 answers every SEARCH with ESEARCH; RETURN asks for it in rev1.
         match (search.return_opts, rev2) {
             (None, false) => self.write_data(Data::Search {
@@ -127,9 +164,6 @@ fn check(key: &SearchKey) -> Result<(), CmdError> {
             check(b)
         }
         SearchKey::Not(k) => check(k),
-        SearchKey::SequenceSet(set) | SearchKey::Uid(set) if set.is_last_result() => {
-            Err(CmdError::bad("$ (SEARCHRES) is not supported"))
-        }
         SearchKey::Bcc(_)
         | SearchKey::Body(_)
         | SearchKey::Cc(_)
@@ -148,13 +182,16 @@ fn check(key: &SearchKey) -> Result<(), CmdError> {
     }
 }
 
-fn matches(key: &SearchKey, seq: u32, m: &MessageRecord, cx: &Context) -> bool {
+fn matches(key: &SearchKey, seq: u32, m: &MessageRecord, cx: &Context<'_>) -> bool {
     let day = m.internal_date.div_euclid(86_400);
     match key {
         SearchKey::All => true,
         SearchKey::And(keys) => keys.iter().all(|k| matches(k, seq, m, cx)),
         SearchKey::Or(a, b) => matches(a, seq, m, cx) || matches(b, seq, m, cx),
         SearchKey::Not(k) => !matches(k, seq, m, cx),
+        SearchKey::SequenceSet(set) | SearchKey::Uid(set) if set.is_last_result() => {
+            cx.saved.binary_search(&m.uid).is_ok()
+        }
         SearchKey::SequenceSet(set) => set.contains(seq, cx.exists),
         SearchKey::Uid(set) => set.contains(m.uid.get(), cx.largest_uid),
         SearchKey::Flag(flag) => m.flags.contains(flag),
@@ -194,10 +231,12 @@ mod tests {
 
     #[test]
     fn evaluates_flag_and_number_keys() {
+        let saved = [Uid::new(5).unwrap(), Uid::new(7).unwrap()];
         let cx = Context {
             exists: 3,
             largest_uid: 7,
             now: 86_400 * 11,
+            saved: &saved,
         };
         let messages = [
             record(2, &[Flag::Seen], 100),
@@ -225,6 +264,8 @@ mod tests {
                 vec![1],
             ),
             (SearchKey::New, vec![]),
+            (SearchKey::SequenceSet("$".parse().unwrap()), vec![2, 3]),
+            (not(SearchKey::Uid("$".parse().unwrap())), vec![1]),
             (SearchKey::Younger(86_400), vec![1, 2, 3]),
             (SearchKey::Older(86_400), vec![]),
         ];

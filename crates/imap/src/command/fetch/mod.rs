@@ -14,7 +14,7 @@ use evermail_mailbox::{FlagChange, MessageStructure};
 use evermail_types::{Flag, Flags};
 
 use crate::session::{CmdError, CmdResult, Done, Session};
-use section::{apply_partial, section_data};
+use section::{apply_partial, binary_data, section_data};
 
 impl Session {
     pub(crate) async fn fetch(&mut self, fetch: Fetch) -> CmdResult {
@@ -42,12 +42,6 @@ impl Session {
             indices.retain(|&i| selected.messages[i].modseq.0 > since);
         }
         let (mailbox, read_only) = (selected.id, selected.read_only);
-        if attrs
-            .iter()
-            .any(|a| matches!(a, FetchAttr::Binary { .. } | FetchAttr::BinarySize { .. }))
-        {
-            return Err(CmdError::no(Code::Cannot, "BINARY is not supported yet"));
-        }
         // RFC 9051 section 6.4.9: UID FETCH always reports the UID.
         if fetch.uid && !attrs.contains(&FetchAttr::Uid) {
             attrs.insert(0, FetchAttr::Uid);
@@ -59,6 +53,8 @@ impl Session {
                     | FetchAttr::Rfc822Header
                     | FetchAttr::Rfc822Text
                     | FetchAttr::BodySection { .. }
+                    | FetchAttr::Binary { .. }
+                    | FetchAttr::BinarySize { .. }
             )
         });
         let needs_structure = attrs.iter().any(|a| {
@@ -70,6 +66,8 @@ impl Session {
                     | FetchAttr::Rfc822Header
                     | FetchAttr::Rfc822Text
             ) || matches!(a, FetchAttr::BodySection { section, .. } if *section != Section::default())
+                || matches!(a, FetchAttr::Binary { part, .. } | FetchAttr::BinarySize { part }
+                    if !part.is_empty())
         });
 
         // Set \Seen before answering, so the FLAGS in the same response are the new ones.
@@ -100,6 +98,7 @@ impl Session {
         }
 
         let mut failed = 0usize;
+        let mut undecodable = 0usize;
         for i in indices {
             let Some(record) = self.selected.as_ref().map(|s| s.messages[i].clone()) else {
                 break;
@@ -130,10 +129,18 @@ impl Session {
             };
             let body = body.as_deref().unwrap_or_default();
             // Section data first: FETCH items borrow it.
-            let data: Vec<Option<Cow<'_, [u8]>>> = attrs
+            let data: Result<Vec<Option<Cow<'_, [u8]>>>, String> = attrs
                 .iter()
                 .map(|a| item_data(a, body, structure.as_ref()))
                 .collect();
+            let data = match data {
+                Ok(data) => data,
+                Err(error) => {
+                    tracing::debug!(%error, uid = record.uid.get(), "BINARY cannot decode");
+                    undecodable += 1;
+                    continue;
+                }
+            };
             let mut items = Vec::with_capacity(attrs.len() + 1);
             for (attr, data) in attrs.iter().zip(&data) {
                 let data = data.as_deref();
@@ -169,7 +176,19 @@ impl Session {
                         origin: partial.map(|p| p.offset),
                         data: data.map(|d| apply_partial(d, *partial)),
                     },
-                    FetchAttr::Binary { .. } | FetchAttr::BinarySize { .. } => continue,
+                    FetchAttr::Binary { part, partial, .. } => FetchItem::Binary {
+                        part: part.clone(),
+                        origin: partial.map(|p| p.offset),
+                        data: data.map(|d| apply_partial(d, *partial)),
+                    },
+                    FetchAttr::BinarySize { part } => match data {
+                        Some(d) => FetchItem::BinarySize {
+                            part: part.clone(),
+                            size: d.len() as u64,
+                        },
+                        // A part that does not exist has no size to give.
+                        None => continue,
+                    },
                 });
             }
             // RFC 9051 section 6.4.5: when a fetch sets \Seen, the new flags go in the
@@ -200,6 +219,13 @@ impl Session {
             return Err(CmdError::no(
                 Code::ServerBug,
                 format!("{failed} messages could not be read"),
+            ));
+        }
+        // RFC 3516 section 4.2: a part the server cannot decode is refused this way.
+        if undecodable > 0 {
+            return Err(CmdError::no(
+                Code::UnknownCte,
+                format!("{undecodable} messages have a part that cannot be decoded"),
             ));
         }
         Done::ok(if fetch.uid {
@@ -241,8 +267,20 @@ impl Session {
     }
 }
 
-/// The bytes an item sends, for the items that send message data.
+/// The bytes an item sends, for the items that send message data; `Err` for a BINARY
+/// part that cannot be decoded.
 fn item_data<'a>(
+    attr: &FetchAttr,
+    body: &'a [u8],
+    structure: Option<&MessageStructure>,
+) -> Result<Option<Cow<'a, [u8]>>, String> {
+    if let FetchAttr::Binary { part, .. } | FetchAttr::BinarySize { part } = attr {
+        return binary_data(body, structure.map(|s| &s.body), part);
+    }
+    Ok(body_item_data(attr, body, structure))
+}
+
+fn body_item_data<'a>(
     attr: &FetchAttr,
     body: &'a [u8],
     structure: Option<&MessageStructure>,

@@ -50,6 +50,33 @@ pub(super) fn section_data<'a>(
     }
 }
 
+/// What `BINARY[part]` sends: the part's body with its Content-Transfer-Encoding
+/// undone (RFC 3516, RFC 9051 section 6.4.5). `BINARY[]` is the whole message as
+/// stored. `Ok(None)` for a part the message does not have; `Err` when the encoding is
+/// unknown or the data is not valid for it, which the client hears as `[UNKNOWN-CTE]`.
+pub(super) fn binary_data<'a>(
+    message: &'a [u8],
+    root: Option<&MimePart>,
+    part: &[u32],
+) -> Result<Option<Cow<'a, [u8]>>, String> {
+    if part.is_empty() {
+        return Ok(Some(Cow::Borrowed(message)));
+    }
+    let Some(found) = root.and_then(|r| r.find(part)) else {
+        return Ok(None);
+    };
+    let range = usize::try_from(found.body_offset).ok()..usize::try_from(found.end_offset).ok();
+    let (Some(from), Some(to)) = (range.start, range.end) else {
+        return Ok(None);
+    };
+    let Some(body) = message.get(from..to) else {
+        return Ok(None);
+    };
+    evermail_mailbox::decode_transfer_encoding(&found.encoding, body)
+        .map(Some)
+        .ok_or_else(|| format!("cannot decode {} content", found.encoding))
+}
+
 /// The header fields whose names are (`keep`) or are not in `names`, each with its
 /// continuation lines, followed by the blank line that ends a header (RFC 9051
 /// section 6.4.5 includes it).
@@ -153,5 +180,20 @@ mod tests {
         assert_eq!(get(vec![1], Some(SectionText::Mime)).unwrap(), HEADER);
         assert_eq!(get(vec![2], None), None);
         assert_eq!(get(vec![1], Some(SectionText::Header)), None);
+    }
+
+    #[test]
+    fn binary_undoes_the_transfer_encoding() {
+        let header = b"Content-Transfer-Encoding: base64\r\n\r\n";
+        let mut message = header.to_vec();
+        message.extend_from_slice(b"AGhpAA==\r\n");
+        let mut root = MimePart::opaque(header.len() as u64, message.len() as u64);
+        root.encoding = "BASE64".into();
+        let get = |part: &[u32]| binary_data(&message, Some(&root), part);
+        assert_eq!(get(&[1]).unwrap().unwrap().as_ref(), b"\0hi\0");
+        assert_eq!(get(&[]).unwrap().unwrap().as_ref(), message.as_slice());
+        assert_eq!(get(&[2]).unwrap(), None);
+        root.encoding = "X-ROT13".into();
+        assert!(binary_data(&message, Some(&root), &[1]).is_err());
     }
 }

@@ -1,0 +1,148 @@
+//! What RFC 9051 needs beyond RFC 3501, end to end against a real mail store: BINARY,
+//! SEARCHRES, LIST-EXTENDED with LIST-STATUS, LITERAL-, and ENABLE IMAP4rev2. One test
+//! per behaviour.
+
+mod common;
+
+use common::{SIMPLE, TestServer};
+
+/// A multipart message whose second part is base64 of bytes with NULs in them, and
+/// whose third part is quoted-printable.
+const ENCODED: &[u8] = b"From: a@example.com\r\n\
+To: b@example.com\r\n\
+Subject: parts\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b\"\r\n\
+\r\n\
+--b\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+plain\r\n\
+--b\r\n\
+Content-Type: application/octet-stream\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+AGhpAA==\r\n\
+--b\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\
+\r\n\
+caf=C3=A9\r\n\
+--b\r\n\
+Content-Type: application/x-thing\r\n\
+Content-Transfer-Encoding: x-unknown\r\n\
+\r\n\
+????\r\n\
+--b--\r\n";
+
+#[tokio::test]
+async fn binary_fetch_decodes_parts() {
+    let server = TestServer::start().await;
+    let alice = server.account("alice@example.com", "pw").await;
+    server.deliver(&alice, ENCODED).await;
+    let mut client = server.login("alice@example.com").await;
+    client.command("SELECT INBOX").await;
+
+    // Decoded data with NULs goes as literal8.
+    let reply = client
+        .command("FETCH 1 (BINARY.PEEK[2] BINARY.SIZE[2])")
+        .await;
+    assert_eq!(
+        reply[0], "* 1 FETCH (BINARY[2] ~{4}\r\n\0hi\0 BINARY.SIZE[2] 4)",
+        "{reply:?}"
+    );
+    let reply = client.command("FETCH 1 (BINARY.PEEK[3]<1.4>)").await;
+    assert_eq!(
+        reply[0], "* 1 FETCH (BINARY[3]<1> {4}\r\naf\u{e9})",
+        "{reply:?}"
+    );
+    // BINARY.PEEK leaves \Seen alone; BINARY sets it.
+    let reply = client.command("FETCH 1 FLAGS").await;
+    assert_eq!(reply[0], "* 1 FETCH (FLAGS ())");
+    let reply = client.command("FETCH 1 BINARY[1]").await;
+    assert_eq!(
+        reply[0], "* 1 FETCH (BINARY[1] {5}\r\nplain FLAGS (\\Seen))",
+        "{reply:?}"
+    );
+    // A part that does not exist is NIL; one in an unknown encoding is refused.
+    let reply = client.command("FETCH 1 (BINARY.PEEK[9])").await;
+    assert_eq!(reply[0], "* 1 FETCH (BINARY[9] NIL)");
+    let reply = client.command("FETCH 1 (BINARY.PEEK[4])").await;
+    assert!(
+        reply.last().unwrap().contains("NO [UNKNOWN-CTE]"),
+        "{reply:?}"
+    );
+}
+
+#[tokio::test]
+async fn append_literal8_keeps_nul_bytes() {
+    let server = TestServer::start().await;
+    server.account("alice@example.com", "pw").await;
+    let mut client = server.login("alice@example.com").await;
+    let message = b"Subject: bin\r\nContent-Transfer-Encoding: binary\r\n\r\na\0b\r\n";
+    let mut command = format!("{} APPEND INBOX ~{{{}+}}\r\n", "t9", message.len()).into_bytes();
+    command.extend_from_slice(message);
+    command.extend_from_slice(b"\r\n");
+    client.last_tag = "t9".into();
+    client.send(&command).await;
+    let reply = client.until_tagged().await;
+    assert!(
+        reply.last().unwrap().starts_with("t9 OK [APPENDUID"),
+        "{reply:?}"
+    );
+    client.command("SELECT INBOX").await;
+    let reply = client
+        .command("FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1])")
+        .await;
+    assert_eq!(
+        reply[0], "* 1 FETCH (BINARY[1] ~{5}\r\na\0b\r\n BINARY.SIZE[1] 5)",
+        "{reply:?}"
+    );
+}
+
+#[tokio::test]
+async fn searchres_saves_a_result_for_dollar() {
+    let server = TestServer::start().await;
+    let alice = server.account("alice@example.com", "pw").await;
+    for _ in 0..5 {
+        server.deliver(&alice, SIMPLE).await;
+    }
+    let mut client = server.login("alice@example.com").await;
+    client.command("SELECT INBOX").await;
+    client.command("STORE 2,4 +FLAGS.SILENT (\\Flagged)").await;
+
+    // RFC 5182 example: SAVE alone answers with the tagged OK only.
+    let reply = client.command("SEARCH RETURN (SAVE) FLAGGED").await;
+    assert_eq!(reply.len(), 1, "{reply:?}");
+    assert!(client.ok(&reply));
+    let reply = client.command("FETCH $ (UID)").await;
+    assert_eq!(reply[..2], ["* 2 FETCH (UID 2)", "* 4 FETCH (UID 4)"]);
+    // `$` in a search key, and in a UID command.
+    let reply = client.command("UID SEARCH NOT UID $").await;
+    assert_eq!(reply[0], "* SEARCH 1 3 5");
+    client.command("UID STORE $ +FLAGS.SILENT (\\Seen)").await;
+    let reply = client.command("SEARCH SEEN").await;
+    assert_eq!(reply[0], "* SEARCH 2 4");
+
+    // SAVE with MIN keeps only the smallest; other options still answer.
+    let reply = client.command("SEARCH RETURN (SAVE MIN COUNT) ALL").await;
+    assert!(reply[0].ends_with("MIN 1 COUNT 5"), "{reply:?}");
+    let reply = client.command("SEARCH RETURN (SAVE MIN) ALL").await;
+    assert!(reply[0].ends_with("MIN 1"), "{reply:?}");
+    let reply = client.command("FETCH $ (UID)").await;
+    assert_eq!(reply[0], "* 1 FETCH (UID 1)");
+
+    // A failed SAVE empties `$`; an expunged message drops out of it.
+    let reply = client
+        .command("SEARCH RETURN (SAVE) CHARSET KOI8-R ALL")
+        .await;
+    assert!(reply[0].contains("NO [BADCHARSET"), "{reply:?}");
+    let reply = client.command("FETCH $ (UID)").await;
+    assert_eq!(reply.len(), 1, "{reply:?}");
+    client.command("SEARCH RETURN (SAVE) 1:2").await;
+    client.command("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    client.command("EXPUNGE").await;
+    let reply = client.command("FETCH $ (UID)").await;
+    assert_eq!(reply[0], "* 1 FETCH (UID 2)");
+    assert_eq!(reply.len(), 2, "{reply:?}");
+}
