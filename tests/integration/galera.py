@@ -27,7 +27,9 @@ URLS_VAR = "EVERMAIL_TEST_MYSQL_URLS"
 DIR_VAR = "EVERMAIL_GALERA_DIR"
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "galera"
 SQL_TIMEOUT = 30.0
-SCRIPT_TIMEOUT = 300.0
+# Longer than scripts/galera's own bounds (a node start: twice 120 s plus waiting for
+# its ports), so the script, not this timeout, says what went wrong.
+SCRIPT_TIMEOUT = 900.0
 
 
 def cluster_urls() -> list[str]:
@@ -125,6 +127,13 @@ class Cluster:
                 pytest.fail(f"{cnf} is not the node on port {node.port} of {URLS_VAR}; "
                             f"set {DIR_VAR} (and EVERMAIL_GALERA_PORT_OFFSET) to match")
 
+    def sst_port(self, n: int) -> int:
+        """The port node n (1-based) receives a state snapshot (SST) on."""
+        cnf = (self._node_dir(n) / "my.cnf").read_text()
+        m = re.search(r"^wsrep_sst_receive_address = [\d.]+:(\d+)$", cnf, re.M)
+        assert m, f"no wsrep_sst_receive_address in node {n}'s my.cnf"
+        return int(m.group(1))
+
     def pid(self, n: int) -> int | None:
         """The pid of node n (1-based) from scripts/galera's pid file, if alive."""
         try:
@@ -136,6 +145,29 @@ class Cluster:
         except ProcessLookupError:
             return None
         return pid
+
+    def session_pids(self, session: int) -> list[int]:
+        """Live processes in session `session`: what a node (its session leader, see
+        scripts/galera) started, such as its state-transfer helpers."""
+        out = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # The fields after the command name, which may hold spaces and parentheses.
+            fields = stat[stat.rindex(")") + 2:].split()
+            if fields[0] != "Z" and int(fields[3]) == session:
+                out.append(int(entry.name))
+        return out
+
+    def listening(self, port: int) -> bool:
+        """Whether some socket listens on 127.0.0.1:port."""
+        proc = subprocess.run(["ss", "-Htln", f"sport = :{port}"], capture_output=True,
+                              text=True, timeout=SQL_TIMEOUT)
+        return bool(proc.stdout.strip())
 
     def kill(self, n: int) -> None:
         """SIGKILL node n by its pid and wait until the process is gone."""
@@ -149,10 +181,15 @@ class Cluster:
 
     def script(self, *args: str) -> subprocess.CompletedProcess:
         proc = subprocess.run([str(SCRIPT), *args], capture_output=True, text=True,
-                              timeout=SCRIPT_TIMEOUT, stdin=subprocess.DEVNULL)
+                              timeout=SCRIPT_TIMEOUT, stdin=subprocess.DEVNULL,
+                              env=self.script_env())
         assert proc.returncode == 0, (
             f"scripts/galera {' '.join(args)} exited {proc.returncode}\n{proc.stderr}")
         return proc
+
+    def script_env(self) -> dict[str, str]:
+        """The environment for scripts/galera: this cluster's directory."""
+        return dict(os.environ, EVERMAIL_GALERA_DIR=str(self.dir))
 
     def healthy(self) -> bool:
         return all(

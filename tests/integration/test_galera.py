@@ -7,14 +7,10 @@ Synced. Counts and times are bounded: at most 200 messages and 60 s per loop.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import threading
 import time
-
-import pytest
-
 
 from conftest import (
     ALICE,
@@ -24,6 +20,7 @@ from conftest import (
     lmtp_deliver,
     message,
 )
+from galera import SCRIPT as GALERA_SCRIPT
 
 LOOP_MESSAGES = 200
 LOOP_SECONDS = 60.0
@@ -229,17 +226,6 @@ def test_kill_one_galera_node_during_deliveries(mysql_db, make_mysql_server, tmp
     assert int(count) == stored, f"node {victim} has {count.strip()} messages, not {stored}"
 
 
-# Opt-in until `scripts/galera up` recovers a fully crashed cluster reliably: it passed
-# every run on a developer's cluster, but in one full `.ci/run` (2026-11-23) the
-# recovery bootstrapped node 1 and then hung for 300 s starting node 2 with its
-# --wsrep-start-position, and the cluster never became whole. What evermail promises
-# here (nothing acknowledged lost) held in every run that got that far; the open
-# question is the recovery script. Run it with EVERMAIL_TEST_GALERA_FULL_CRASH=1.
-@pytest.mark.skipif(
-    os.environ.get("EVERMAIL_TEST_GALERA_FULL_CRASH") != "1",
-    reason="opt-in (EVERMAIL_TEST_GALERA_FULL_CRASH=1): recovery after a crash of "
-    "every Galera node hung once in CI; see the comment above the test",
-)
 def test_crash_of_every_galera_node_loses_nothing_acknowledged(mysql_db, make_mysql_server,
                                                                tmp_path):
     cluster, db, urls = mysql_db
@@ -291,3 +277,49 @@ def test_crash_of_every_galera_node_loses_nothing_acknowledged(mysql_db, make_my
     for i in range(3):
         count = cluster.sql(i, "SELECT COUNT(*) FROM messages", database=db).stdout
         assert int(count) == len(got), f"node {i + 1}: {count.strip()} messages"
+
+
+def test_a_node_killed_during_its_state_transfer_starts_again(galera):
+    """A joiner SIGKILLed while it waits for its snapshot leaves wsrep_sst_mariabackup
+    and a `timeout 300 socat` listener on its SST port behind; scripts/galera must stop
+    them and start the node at once, not fail or hang for 300 s."""
+    cluster = galera
+    cluster.check_dir_matches_urls()
+    cluster.wait_healthy()
+    n = 3
+    port = cluster.sst_port(n)
+    cluster.kill(n)
+    # Without grastate.dat the node does not know its position and needs a full
+    # snapshot (SST by mariabackup) from a donor.
+    (cluster.dir / f"node{n}" / "data" / "grastate.dat").unlink(missing_ok=True)
+    starting = subprocess.Popen(
+        [str(GALERA_SCRIPT), "start-node", str(n), str(cluster.dir)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True, env=cluster.script_env())
+    try:
+        # Kill the joiner as soon as its SST listener is up, before a donor connects.
+        deadline = time.monotonic() + 60
+        while not cluster.listening(port):
+            assert starting.poll() is None, f"start-node ended early: {starting.stderr.read()}"
+            assert time.monotonic() < deadline, f"node {n} never listened on {port} for SST"
+            time.sleep(0.02)
+        session = cluster.pid(n)
+        assert session is not None, f"node {n} exited before its SST"
+        # The script first: it would otherwise clean up and retry the start by itself.
+        starting.kill()
+        starting.wait(timeout=30)
+        cluster.kill(n)
+        left = cluster.session_pids(session)
+        assert left, "the killed joiner left no state-transfer helpers behind"
+        assert cluster.listening(port), f"nothing holds the SST port {port} after the kill"
+        print(f"\nkilled joiner left {len(left)} processes, port {port} still listening")
+    finally:
+        starting.kill()
+        starting.wait(timeout=30)
+
+    started = time.monotonic()
+    cluster.script("start-node", str(n), str(cluster.dir))
+    cluster.wait_healthy(timeout=120)
+    print(f"node {n} started again in {time.monotonic() - started:.1f} s")
+    assert not cluster.session_pids(session), "helpers of the killed run are still alive"
+    assert cluster.session_pids(cluster.pid(n)), "the new run is not in a session of its own"
