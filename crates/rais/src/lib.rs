@@ -1,0 +1,35 @@
+//! RAIS maintenance: keeps every message body on `replicas` good copies.
+//!
+//! [`Maintainer`] joins the blob store (which knows stores and bytes) and the metadata
+//! store (which knows where each copy is and what state it was last found in). Its
+//! passes are what both the background worker inside `evermail serve` and the admin
+//! commands (`evermail blob repair`, `blob scrub`) run:
+//! - [`Maintainer::repair`]: the blobs with fewest good copies first (as GFS
+//!   re-replicates the most endangered chunks first), read from a verified copy and
+//!   written to new stores chosen by placement; then copies on draining stores are
+//!   deleted once the blob has enough good copies elsewhere.
+//! - [`Maintainer::scrub`]: every copy re-checked, light (exists with the right size) or
+//!   deep (the whole BLAKE3 hash), its state and `verified_at` recorded.
+//! - [`Maintainer::collect_garbage`]: bodies no message references are deleted from
+//!   every store once they stayed unreferenced for the grace period.
+//!
+//! Every pass is paced ([`Pace`]: bytes and objects per second), so maintenance never
+//! starves deliveries of disk or network.
+//!
+//! This crate must not know a protocol, a file path or a SQL dialect.
+//!
+//! # Layout
+//! - `options`: [`RaisOptions`], the `[storage.maintenance]` settings.
+//! - `pace`: the rate limiter.
+//! - `passes`: repair, drain, scrub and garbage collection.
+//! - `worker`: the background task of `evermail serve`.
+
+mod options;
+mod pace;
+mod passes;
+mod worker;
+
+pub use options::RaisOptions;
+pub use pace::Pace;
+pub use passes::{GcReport, Maintainer, Progress, RepairReport, ScrubReport};
+pub use worker::spawn_worker;

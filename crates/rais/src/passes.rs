@@ -1,0 +1,418 @@
+//! The maintenance passes: repair (with drain), scrub and garbage collection.
+
+use crate::Pace;
+use evermail_blob::{BlobStore, CopyCheck, CopyProblem, StoreState, StoredCopy};
+use evermail_meta::{BlobCopy, BlobLocation, CopyState, Meta, MetaError};
+use evermail_types::BlobId;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// How many rows a pass asks the metadata store for at once.
+const PAGE: u32 = 256;
+
+/// Told how a pass advances; the admin commands draw a progress bar from it.
+pub trait Progress: Send + Sync {
+    /// The amount of work ahead, when known.
+    fn total(&self, _items: u64) {}
+    /// One item (a blob or a copy) done, with the bytes it moved or read.
+    fn advance(&self, _bytes: u64) {}
+}
+
+impl Progress for () {}
+
+/// What a repair pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    /// Blobs found with fewer good copies than `replicas`.
+    pub under_replicated: u64,
+    /// New copies written and recorded.
+    pub copies_added: u64,
+    pub bytes_copied: u64,
+    /// Blobs that could not get all their copies (no good source, too few writable
+    /// stores); they stay in the queue for the next pass.
+    pub still_under_replicated: u64,
+    /// Blobs with no readable good copy anywhere.
+    pub lost: u64,
+    /// Copies deleted from draining stores after their blob had enough elsewhere.
+    pub drained: u64,
+    /// Bad (missing or corrupt) copies dropped after their blob was repaired.
+    pub bad_copies_dropped: u64,
+}
+
+/// What a scrub pass found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScrubReport {
+    pub checked: u64,
+    pub bytes: u64,
+    pub ok: u64,
+    pub missing: u64,
+    pub corrupt: u64,
+    /// Copies on stores that could not be asked (down, not configured here).
+    pub unknown: u64,
+}
+
+/// What a garbage collection pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Blobs newly found unreferenced (their grace period starts now).
+    pub newly_unreferenced: u64,
+    /// Blobs whose copies were deleted and rows dropped.
+    pub deleted: u64,
+    /// Blobs whose deletion must be retried (a store did not answer).
+    pub deferred: u64,
+}
+
+/// Runs the maintenance passes over one metadata store and one blob store.
+#[derive(Clone)]
+pub struct Maintainer {
+    meta: Meta,
+    blobs: BlobStore,
+    pace: Arc<Pace>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn stored(copy: &BlobCopy) -> StoredCopy {
+    StoredCopy {
+        store: copy.store.clone(),
+        key: copy.key.clone(),
+    }
+}
+
+impl Maintainer {
+    pub fn new(meta: Meta, blobs: BlobStore, pace: Arc<Pace>) -> Maintainer {
+        Maintainer { meta, blobs, pace }
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// Stores whose copies no longer count toward a blob's replicas.
+    fn draining(&self) -> Vec<String> {
+        self.blobs
+            .stores()
+            .iter()
+            .filter(|s| s.state() == StoreState::Draining)
+            .map(|s| s.id().to_string())
+            .collect()
+    }
+
+    /// Restores the replica count of every blob, most endangered first, then deletes
+    /// copies on draining stores whose blobs have enough good copies elsewhere.
+    pub async fn repair(&self, progress: &dyn Progress) -> Result<RepairReport, MetaError> {
+        let replicas = self.blobs.replicas() as u32;
+        let draining = self.draining();
+        let mut report = RepairReport::default();
+        // Blobs already tried in this pass: one that cannot be repaired now stays at
+        // the head of the queue, and must not be tried again and again.
+        let mut tried: HashSet<BlobId> = HashSet::new();
+        let first = self
+            .meta
+            .under_replicated(replicas, &draining, u32::MAX)
+            .await?;
+        progress.total(first.len() as u64);
+        metrics::gauge!("evermail_rais_under_replicated_blobs").set(first.len() as f64);
+        loop {
+            let queue = self
+                .meta
+                .under_replicated(replicas, &draining, PAGE + tried.len() as u32)
+                .await?;
+            let fresh: Vec<_> = queue
+                .into_iter()
+                .filter(|u| !tried.contains(&u.blob))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for blob in fresh {
+                tried.insert(blob.blob);
+                report.under_replicated += 1;
+                self.repair_one(blob.blob, blob.size, replicas, &draining, &mut report)
+                    .await?;
+                progress.advance(blob.size);
+            }
+        }
+        self.drain(replicas, &draining, &mut report).await?;
+        let left = self
+            .meta
+            .under_replicated(replicas, &draining, u32::MAX)
+            .await?
+            .len();
+        metrics::gauge!("evermail_rais_under_replicated_blobs").set(left as f64);
+        metrics::gauge!("evermail_rais_lost_blobs").set(report.lost as f64);
+        Ok(report)
+    }
+
+    async fn repair_one(
+        &self,
+        id: BlobId,
+        size: u64,
+        replicas: u32,
+        draining: &[String],
+        report: &mut RepairReport,
+    ) -> Result<(), MetaError> {
+        let copies = self.meta.blob_copies(id).await?;
+        let sources: Vec<StoredCopy> = copies
+            .iter()
+            .filter(|c| c.state == CopyState::Ok)
+            .map(stored)
+            .collect();
+        let good = copies
+            .iter()
+            .filter(|c| c.state == CopyState::Ok && !draining.contains(&c.store))
+            .count() as u32;
+        if good >= replicas {
+            return Ok(());
+        }
+        self.pace.take(size).await;
+        let (body, bad) = self.blobs.get_checked(id, &sources).await;
+        self.mark_bad(id, &bad).await;
+        let body = match body {
+            Ok(body) => body,
+            Err(e) => {
+                if e.kind() == evermail_blob::ErrorKind::Lost && bad.len() == sources.len() {
+                    tracing::error!(blob = %id, error = %e, "no good copy of a body is left");
+                    report.lost += 1;
+                } else {
+                    tracing::warn!(blob = %id, error = %e, "no copy could be read for repair; retrying later");
+                }
+                report.still_under_replicated += 1;
+                return Ok(());
+            }
+        };
+        let have: Vec<String> = sources
+            .iter()
+            .filter(|c| !bad.iter().any(|b| b.copy == **c))
+            .map(|c| c.store.clone())
+            .collect();
+        // A corrupt object is never served, so it is worth nothing; delete it now, or a
+        // new copy placed on the same store would find a file of the right size and
+        // keep it.
+        let corrupt = copies
+            .iter()
+            .filter(|c| c.state == CopyState::Corrupt)
+            .map(stored)
+            .chain(
+                bad.iter()
+                    .filter(|b| b.problem == CopyProblem::Corrupt)
+                    .map(|b| b.copy.clone()),
+            );
+        for copy in corrupt {
+            if let Err(e) = self.blobs.delete_copy(&copy).await {
+                tracing::warn!(blob = %id, store = %copy.store, error = %e, "could not delete a corrupt copy");
+            }
+        }
+        let wanted = (replicas - good) as usize;
+        self.pace.take(size * wanted as u64).await;
+        let written = self.blobs.replicate(id, body, &have, wanted).await;
+        let mut added = 0;
+        for copy in written {
+            let location = BlobLocation {
+                store: copy.store.clone(),
+                key: copy.key.clone(),
+            };
+            if self.meta.add_copy(id, location).await? {
+                added += 1;
+            } else {
+                // The blob was doomed by garbage collection meanwhile: the copy is
+                // nobody's, so take it back.
+                let _ = self.blobs.delete_copy(&copy).await;
+            }
+        }
+        report.copies_added += added;
+        report.bytes_copied += size * added;
+        metrics::counter!("evermail_rais_copies_repaired_total").increment(added);
+        if (added as usize) < wanted {
+            report.still_under_replicated += 1;
+            tracing::warn!(blob = %id, added, wanted, "could not restore every copy; too few writable stores");
+            return Ok(());
+        }
+        // Enough good copies now: drop the rows (and any objects) of bad copies.
+        for copy in copies.iter().filter(|c| c.state != CopyState::Ok) {
+            let copy_written_again = self
+                .meta
+                .blob_copies(id)
+                .await?
+                .iter()
+                .any(|c| c.store == copy.store && c.state == CopyState::Ok);
+            if copy_written_again {
+                continue;
+            }
+            if self.blobs.delete_copy(&stored(copy)).await.is_ok() {
+                self.meta.remove_copy(id, &copy.store).await?;
+                report.bad_copies_dropped += 1;
+            }
+        }
+        Ok(())
+    }
+
+    async fn mark_bad(&self, id: BlobId, bad: &[evermail_blob::BadCopy]) {
+        for b in bad {
+            let state = match b.problem {
+                CopyProblem::Missing => CopyState::Missing,
+                CopyProblem::Corrupt => CopyState::Corrupt,
+            };
+            if let Err(e) = self
+                .meta
+                .set_copy_state(id, &b.copy.store, state, None)
+                .await
+            {
+                tracing::warn!(blob = %id, store = %b.copy.store, error = %e, "could not mark a bad copy");
+            }
+        }
+    }
+
+    /// Deletes copies on draining stores whose blob has `replicas` good copies on
+    /// counted stores, so the store empties and can be removed.
+    async fn drain(
+        &self,
+        replicas: u32,
+        draining: &[String],
+        report: &mut RepairReport,
+    ) -> Result<(), MetaError> {
+        if draining.is_empty() {
+            return Ok(());
+        }
+        let mut after = None;
+        loop {
+            let page = self.meta.list_copies(after.clone(), PAGE).await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = Some((last.blob, last.copy.store.clone()));
+            for listed in page.iter().filter(|l| draining.contains(&l.copy.store)) {
+                let good_elsewhere = self
+                    .meta
+                    .blob_copies(listed.blob)
+                    .await?
+                    .iter()
+                    .filter(|c| c.state == CopyState::Ok && !draining.contains(&c.store))
+                    .count() as u32;
+                if good_elsewhere < replicas {
+                    continue;
+                }
+                self.pace.take(0).await;
+                // The row goes first: a copy with a row but no object would be found
+                // missing, one with an object but no row is merely unused space.
+                self.meta
+                    .remove_copy(listed.blob, &listed.copy.store)
+                    .await?;
+                if let Err(e) = self.blobs.delete_copy(&stored(&listed.copy)).await {
+                    tracing::warn!(blob = %listed.blob, store = %listed.copy.store, error = %e, "could not delete a drained copy; its space stays used");
+                }
+                report.drained += 1;
+                metrics::counter!("evermail_rais_copies_drained_total").increment(1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-checks every copy of every live blob and records what it found. `deep`
+    /// reads and hashes each copy; otherwise only existence and size are checked.
+    pub async fn scrub(
+        &self,
+        deep: bool,
+        progress: &dyn Progress,
+    ) -> Result<ScrubReport, MetaError> {
+        let kind = if deep { "deep" } else { "light" };
+        let mut report = ScrubReport::default();
+        let mut after = None;
+        loop {
+            let page = self.meta.list_copies(after.clone(), PAGE).await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = Some((last.blob, last.copy.store.clone()));
+            for listed in page {
+                self.pace.take(if deep { listed.size } else { 0 }).await;
+                let check = self
+                    .blobs
+                    .check_copy(listed.blob, listed.size, &stored(&listed.copy), deep)
+                    .await;
+                report.checked += 1;
+                let (state, label) = match check {
+                    CopyCheck::Ok => (Some(CopyState::Ok), "ok"),
+                    CopyCheck::Missing => (Some(CopyState::Missing), "missing"),
+                    CopyCheck::Corrupt => (Some(CopyState::Corrupt), "corrupt"),
+                    CopyCheck::Unknown(_) => (None, "unknown"),
+                };
+                match state {
+                    Some(CopyState::Ok) => report.ok += 1,
+                    Some(CopyState::Missing) => report.missing += 1,
+                    Some(CopyState::Corrupt) => report.corrupt += 1,
+                    None => report.unknown += 1,
+                }
+                if let Some(state) = state {
+                    if state != CopyState::Ok {
+                        tracing::error!(blob = %listed.blob, store = %listed.copy.store, result = label, "scrub found a bad copy");
+                    }
+                    let verified = (state == CopyState::Ok).then(now);
+                    self.meta
+                        .set_copy_state(listed.blob, &listed.copy.store, state, verified)
+                        .await?;
+                }
+                let bytes = if deep { listed.size } else { 0 };
+                report.bytes += bytes;
+                metrics::counter!("evermail_rais_scrub_checked_total", "kind" => kind, "result" => label)
+                    .increment(1);
+                progress.advance(bytes);
+            }
+            metrics::gauge!("evermail_rais_scrub_pass_checked", "kind" => kind)
+                .set(report.checked as f64);
+        }
+        metrics::counter!("evermail_rais_scrub_passes_total", "kind" => kind).increment(1);
+        Ok(report)
+    }
+
+    /// Deletes the bodies that no message has referenced for `grace_secs`.
+    ///
+    /// Safe against a delivery of the same content racing it: the metadata store dooms a
+    /// blob in the transaction that checks it is unreferenced, and refuses a delivery
+    /// that would reference a doomed blob (the MTA retries it later, and it stores the
+    /// body afresh); copies are deleted only after the doom, and the rows only after the
+    /// copies.
+    pub async fn collect_garbage(&self, grace_secs: u64) -> Result<GcReport, MetaError> {
+        let mut report = GcReport::default();
+        let now = now();
+        report.newly_unreferenced = self.meta.mark_unreferenced(now).await?;
+        let cutoff = now.saturating_sub(grace_secs as i64);
+        let mut deferred: HashSet<BlobId> = HashSet::new();
+        loop {
+            let doomed = self
+                .meta
+                .doom_unreferenced(cutoff, PAGE + deferred.len() as u32)
+                .await?;
+            let fresh: Vec<_> = doomed
+                .into_iter()
+                .filter(|d| !deferred.contains(&d.blob))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for blob in fresh {
+                let mut all_gone = true;
+                for copy in &blob.copies {
+                    self.pace.take(0).await;
+                    if let Err(e) = self.blobs.delete_copy(&stored(copy)).await {
+                        tracing::warn!(blob = %blob.blob, store = %copy.store, error = %e, "could not delete an unreferenced body; retrying later");
+                        all_gone = false;
+                    }
+                }
+                if all_gone {
+                    self.meta.forget_blob(blob.blob).await?;
+                    report.deleted += 1;
+                    metrics::counter!("evermail_rais_gc_deleted_total").increment(1);
+                } else {
+                    deferred.insert(blob.blob);
+                    report.deferred += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+}
