@@ -773,6 +773,39 @@ impl MetaBackend for MysqlMeta {
         .await
     }
 
+    async fn insert_messages(
+        &self,
+        new: Vec<NewMessage>,
+    ) -> Result<Vec<InsertedMessage>, MetaError> {
+        // One delivery id per message, chosen once: a replay after a lost COMMIT finds
+        // either all of them (the transaction committed) or none.
+        let deliveries: Vec<[u8; 16]> = new.iter().map(|_| rand::random()).collect();
+        self.write(true, |conn, attempt| {
+            let new = new.clone();
+            let deliveries = deliveries.clone();
+            Box::pin(async move {
+                if attempt > 1 && !deliveries.is_empty() {
+                    let mut done = Vec::with_capacity(deliveries.len());
+                    for delivery in &deliveries {
+                        match delivered(conn, delivery).await? {
+                            Some(message) => done.push(message),
+                            None => break,
+                        }
+                    }
+                    if done.len() == deliveries.len() {
+                        return Ok(done);
+                    }
+                }
+                let mut inserted = Vec::with_capacity(new.len());
+                for (message, delivery) in new.iter().zip(&deliveries) {
+                    inserted.push(insert_message_rows(conn, message, delivery).await?);
+                }
+                Ok(inserted)
+            })
+        })
+        .await
+    }
+
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>, MetaError> {
         self.read(|conn| {
             Box::pin(async move {

@@ -872,6 +872,24 @@ impl MetaBackend for SqliteMeta {
             .await
     }
 
+    async fn insert_messages(
+        &self,
+        new: Vec<NewMessage>,
+    ) -> Result<Vec<InsertedMessage>, MetaError> {
+        // One writer job runs in one SAVEPOINT: an error rolls back every row.
+        self.writer
+            .write(move |conn| -> BoxFuture<'_, _> {
+                Box::pin(async move {
+                    let mut inserted = Vec::with_capacity(new.len());
+                    for message in new {
+                        inserted.push(insert_message_rows(conn, message).await?);
+                    }
+                    Ok(inserted)
+                })
+            })
+            .await
+    }
+
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>, MetaError> {
         let rows = sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ? ORDER BY uid"

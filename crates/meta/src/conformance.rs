@@ -51,6 +51,7 @@ macro_rules! meta_conformance_tests {
             rename_moves_children_and_keeps_uidvalidity,
             rename_refuses_taken_names_and_changes_nothing,
             moving_inbox_empties_it_and_logs_the_expunges,
+            insert_messages_is_all_or_nothing,
         );
     };
     (@each required $make:expr; $($name:ident),* $(,)?) => {

@@ -20,6 +20,7 @@
 //! - [`MetaBackend`] and [`Meta`]: the trait and the cheap handle over it.
 //! - `records`: the rows going in and out.
 //! - `rais`: copy states, the store registry, repair and garbage-collection rows.
+//! - [`schema`]: which database schema a build may run against (rolling upgrades).
 //! - [`conformance`]: the shared test suite, expanded into each backend's tests by
 //!   [`meta_conformance_tests!`].
 
@@ -27,6 +28,7 @@ pub mod conformance;
 mod error;
 mod rais;
 mod records;
+pub mod schema;
 
 pub use error::{ErrorKind, MetaError};
 pub use rais::*;
@@ -103,6 +105,13 @@ pub trait MetaBackend: Send + Sync + 'static {
     /// or fails on its own. Fails with `OverQuota` when the account's usage plus the
     /// message would exceed its quota.
     async fn insert_message(&self, new: NewMessage) -> Result<InsertedMessage, MetaError>;
+    /// Adds several messages in one transaction, in order: all commit or none does
+    /// (IMAP MULTIAPPEND, RFC 3502). Fails as `insert_message` would for any of them,
+    /// the quota counting the earlier ones.
+    async fn insert_messages(
+        &self,
+        new: Vec<NewMessage>,
+    ) -> Result<Vec<InsertedMessage>, MetaError>;
     /// Every message of a mailbox in UID order.
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>, MetaError>;
     /// Messages changed or added, and UIDs expunged, after `since`.

@@ -1,4 +1,5 @@
-//! Conformance of RENAME: a mailbox and its children, and INBOX.
+//! Conformance of RENAME (a mailbox and its children, and INBOX) and of the
+//! all-or-nothing insert MULTIAPPEND uses.
 
 use super::{blob, inbox, message, new_account};
 use crate::*;
@@ -175,4 +176,42 @@ pub async fn moving_inbox_empties_it_and_logs_the_expunges(meta: Meta) {
         .unwrap();
     assert!(fourth.uid > second.uid);
     assert!(fourth.modseq > old.highest_modseq);
+}
+
+pub async fn insert_messages_is_all_or_nothing(meta: Meta) {
+    let alice = meta
+        .create_account(NewAccount {
+            quota_bytes: Some(100),
+            ..new_account("alice@example.com")
+        })
+        .await
+        .unwrap();
+    let inbox = inbox(&meta, alice.id).await;
+    let batch = vec![
+        message(&alice, &inbox, blob(1, 30)),
+        message(&alice, &inbox, blob(2, 30)),
+    ];
+    let inserted = meta.insert_messages(batch).await.unwrap();
+    assert_eq!(inserted.len(), 2);
+    assert!(inserted[1].uid > inserted[0].uid);
+    assert!(inserted[1].modseq > inserted[0].modseq);
+
+    // The third message of this batch would pass the quota alone, not after the
+    // first two: nothing of it is stored.
+    let batch = vec![
+        message(&alice, &inbox, blob(3, 15)),
+        message(&alice, &inbox, blob(4, 15)),
+        message(&alice, &inbox, blob(5, 15)),
+    ];
+    let err = meta.insert_messages(batch).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::OverQuota);
+    assert_eq!(meta.messages(inbox.id).await.unwrap().len(), 2);
+    let account = meta.account(alice.id).await.unwrap().unwrap();
+    assert_eq!(account.used_bytes, 60);
+    // And the UIDs go on from the committed ones.
+    let next = meta
+        .insert_message(message(&alice, &inbox, blob(6, 1)))
+        .await
+        .unwrap();
+    assert!(next.uid > inserted[1].uid);
 }
