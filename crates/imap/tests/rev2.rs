@@ -146,3 +146,75 @@ async fn searchres_saves_a_result_for_dollar() {
     assert_eq!(reply[0], "* 1 FETCH (UID 2)");
     assert_eq!(reply.len(), 2, "{reply:?}");
 }
+
+#[tokio::test]
+async fn list_extended_with_status_and_recursivematch() {
+    let server = TestServer::start().await;
+    let alice = server.account("alice@example.com", "pw").await;
+    server.deliver(&alice, SIMPLE).await;
+    server.deliver(&alice, SIMPLE).await;
+    let mut client = server.login("alice@example.com").await;
+    for name in ["Fruit", "Fruit/Banana", "Tofu/Silken", "Veg", "Veg/Leek"] {
+        let reply = client.command(&format!("CREATE {name}")).await;
+        assert!(client.ok(&reply), "{reply:?}");
+    }
+    // New mailboxes start subscribed; leave only Fruit/Banana, Tofu/Silken and the
+    // Veg pair subscribed below the top level.
+    client.command("UNSUBSCRIBE Fruit").await;
+
+    // LIST-STATUS (RFC 5819): STATUS right after the LIST of each mailbox.
+    let reply = client
+        .command("LIST \"\" INBOX RETURN (STATUS (MESSAGES UNSEEN SIZE))")
+        .await;
+    assert_eq!(reply[0], "* LIST (\\HasNoChildren) \"/\" INBOX");
+    let size = SIMPLE.len() * 2;
+    assert_eq!(
+        reply[1],
+        format!("* STATUS INBOX (MESSAGES 2 UNSEEN 2 SIZE {size})")
+    );
+    // No STATUS for a name that is not a mailbox.
+    let reply = client
+        .command("LIST \"\" Tofu RETURN (STATUS (MESSAGES))")
+        .await;
+    assert_eq!(reply[0], "* LIST (\\NonExistent \\HasChildren) \"/\" Tofu");
+    assert!(client.ok(&reply[1..]), "{reply:?}");
+
+    // RFC 5258 section 5, example 5: parents of subscribed mailboxes the pattern does
+    // not reach are listed with CHILDINFO.
+    let reply = client
+        .command("LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %")
+        .await;
+    let lines: Vec<&str> = reply.iter().map(String::as_str).collect();
+    assert!(
+        lines.contains(&"* LIST (\\HasChildren) \"/\" Fruit (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
+        "{reply:?}"
+    );
+    assert!(
+        lines.contains(
+            &"* LIST (\\NonExistent \\HasChildren) \"/\" Tofu (\"CHILDINFO\" (\"SUBSCRIBED\"))"
+        ),
+        "{reply:?}"
+    );
+    assert!(
+        lines.contains(
+            &"* LIST (\\HasChildren \\Subscribed) \"/\" Veg (\"CHILDINFO\" (\"SUBSCRIBED\"))"
+        ),
+        "{reply:?}"
+    );
+    // With `*` every subscribed child is listed itself, so no CHILDINFO is needed.
+    let reply = client
+        .command("LIST (SUBSCRIBED RECURSIVEMATCH) \"\" *")
+        .await;
+    assert!(!reply.iter().any(|l| l.contains("CHILDINFO")), "{reply:?}");
+    assert!(
+        reply.contains(&"* LIST (\\HasNoChildren \\Subscribed) \"/\" Fruit/Banana".to_string()),
+        "{reply:?}"
+    );
+    let reply = client.command("LIST (RECURSIVEMATCH) \"\" %").await;
+    assert!(reply[0].contains(" BAD "), "{reply:?}");
+    let reply = client.command("LIST (X-FOO) \"\" %").await;
+    assert!(reply[0].contains(" BAD "), "{reply:?}");
+    // Several patterns at once.
+    let reply = client.command("LIST \"\" (INBOX Veg)").await;
+    assert_eq!(reply.len(), 3, "{reply:?}");
+}

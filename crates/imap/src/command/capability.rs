@@ -23,6 +23,7 @@ const EXTENSIONS: &[&str] = &[
     "ID",
     "UNSELECT",
     "UIDPLUS",
+    "MULTIAPPEND",
     "MOVE",
     "CHILDREN",
     "SPECIAL-USE",
@@ -31,6 +32,9 @@ const EXTENSIONS: &[&str] = &[
     "BINARY",
     "ESEARCH",
     "SEARCHRES",
+    "LIST-EXTENDED",
+    "LIST-STATUS",
+    "STATUS=SIZE",
 ];
 
 impl Session {

@@ -9,12 +9,15 @@ use std::collections::BTreeMap;
 use evermail_imap_proto::command::{List, ListReturn, ListSelect, Lsub};
 use evermail_imap_proto::mutf7;
 use evermail_imap_proto::response::{Data, ListItem};
+use evermail_mailbox::{ErrorKind, MailboxRecord};
 
 use super::DELIMITER;
 use crate::session::{CmdError, CmdResult, Done, Session};
 
 /// One name LIST may report.
 struct Entry {
+    /// The mailbox, for one that exists.
+    record: Option<MailboxRecord>,
     special_use: Option<String>,
     subscribed: bool,
     /// `false` for a parent that exists only because a child does.
@@ -27,11 +30,14 @@ impl Session {
         let account = self.account()?;
         let mut subscribed_only = false;
         let mut special_use_only = false;
+        let mut recursive = false;
         for option in &list.selection {
             match option {
                 ListSelect::Subscribed => subscribed_only = true,
                 ListSelect::SpecialUse => special_use_only = true,
-                ListSelect::Remote | ListSelect::RecursiveMatch => {}
+                ListSelect::RecursiveMatch => recursive = true,
+                // There are no remote mailboxes to include.
+                ListSelect::Remote => {}
                 ListSelect::Other(name) => {
                     return Err(CmdError::bad(format!(
                         "unknown LIST selection option {name}"
@@ -39,7 +45,18 @@ impl Session {
                 }
             }
         }
+        // RFC 5258 section 3: RECURSIVEMATCH only qualifies another selection option.
+        if recursive && !subscribed_only && !special_use_only {
+            return Err(CmdError::bad(
+                "RECURSIVEMATCH needs another selection option",
+            ));
+        }
+        let extended = !list.selection.is_empty() || !list.return_opts.is_empty();
         let show_subscribed = subscribed_only || list.return_opts.contains(&ListReturn::Subscribed);
+        let status_items = list.return_opts.iter().find_map(|o| match o {
+            ListReturn::Status(items) => Some(items.clone()),
+            _ => None,
+        });
         // `LIST "" ""` asks only for the delimiter (and the root of the reference).
         if list.patterns.iter().all(String::is_empty) {
             self.write_data(Data::List(ListItem {
@@ -53,16 +70,38 @@ impl Session {
         }
         let patterns = self.patterns(&list.reference, &list.patterns);
         let entries = self.entries(account.id).await?;
+        let selected = |entry: &Entry| {
+            (!subscribed_only || entry.subscribed)
+                && (!special_use_only || entry.special_use.is_some())
+        };
         for (name, entry) in &entries {
-            if (subscribed_only && !entry.subscribed)
-                || (special_use_only && entry.special_use.is_none())
-                || !patterns.iter().any(|p| matches(p, name))
-            {
+            if !patterns.iter().any(|p| matches(p, name)) {
+                continue;
+            }
+            // With RECURSIVEMATCH and SUBSCRIBED, a name is also listed for a
+            // subscribed descendant the patterns do not reach (RFC 5258 section 3.5).
+            let child_info = recursive
+                && subscribed_only
+                && entries.iter().any(|(other, e)| {
+                    e.subscribed
+                        && is_descendant(other, name)
+                        && !patterns.iter().any(|p| matches(p, other))
+                });
+            if !selected(entry) && !child_info {
                 continue;
             }
             let mut attributes = Vec::new();
             if !entry.exists {
-                attributes.push("\\Noselect".to_string());
+                // LIST-EXTENDED names a name that is no mailbox \NonExistent, which
+                // implies \Noselect (RFC 5258 section 3.4).
+                attributes.push(
+                    if extended {
+                        "\\NonExistent"
+                    } else {
+                        "\\Noselect"
+                    }
+                    .into(),
+                );
             }
             attributes.push(if entry.has_children {
                 "\\HasChildren".to_string()
@@ -75,14 +114,26 @@ impl Session {
             if let Some(special) = &entry.special_use {
                 attributes.push(special.clone());
             }
-            let name = self.encode_name(name);
+            let wire_name = self.encode_name(name);
             self.write_data(Data::List(ListItem {
                 attributes,
                 delimiter: Some(DELIMITER),
-                name,
-                child_info_subscribed: false,
+                name: wire_name.clone(),
+                child_info_subscribed: child_info,
                 old_name: None,
             }));
+            // LIST-STATUS (RFC 5819): STATUS follows the LIST of each selectable
+            // mailbox; a mailbox gone in between is just left out.
+            if let (Some(items), Some(record)) = (&status_items, &entry.record) {
+                match self.status_values(record, items).await {
+                    Ok(items) => self.write_data(Data::Status {
+                        mailbox: wire_name,
+                        items,
+                    }),
+                    Err(CmdError::Mail(e)) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
         }
         Done::ok("LIST completed")
     }
@@ -137,6 +188,7 @@ impl Session {
             entries.insert(
                 m.name.clone(),
                 Entry {
+                    record: Some(m.clone()),
                     special_use: m.special_use.clone(),
                     subscribed: m.subscribed,
                     exists: true,
@@ -153,6 +205,7 @@ impl Session {
                 entries
                     .entry(parent.to_string())
                     .or_insert(Entry {
+                        record: None,
                         special_use: None,
                         subscribed: false,
                         exists: false,
@@ -166,6 +219,12 @@ impl Session {
         sorted.sort_by_key(|(name, _)| name != "INBOX");
         Ok(sorted)
     }
+}
+
+/// Whether `name` is below `parent` in the hierarchy.
+fn is_descendant(name: &str, parent: &str) -> bool {
+    name.strip_prefix(parent)
+        .is_some_and(|rest| rest.starts_with(DELIMITER))
 }
 
 /// Upper-cases a leading `inbox` so that the pattern matches INBOX however the client

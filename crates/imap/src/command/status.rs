@@ -4,7 +4,9 @@ use evermail_imap_proto::command::{Status, StatusItem};
 use evermail_imap_proto::response::{Code, Data};
 use evermail_types::Flag;
 
-use crate::session::{CmdResult, Done, Session};
+use evermail_mailbox::MailboxRecord;
+
+use crate::session::{CmdError, CmdResult, Done, Session};
 
 impl Session {
     pub(crate) async fn status(&mut self, status: Status) -> CmdResult {
@@ -12,10 +14,23 @@ impl Session {
         let record = self
             .find_mailbox(account.id, &status.mailbox, Code::NonExistent)
             .await?;
-        if status.items.contains(&StatusItem::HighestModSeq) {
+        let items = self.status_values(&record, &status.items).await?;
+        let mailbox = self.encode_name(&record.name);
+        self.write_data(Data::Status { mailbox, items });
+        Done::ok("STATUS completed")
+    }
+
+    /// The values of STATUS items for one mailbox (STATUS, and LIST's RETURN (STATUS)).
+    pub(crate) async fn status_values(
+        &mut self,
+        record: &MailboxRecord,
+        items: &[StatusItem],
+    ) -> Result<Vec<(StatusItem, u64)>, CmdError> {
+        let account = self.account()?;
+        if items.contains(&StatusItem::HighestModSeq) {
             self.enable_condstore();
         }
-        let needs_messages = status.items.iter().any(|i| {
+        let needs_messages = items.iter().any(|i| {
             matches!(
                 i,
                 StatusItem::Messages | StatusItem::Unseen | StatusItem::Deleted | StatusItem::Size
@@ -32,8 +47,7 @@ impl Session {
                 .filter(|m| m.flags.contains(flag) == set)
                 .count() as u64
         };
-        let items = status
-            .items
+        Ok(items
             .iter()
             .map(|&item| {
                 let value = match item {
@@ -49,9 +63,6 @@ impl Session {
                 };
                 (item, value)
             })
-            .collect();
-        let mailbox = self.encode_name(&record.name);
-        self.write_data(Data::Status { mailbox, items });
-        Done::ok("STATUS completed")
+            .collect())
     }
 }
