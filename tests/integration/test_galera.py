@@ -7,6 +7,7 @@ Synced. Counts and times are bounded: at most 200 messages and 60 s per loop.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import threading
@@ -150,6 +151,68 @@ def test_sqlite_refuses_a_newer_schema_through_the_cli(make_server):
         conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (9999, 0)")
     err = serve_fails(srv)
     assert "newer than this evermail" in err and "9999" in err, err
+
+
+def known_schema(srv) -> int:
+    """The newest schema version this evermail knows, as `db status` says."""
+    out = srv.cli("db", "status", check=False).out
+    m = re.search(r"this evermail knows up to (\d+)", out)
+    assert m, out
+    return int(m.group(1))
+
+
+def check_rolling_upgrade_rule(srv, record) -> None:
+    """A node on a schema one expand-only migration newer than it knows starts and `db
+    status` says so; one contract migration newer, it refuses naming both versions.
+    `record(version, compatible_down_to)` adds a migration row as a newer build would."""
+    latest = known_schema(srv)
+    record(latest + 1, latest)
+    status = srv.cli("db", "status")
+    assert (f"version {latest + 1} (compatible down to {latest}; this evermail knows up "
+            f"to {latest})") in status.out, status.out
+    assert "compatible with it" in status.out and "may run" in status.out, status.out
+    srv.start()
+    srv.add_account(*ALICE)
+    code, text = one(srv, message("on N+1's schema", "expand only\r\n"))
+    assert code == 250, f"{code} {text}"
+    srv.stop()
+
+    record(latest + 2, latest + 2)
+    err = serve_fails(srv)
+    assert f"version {latest + 2}, newer than this evermail understands ({latest})" in err, err
+    assert f"knows schema version {latest + 2} or newer" in err, err
+    status = srv.cli("db", "status", check=False)
+    assert status.returncode != 0 and "not compatible" in status.out, status.out
+
+
+def test_mysql_runs_on_a_compatible_newer_schema_and_refuses_an_incompatible_one(
+        mysql_db, make_mysql_server, tmp_path):
+    cluster, db, urls = mysql_db
+    srv = make_mysql_server("a", urls, tmp_path / "blobs")
+    srv.cli("db", "migrate")
+
+    def record(version: int, down_to: int) -> None:
+        cluster.sql(0, "INSERT INTO schema_migrations (version, applied_at, "
+                    f"compatible_down_to) VALUES ({version}, 0, {down_to})", database=db)
+
+    check_rolling_upgrade_rule(srv, record)
+
+
+def test_sqlite_runs_on_a_compatible_newer_schema_and_refuses_an_incompatible_one(
+        make_server):
+    srv = make_server()
+    srv.start()
+    srv.stop()
+    # Every CLI call reads the node's config, as MysqlServer's do.
+    plain_cli = srv.cli
+    srv.cli = lambda *args, **kw: plain_cli("--config", str(srv.config_path), *args, **kw)
+
+    def record(version: int, down_to: int) -> None:
+        with sqlite3.connect(srv.data_dir / "meta.sqlite") as conn:
+            conn.execute("INSERT INTO schema_migrations (version, applied_at, "
+                         "compatible_down_to) VALUES (?, 0, ?)", (version, down_to))
+
+    check_rolling_upgrade_rule(srv, record)
 
 
 def delivery_loop(srv, stop_at: float, acked: dict, refused: list, unknown: list,

@@ -133,6 +133,43 @@ impl Mailstore {
         Ok(results)
     }
 
+    /// Adds several messages to a mailbox of `account`, all or none (IMAP MULTIAPPEND,
+    /// RFC 3502): every body is made durable first, then one metadata transaction adds
+    /// every row. Each message is `(body, flags, internal date)`.
+    pub async fn append_all(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        messages: Vec<(Bytes, Flags, Option<i64>)>,
+    ) -> Result<Vec<InsertedMessage>, MailError> {
+        self.mailbox(account, mailbox).await?;
+        // Sizes first, so an oversized last message costs no upload of the others.
+        for (body, _, _) in &messages {
+            self.check_size(body.len())?;
+        }
+        let mut rows = Vec::with_capacity(messages.len());
+        for (body, flags, internal_date) in messages {
+            let (blob, locations) = self.store_body(body).await?;
+            rows.push(NewMessage {
+                account,
+                mailbox,
+                blob,
+                locations,
+                flags,
+                internal_date: internal_date.unwrap_or_else(now),
+            });
+        }
+        let inserted = self.meta().insert_messages(rows).await?;
+        if let Some(last) = inserted.last() {
+            self.announce(MailboxChange {
+                account,
+                mailbox,
+                modseq: last.modseq,
+            });
+        }
+        Ok(inserted)
+    }
+
     /// Adds a message to a mailbox of `account` (IMAP APPEND).
     pub async fn append(
         &self,

@@ -73,6 +73,7 @@ use sqlx::{Connection, MySqlConnection, Row};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use evermail_meta::schema::SchemaVersion;
 pub use nodes::redact as redact_url;
 pub use schema::latest_version;
 
@@ -199,7 +200,8 @@ impl MysqlMeta {
     }
 
     /// Applies every migration the database lacks; returns the schema version before
-    /// and after. Refuses a database whose schema is newer than this build knows.
+    /// and after. Refuses a database whose schema is newer than this build knows and
+    /// not compatible with it.
     pub async fn migrate(&self) -> Result<(i64, i64), MetaError> {
         let before = self.schema_version().await?;
         // Migrations are re-runnable statement by statement (see `schema`), so a replay
@@ -210,12 +212,14 @@ impl MysqlMeta {
         Ok((before, after))
     }
 
-    /// Checks that the database's schema is the one this build knows, for a node about
-    /// to serve: newer is refused (this build does not know its rules), older asks for
-    /// `evermail db migrate`. Returns the version.
+    /// Checks the database's schema for a node about to serve: the one this build
+    /// knows, or a newer one compatible with it (a rolling upgrade's expand step, see
+    /// `evermail_meta::schema`). A newer incompatible one is refused, an older one asks
+    /// for `evermail db migrate`. Returns the version.
     pub async fn check_schema(&self) -> Result<i64, MetaError> {
-        let current = self.schema_version().await?;
-        schema::check_version(current)?;
+        let schema = self.schema().await?;
+        schema.check_runnable(latest_version())?;
+        let current = schema.version;
         if current < latest_version() {
             return Err(MetaError::new(
                 ErrorKind::Invalid,
@@ -233,6 +237,12 @@ impl MysqlMeta {
     /// The schema version of the database; 0 before the first migration.
     pub async fn schema_version(&self) -> Result<i64, MetaError> {
         self.on_node(true, |conn, _| Box::pin(schema::current_version(conn)))
+            .await
+    }
+
+    /// The database's schema: its version and the oldest build compatible with it.
+    pub async fn schema(&self) -> Result<SchemaVersion, MetaError> {
+        self.on_node(true, |conn, _| Box::pin(schema::current_schema(conn)))
             .await
     }
 

@@ -15,11 +15,13 @@
 //! text compares byte for byte as it does in SQLite.
 
 use crate::retry::{TxError, db};
-use evermail_meta::{ErrorKind, MetaError};
+use evermail_meta::schema::{SchemaVersion, compatible_down_to};
 use sqlx::MySqlConnection;
 
 /// "Table doesn't exist".
 const ER_NO_SUCH_TABLE: u16 = 1146;
+/// "Unknown column".
+const ER_BAD_FIELD_ERROR: u16 = 1054;
 
 const TABLE: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 
@@ -149,57 +151,100 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
     ),
 ];
 
+/// The migrations a build that does not know them may still run against, as `(version,
+/// compatible_down_to)`; see `evermail_meta::schema`. A migration not listed here is
+/// compatible only with builds that know it. Neither 2 nor 3 is listed: a build without
+/// 2 would not write the MODSEQ backstop, one without 3 would hand out a body that
+/// garbage collection has doomed.
+const COMPATIBLE_DOWN_TO: &[(i64, i64)] = &[];
+
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |(v, _)| *v)
 }
 
 /// Applies every migration the database lacks. Refuses a database whose schema is newer
-/// than this build: an older node must not write into tables whose rules it does not
-/// know.
+/// than this build and not compatible with it (see `evermail_meta::schema`): an older
+/// node must not write into tables whose rules it does not know. A newer schema that is
+/// compatible is left as it is.
 pub(crate) async fn migrate(conn: &mut MySqlConnection) -> Result<i64, TxError> {
     sqlx::query(&format!(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version BIGINT NOT NULL PRIMARY KEY,
-            applied_at BIGINT NOT NULL
+            applied_at BIGINT NOT NULL,
+            compatible_down_to BIGINT NULL
         ) {TABLE}"
     ))
     .execute(&mut *conn)
     .await
     .map_err(db)?;
-    let current = current_version(conn).await?;
-    check_version(current)?;
-    for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+    // Databases created before the column existed get it here, outside the numbered
+    // migrations: a nullable column every older build ignores. Asked first, because
+    // even a no-op ALTER is DDL that Galera runs in total order on every node.
+    let has_column: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
+         AND TABLE_NAME = 'schema_migrations' AND COLUMN_NAME = 'compatible_down_to'",
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    if has_column.is_none() {
+        sqlx::query(
+            "ALTER TABLE schema_migrations \
+             ADD COLUMN IF NOT EXISTS compatible_down_to BIGINT NULL",
+        )
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    }
+    let current = current_schema(conn).await?;
+    current.check_runnable(latest_version())?;
+    for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > current.version) {
         for statement in *statements {
             sqlx::query(&statement.replace("{table}", TABLE))
                 .execute(&mut *conn)
                 .await
                 .map_err(db)?;
         }
-        sqlx::query("INSERT IGNORE INTO schema_migrations (version, applied_at) VALUES (?, ?)")
-            .bind(version)
-            .bind(crate::now())
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?;
+        sqlx::query(
+            "INSERT IGNORE INTO schema_migrations (version, applied_at, compatible_down_to) \
+             VALUES (?, ?, ?)",
+        )
+        .bind(version)
+        .bind(crate::now())
+        .bind(compatible_down_to(COMPATIBLE_DOWN_TO, *version))
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
         tracing::info!(version, "applied metadata schema migration");
     }
     current_version(conn).await
 }
 
-/// Refuses a schema newer than this build knows.
-pub(crate) fn check_version(current: i64) -> Result<(), MetaError> {
-    if current > latest_version() {
-        return Err(MetaError::new(
-            ErrorKind::Corrupt,
-            format!(
-                "the database schema is version {current}, newer than this evermail \
-                 understands ({}); upgrade evermail before starting it on this database",
-                latest_version()
-            ),
-        ));
+/// The schema version and the oldest build compatible with it. A migration recorded
+/// without `compatible_down_to` (before the column existed) counts as compatible only
+/// with builds that know it.
+pub(crate) async fn current_schema(conn: &mut MySqlConnection) -> Result<SchemaVersion, TxError> {
+    let row: Result<(Option<i64>, Option<i64>), sqlx::Error> = sqlx::query_as(
+        "SELECT MAX(version), MAX(COALESCE(compatible_down_to, version)) \
+         FROM schema_migrations",
+    )
+    .fetch_one(&mut *conn)
+    .await;
+    match row {
+        Ok((version, down_to)) => Ok(SchemaVersion {
+            version: version.unwrap_or(0),
+            compatible_down_to: down_to.unwrap_or(0),
+        }),
+        // Migrated only by builds older than the column, or never migrated at all.
+        Err(sqlx::Error::Database(d))
+            if d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .is_some_and(|m| [ER_BAD_FIELD_ERROR, ER_NO_SUCH_TABLE].contains(&m.number())) =>
+        {
+            current_version(conn).await.map(SchemaVersion::exact)
+        }
+        Err(e) => Err(db(e)),
     }
-    Ok(())
 }
 
 pub(crate) async fn current_version(conn: &mut MySqlConnection) -> Result<i64, TxError> {

@@ -5,7 +5,7 @@
 mod common;
 
 use evermail_meta::*;
-use evermail_meta_mysql::{MysqlMeta, latest_version};
+use evermail_meta_mysql::{MysqlMeta, SchemaVersion, latest_version};
 use evermail_types::{BlobId, Flag, Flags, ModSeq, Uid};
 use std::collections::{HashMap, HashSet};
 
@@ -289,6 +289,65 @@ async fn migrations_rerun_and_a_newer_schema_is_refused() {
         .expect("must refuse a newer schema");
     assert_eq!(err.kind(), ErrorKind::Corrupt);
     assert!(err.to_string().contains("newer"), "{err}");
+}
+
+/// Adds a migration row as a newer build would, through node `node`, retrying the
+/// brute-force aborts (1213) an applier of an earlier write may cause.
+async fn record_migration(db: &common::TestDb, node: usize, version: i64, down_to: i64) {
+    let mut conn = db.connection(node).await;
+    let mut attempt = 0;
+    while let Err(e) = sqlx::query(
+        "INSERT INTO schema_migrations (version, applied_at, compatible_down_to) \
+         VALUES (?, 0, ?)",
+    )
+    .bind(version)
+    .bind(down_to)
+    .execute(&mut conn)
+    .await
+    {
+        attempt += 1;
+        assert!(attempt < 20 && e.to_string().contains("1213"), "{e}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_node_runs_on_a_newer_schema_only_while_it_is_compatible() {
+    let Some(db) = common::test_db().await else {
+        return;
+    };
+    let latest = latest_version();
+    let meta = MysqlMeta::connect(&db.options(&[0])).await.unwrap();
+    assert_eq!(meta.schema().await.unwrap(), SchemaVersion::exact(latest));
+
+    // The expand step of a rolling upgrade: release N+1 added what N ignores. N checks
+    // it (as `serve` does) through another node, and `migrate` leaves it alone.
+    record_migration(&db, 1, latest + 1, latest).await;
+    let n = MysqlMeta::connect_without_migrating(&db.options(&[2]))
+        .await
+        .unwrap();
+    assert_eq!(n.check_schema().await.unwrap(), latest + 1);
+    assert_eq!(
+        n.schema().await.unwrap(),
+        SchemaVersion {
+            version: latest + 1,
+            compatible_down_to: latest
+        }
+    );
+    assert_eq!(n.migrate().await.unwrap(), (latest + 1, latest + 1));
+
+    // Its contract step: N can no longer run, and says which versions are involved.
+    record_migration(&db, 1, latest + 2, latest + 2).await;
+    for err in [
+        n.check_schema().await.err().expect("check must refuse"),
+        n.migrate().await.err().expect("migrate must refuse"),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::Corrupt);
+        let text = err.to_string();
+        assert!(text.contains(&format!("version {}", latest + 2)), "{text}");
+        assert!(text.contains(&format!("({latest})")), "{text}");
+        assert!(text.contains(&format!("{} or newer", latest + 2)), "{text}");
+    }
 }
 
 #[tokio::test]

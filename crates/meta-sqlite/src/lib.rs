@@ -32,6 +32,7 @@ use std::str::FromStr;
 use std::time::Duration;
 use writer::Writer;
 
+pub use evermail_meta::schema::SchemaVersion;
 pub use schema::latest_version;
 
 /// The SQLite metadata backend.
@@ -73,10 +74,22 @@ impl SqliteMeta {
         schema::current_version(&mut conn).await
     }
 
+    /// The schema of the open database: its version and the oldest build compatible
+    /// with it.
+    pub async fn schema(&self) -> Result<SchemaVersion, MetaError> {
+        let mut conn = self.readers.acquire().await.map_err(db_error)?;
+        schema::current_schema(&mut conn).await
+    }
+
     /// The schema version of the database file without opening it for writing or
     /// migrating it (for `evermail db status`): `None` when the file does not exist,
     /// 0 when it was never migrated.
     pub async fn stored_schema_version(path: &Path) -> Result<Option<i64>, MetaError> {
+        Ok(SqliteMeta::stored_schema(path).await?.map(|s| s.version))
+    }
+
+    /// [`SqliteMeta::stored_schema_version`] with the oldest build compatible with it.
+    pub async fn stored_schema(path: &Path) -> Result<Option<SchemaVersion>, MetaError> {
         if !path.exists() {
             return Ok(None);
         }
@@ -94,9 +107,9 @@ impl SqliteMeta {
         .await
         .map_err(db_error)?;
         if has_table.is_none() {
-            return Ok(Some(0));
+            return Ok(Some(SchemaVersion::exact(0)));
         }
-        schema::current_version(&mut conn).await.map(Some)
+        schema::current_schema(&mut conn).await.map(Some)
     }
 }
 
@@ -1166,5 +1179,81 @@ mod tests {
         let err = SqliteMeta::open(&path).await.err().expect("must refuse");
         assert_eq!(err.kind(), ErrorKind::Corrupt);
         assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    /// Adds a migration row as a newer build would, with its `compatible_down_to`.
+    async fn record_migration(path: &Path, version: i64, compatible_down_to: i64) {
+        let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, applied_at, compatible_down_to) \
+             VALUES (?, 0, ?)",
+        )
+        .bind(version)
+        .bind(compatible_down_to)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn runs_on_a_newer_schema_only_while_it_is_compatible() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.sqlite");
+        let latest = latest_version();
+        let meta = SqliteMeta::open(&path).await.unwrap();
+        assert_eq!(meta.schema().await.unwrap(), SchemaVersion::exact(latest));
+        drop(meta);
+
+        // The expand step of a rolling upgrade: release N+1 added what N ignores.
+        record_migration(&path, latest + 1, latest).await;
+        let meta = SqliteMeta::open(&path)
+            .await
+            .expect("a compatible schema is accepted");
+        let expected = SchemaVersion {
+            version: latest + 1,
+            compatible_down_to: latest,
+        };
+        assert_eq!(meta.schema().await.unwrap(), expected);
+        assert_eq!(
+            SqliteMeta::stored_schema(&path).await.unwrap(),
+            Some(expected)
+        );
+        drop(meta);
+
+        // Its contract step: N can no longer run.
+        record_migration(&path, latest + 2, latest + 2).await;
+        let err = SqliteMeta::open(&path).await.err().expect("must refuse");
+        assert_eq!(err.kind(), ErrorKind::Corrupt);
+        let text = err.to_string();
+        assert!(text.contains(&format!("version {}", latest + 2)), "{text}");
+        assert!(text.contains(&format!("({latest})")), "{text}");
+        assert!(text.contains(&format!("{} or newer", latest + 2)), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_database_from_before_the_compatibility_column_gets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.sqlite");
+        drop(SqliteMeta::open(&path).await.unwrap());
+        let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::query("ALTER TABLE schema_migrations DROP COLUMN compatible_down_to")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        drop(conn);
+        let latest = SchemaVersion::exact(latest_version());
+        assert_eq!(
+            SqliteMeta::stored_schema(&path).await.unwrap(),
+            Some(latest)
+        );
+        let meta = SqliteMeta::open(&path).await.unwrap();
+        assert_eq!(meta.schema().await.unwrap(), latest);
+        drop(meta);
+        record_migration(&path, latest.version + 1, latest.version).await;
+        assert!(SqliteMeta::open(&path).await.is_ok());
     }
 }

@@ -2,7 +2,8 @@
 //! released; changes are new entries (expand first, contract in a later release), so
 //! versions N and N+1 of evermail can share one database during a rolling upgrade.
 
-use evermail_meta::{ErrorKind, MetaError};
+use evermail_meta::MetaError;
+use evermail_meta::schema::{SchemaVersion, compatible_down_to};
 use sqlx::{Connection, SqliteConnection};
 
 /// `(version, statements)`, ascending.
@@ -103,47 +104,58 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
 ];
 
+/// The migrations a build that does not know them may still run against, as `(version,
+/// compatible_down_to)`; see `evermail_meta::schema`. A migration not listed here is
+/// compatible only with builds that know it. 2 is not listed: a build without it would
+/// hand out a body that garbage collection has doomed.
+const COMPATIBLE_DOWN_TO: &[(i64, i64)] = &[];
+
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |(v, _)| *v)
 }
 
 /// Applies every migration the database lacks, each in its own transaction. Refuses a
-/// database whose schema is newer than this build: an older node must not write into
-/// tables whose rules it does not know.
+/// database whose schema is newer than this build and not compatible with it (see
+/// `evermail_meta::schema`): an older node must not write into tables whose rules it
+/// does not know. A newer schema that is compatible is left as it is.
 pub async fn migrate(conn: &mut SqliteConnection) -> Result<i64, MetaError> {
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version INTEGER PRIMARY KEY,
-            applied_at INTEGER NOT NULL
+            applied_at INTEGER NOT NULL,
+            compatible_down_to INTEGER
         )",
     )
     .execute(&mut *conn)
     .await
     .map_err(crate::db_error)?;
-    let current = current_version(conn).await?;
-    if current > latest_version() {
-        return Err(MetaError::new(
-            ErrorKind::Corrupt,
-            format!(
-                "the database schema is version {current}, newer than this evermail \
-                 understands ({}); upgrade evermail before starting it on this database",
-                latest_version()
-            ),
-        ));
+    // Databases created before the column existed get it here, outside the numbered
+    // migrations: a nullable column every older build ignores.
+    if !has_compatibility_column(conn).await? {
+        sqlx::query("ALTER TABLE schema_migrations ADD COLUMN compatible_down_to INTEGER")
+            .execute(&mut *conn)
+            .await
+            .map_err(crate::db_error)?;
     }
-    for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+    let current = current_schema(conn).await?;
+    current.check_runnable(latest_version())?;
+    for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > current.version) {
         let mut tx = conn.begin().await.map_err(crate::db_error)?;
         sqlx::raw_sql(statements)
             .execute(&mut *tx)
             .await
             .map_err(crate::db_error)?;
-        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)")
-            .bind(version)
-            .bind(crate::now())
-            .execute(&mut *tx)
-            .await
-            .map_err(crate::db_error)?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, applied_at, compatible_down_to) \
+             VALUES (?, ?, ?)",
+        )
+        .bind(version)
+        .bind(crate::now())
+        .bind(compatible_down_to(COMPATIBLE_DOWN_TO, *version))
+        .execute(&mut *tx)
+        .await
+        .map_err(crate::db_error)?;
         tx.commit().await.map_err(crate::db_error)?;
         tracing::info!(version, "applied metadata schema migration");
     }
@@ -156,4 +168,35 @@ pub async fn current_version(conn: &mut SqliteConnection) -> Result<i64, MetaErr
         .await
         .map_err(crate::db_error)?;
     Ok(v.unwrap_or(0))
+}
+
+/// The schema version and the oldest build compatible with it. A migration recorded
+/// without `compatible_down_to` (before the column existed) counts as compatible only
+/// with builds that know it.
+pub async fn current_schema(conn: &mut SqliteConnection) -> Result<SchemaVersion, MetaError> {
+    if !has_compatibility_column(conn).await? {
+        return current_version(conn).await.map(SchemaVersion::exact);
+    }
+    let (version, down_to): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT MAX(version), MAX(COALESCE(compatible_down_to, version)) \
+         FROM schema_migrations",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(crate::db_error)?;
+    Ok(SchemaVersion {
+        version: version.unwrap_or(0),
+        compatible_down_to: down_to.unwrap_or(0),
+    })
+}
+
+async fn has_compatibility_column(conn: &mut SqliteConnection) -> Result<bool, MetaError> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM pragma_table_info('schema_migrations') \
+         WHERE name = 'compatible_down_to'",
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(crate::db_error)?;
+    Ok(found.is_some())
 }

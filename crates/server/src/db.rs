@@ -3,13 +3,15 @@
 use crate::config::Config;
 use crate::storage;
 use clap::Subcommand;
+use evermail_meta::schema::{SchemaFit, SchemaVersion};
 use std::path::Path;
 
 #[derive(Subcommand)]
 pub enum DbCommand {
-    /// Show the backend, the schema version in the database against the newest this
-    /// build knows, and for MySQL each node: reachable, Galera state, cluster size.
-    /// Exits non-zero when something needs doing (a migration, a node that is down).
+    /// Show the backend, the schema version in the database (and the oldest evermail
+    /// compatible with it) against the newest this build knows, and for MySQL each
+    /// node: reachable, Galera state, cluster size. Exits non-zero when something needs
+    /// doing (a migration, an upgrade, a node that is down).
     Status,
     /// Apply the schema migrations the database lacks. With MySQL, run it once (from
     /// any node) before the first `serve` and after upgrading evermail; `serve` does
@@ -37,24 +39,17 @@ async fn status(config: &Config, data_dir: &Path) -> anyhow::Result<()> {
     println!("backend: {}", status.backend);
     println!("database: {}", status.location);
     let mut trouble = Vec::new();
-    match status.version {
-        Some(v) if v == status.latest => {
-            println!("schema: version {v} (this evermail knows up to {v}): current")
-        }
-        Some(v) if v < status.latest => {
+    match status.schema {
+        Some(schema) => {
+            let (advice, problem) = schema_advice(schema, status.latest);
             println!(
-                "schema: version {v} (this evermail knows up to {}): run `evermail db migrate`",
-                status.latest
+                "schema: version {} (compatible down to {}; this evermail knows up to {}): \
+                 {advice}",
+                schema.version, schema.compatible_down_to, status.latest
             );
-            trouble.push("the schema needs a migration".to_string());
-        }
-        Some(v) => {
-            println!(
-                "schema: version {v} (this evermail knows up to {}): newer than this \
-                 evermail; upgrade it",
-                status.latest
-            );
-            trouble.push("the schema is newer than this evermail".to_string());
+            if let Some(problem) = problem {
+                trouble.push(problem.to_string());
+            }
         }
         None if status.error.is_none() => {
             println!(
@@ -89,5 +84,26 @@ async fn status(config: &Config, data_dir: &Path) -> anyhow::Result<()> {
         Ok(())
     } else {
         anyhow::bail!("{}", trouble.join("; "))
+    }
+}
+
+/// What `db status` says about a schema for a build knowing up to `latest`, and the
+/// trouble it reports (making the command fail), if any.
+fn schema_advice(schema: SchemaVersion, latest: i64) -> (&'static str, Option<&'static str>) {
+    match schema.fit(latest) {
+        SchemaFit::Current => ("current", None),
+        SchemaFit::Older => (
+            "run `evermail db migrate`",
+            Some("the schema needs a migration"),
+        ),
+        SchemaFit::NewerCompatible => (
+            "newer than this evermail but compatible with it (a rolling upgrade in \
+             progress); this evermail may run on it",
+            None,
+        ),
+        SchemaFit::NewerIncompatible => (
+            "newer than this evermail and not compatible with it; upgrade evermail",
+            Some("the schema is newer than this evermail and not compatible with it"),
+        ),
     }
 }

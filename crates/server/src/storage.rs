@@ -7,6 +7,7 @@ use evermail_blob::{BlobBackend, BlobStore, StoreHandle, StoreState};
 use evermail_blob_s3::S3Backend;
 use evermail_mailbox::{Mailstore, MailstoreOptions};
 use evermail_meta::Meta;
+use evermail_meta::schema::SchemaVersion;
 use evermail_meta_mysql::{MysqlMeta, MysqlOptions};
 use evermail_meta_sqlite::SqliteMeta;
 use std::path::Path;
@@ -124,9 +125,9 @@ pub struct DbStatus {
     pub backend: &'static str,
     /// The SQLite file, or the node list.
     pub location: String,
-    /// The schema version in the database; `None` when there is no database yet or it
-    /// cannot be reached.
-    pub version: Option<i64>,
+    /// The schema in the database (version, and the oldest build compatible with it);
+    /// `None` when there is no database yet or it cannot be reached.
+    pub schema: Option<SchemaVersion>,
     /// The newest schema version this build knows.
     pub latest: i64,
     /// Why the version could not be read.
@@ -149,14 +150,14 @@ pub async fn db_status(config: &Config, data_dir: &Path) -> anyhow::Result<DbSta
     match config.metadata.backend {
         MetadataBackend::Sqlite => {
             let db_path = data_dir.join(&config.metadata.sqlite_path);
-            let (version, error) = match SqliteMeta::stored_schema_version(&db_path).await {
+            let (schema, error) = match SqliteMeta::stored_schema(&db_path).await {
                 Ok(v) => (v, None),
                 Err(e) => (None, Some(e.to_string())),
             };
             Ok(DbStatus {
                 backend: "sqlite",
                 location: db_path.display().to_string(),
-                version,
+                schema,
                 latest: evermail_meta_sqlite::latest_version(),
                 error,
                 nodes: Vec::new(),
@@ -173,7 +174,7 @@ pub async fn db_status(config: &Config, data_dir: &Path) -> anyhow::Result<DbSta
             let mut status = DbStatus {
                 backend: "mysql",
                 location,
-                version: None,
+                schema: None,
                 latest: evermail_meta_mysql::latest_version(),
                 error: None,
                 nodes: Vec::new(),
@@ -187,8 +188,8 @@ pub async fn db_status(config: &Config, data_dir: &Path) -> anyhow::Result<DbSta
                     return Ok(status);
                 }
             };
-            match meta.schema_version().await {
-                Ok(v) => status.version = Some(v),
+            match meta.schema().await {
+                Ok(v) => status.schema = Some(v),
                 Err(e) => status.error = Some(e.to_string()),
             }
             status.nodes = meta

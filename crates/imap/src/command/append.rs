@@ -1,4 +1,5 @@
-//! APPEND (with UIDPLUS's APPENDUID, RFC 4315, and APPENDLIMIT, RFC 7889).
+//! APPEND (with MULTIAPPEND, RFC 3502; UIDPLUS's APPENDUID, RFC 4315; APPENDLIMIT,
+//! RFC 7889).
 
 use bytes::Bytes;
 use evermail_imap_proto::SequenceSet;
@@ -9,43 +10,41 @@ use evermail_types::Flags;
 use crate::session::{CmdError, CmdResult, Done, Session};
 
 impl Session {
+    /// APPEND of one message, or of several with MULTIAPPEND (RFC 3502): all are
+    /// stored in one transaction, so either all are in the mailbox or none is.
     pub(crate) async fn append(&mut self, append: Append) -> CmdResult {
         let account = self.account()?;
-        let Ok([message]) = <[_; 1]>::try_from(append.messages) else {
-            return Err(CmdError::bad("MULTIAPPEND is not supported"));
-        };
         // RFC 9051 section 6.3.12: TRYCREATE tells the client it may CREATE and retry.
         let record = self
             .find_mailbox(account.id, &append.mailbox, Code::TryCreate)
             .await?;
         let limit = self.options.max_message_size;
-        if message.data.len() as u64 > limit {
+        if append.messages.iter().any(|m| m.data.len() as u64 > limit) {
             return Err(CmdError::no(
                 Code::TooBig,
-                format!("the message is larger than {limit} bytes"),
+                format!("a message is larger than {limit} bytes"),
             ));
         }
-        let flags: Flags = message.flags.into_iter().collect();
+        let messages = append
+            .messages
+            .into_iter()
+            .map(|m| {
+                let flags: Flags = m.flags.into_iter().collect();
+                (Bytes::from(m.data), flags, m.date.map(|d| d.unix))
+            })
+            .collect();
         let inserted = self
             .mailstore
-            .append(
-                account.id,
-                record.id,
-                Bytes::from(message.data),
-                flags,
-                message.date.map(|d| d.unix),
-            )
+            .append_all(account.id, record.id, messages)
             .await?;
-        let uids = SequenceSet::from_numbers([inserted.uid.get()])
+        let uid_validity = inserted
+            .first()
+            .map(|i| i.uidvalidity.get())
+            .unwrap_or(record.uidvalidity.get());
+        let uids = SequenceSet::from_numbers(inserted.iter().map(|i| i.uid.get()))
             .ok_or_else(|| CmdError::no(Code::ServerBug, "the new message has no UID"))?;
         // If the mailbox is selected here, the change notification makes the update
         // after this command report the new EXISTS.
-        Done::ok_code(
-            Code::AppendUid {
-                uid_validity: inserted.uidvalidity.get(),
-                uids,
-            },
-            "APPEND completed",
-        )
+        Done::ok_code(Code::AppendUid { uid_validity, uids }, "APPEND completed")
     }
 }
