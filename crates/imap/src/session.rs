@@ -259,8 +259,14 @@ impl Session {
                         .increment(1);
                     let (kind, code) = match (error.kind(), &tag) {
                         // A well-formed APPEND over APPENDLIMIT is refused, not a client
-                        // syntax error (RFC 7889 section 4).
-                        (ParseErrorKind::TooBig, Some(_)) => (StatusKind::No, Some(Code::TooBig)),
+                        // syntax error (RFC 7889 section 4). Before login the only
+                        // closing TOOBIG is a non-synchronizing literal over LITERAL-'s
+                        // 4096 bytes, which is the client's error (RFC 7888 section 4).
+                        (ParseErrorKind::TooBig, Some(_))
+                            if self.account.is_some() || !error.must_close() =>
+                        {
+                            (StatusKind::No, Some(Code::TooBig))
+                        }
                         (ParseErrorKind::TooBig | ParseErrorKind::LineTooLong, _) => {
                             (StatusKind::Bad, Some(Code::TooBig))
                         }
@@ -378,7 +384,9 @@ impl Session {
         Limits {
             max_line: MAX_LINE,
             max_literal,
-            literal_minus: false,
+            // Before login only LITERAL- is offered (see `capabilities`), so an
+            // anonymous client cannot push a large literal without asking first.
+            literal_minus: self.account.is_none(),
             // One message plus the command around it; we do not offer MULTIAPPEND.
             max_command: max_literal as usize + MAX_LINE * 4,
         }

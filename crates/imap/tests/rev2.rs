@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{SIMPLE, TestServer};
+use common::{Client, SIMPLE, TestServer};
 
 /// A multipart message whose second part is base64 of bytes with NULs in them, and
 /// whose third part is quoted-printable.
@@ -217,4 +217,47 @@ async fn list_extended_with_status_and_recursivematch() {
     // Several patterns at once.
     let reply = client.command("LIST \"\" (INBOX Veg)").await;
     assert_eq!(reply.len(), 3, "{reply:?}");
+}
+
+#[tokio::test]
+async fn literal_minus_before_login_literal_plus_after() {
+    let server = TestServer::start().await;
+    server.account("alice@example.com", "pw").await;
+    let mut client = Client::connect(server.addr).await;
+    let reply = client.command("CAPABILITY").await;
+    assert!(
+        reply[0].contains(" LITERAL-") && !reply[0].contains("LITERAL+"),
+        "{reply:?}"
+    );
+    // 4096 bytes without waiting is allowed before login.
+    let name = "a".repeat(4096);
+    client.last_tag = "t8".into();
+    client
+        .send(format!("t8 LOGIN {{4096+}}\r\n{name} pw\r\n").as_bytes())
+        .await;
+    let reply = client.until_tagged().await;
+    assert!(reply[0].starts_with("t8 NO"), "{reply:?}");
+    // 4097 is refused with BAD [TOOBIG], and the connection closes: the literal's
+    // bytes are on their way and cannot be told from commands.
+    client.last_tag = "t9".into();
+    client.send(b"t9 LOGIN {4097+}\r\n").await;
+    let reply = client.until_tagged().await;
+    assert!(reply[0].starts_with("t9 BAD [TOOBIG]"), "{reply:?}");
+    assert!(client.closed().await);
+
+    // After login the limit is the message size: LITERAL+.
+    let mut client = server.login("alice@example.com").await;
+    let reply = client.command("CAPABILITY").await;
+    assert!(
+        reply[0].contains(" LITERAL+") && !reply[0].contains("LITERAL-"),
+        "{reply:?}"
+    );
+    let body = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(6000));
+    client.last_tag = "t20".into();
+    let mut command = format!("t20 APPEND INBOX {{{}+}}\r\n", body.len()).into_bytes();
+    command.extend_from_slice(body.as_bytes());
+    command.extend_from_slice(b"\r\n");
+    client.send(&command).await;
+    let reply = client.until_tagged().await;
+    assert!(reply[0].starts_with("t20 OK [APPENDUID"), "{reply:?}");
 }

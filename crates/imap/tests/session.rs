@@ -16,7 +16,7 @@ async fn greeting_lists_capabilities_and_logout_says_bye() {
         "IMAP4rev1",
         "AUTH=PLAIN",
         "SASL-IR",
-        "LITERAL+",
+        "LITERAL-",
         "IDLE",
         "UIDPLUS",
     ] {

@@ -16,7 +16,6 @@ pub(crate) const OFFER_REV2: bool = false;
 /// Extensions offered in every state, in the order listed.
 const EXTENSIONS: &[&str] = &[
     "SASL-IR",
-    "LITERAL+",
     "ENABLE",
     "IDLE",
     "NAMESPACE",
@@ -56,6 +55,17 @@ impl Session {
                 caps.push("LOGINDISABLED".into());
             }
         }
+        // RFC 7888: a server offers one of the two. Before login non-synchronizing
+        // literals are limited to 4096 bytes (LITERAL-, which IMAP4rev2 requires);
+        // after it, APPEND may send a whole message without waiting (LITERAL+).
+        caps.push(
+            if self.account.is_none() {
+                "LITERAL-"
+            } else {
+                "LITERAL+"
+            }
+            .into(),
+        );
         caps.extend(EXTENSIONS.iter().map(|c| c.to_string()));
         caps.push(format!("APPENDLIMIT={}", self.options.max_message_size));
         caps
