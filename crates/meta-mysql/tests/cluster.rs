@@ -339,8 +339,8 @@ async fn a_node_runs_on_a_newer_schema_only_while_it_is_compatible() {
     // Its contract step: N can no longer run, and says which versions are involved.
     record_migration(&db, 1, latest + 2, latest + 2).await;
     for err in [
-        n.check_schema().await.err().expect("check must refuse"),
-        n.migrate().await.err().expect("migrate must refuse"),
+        n.check_schema().await.expect_err("check must refuse"),
+        n.migrate().await.expect_err("migrate must refuse"),
     ] {
         assert_eq!(err.kind(), ErrorKind::Corrupt);
         let text = err.to_string();
