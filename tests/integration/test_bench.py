@@ -117,10 +117,12 @@ def test_provision_then_every_workload(bench, server):
     assert count(server, BIG, "bench-append") == 3
 
     [row] = bench("idle", "--imap", imap, "--user", USERS[0], "--password", PASSWORD,
-                  "--pid", str(server.proc.pid), "--connections", "20", "--settle", "0")
+                  "--pid", str(server.proc.pid), "--connections", "20", "--settle", "0",
+                  "--warmup", "4")
     assert (row["ops"], row["errors"]) == (20, 0)
     extra = row["extra"]
     assert extra["sessions_open"] == 20 and extra["processes_after"] == 1
+    assert extra["warmup_sessions"] == 4 and extra["rss_cold_kib"] > 0
     assert extra["rss_after_kib"] > 0 and extra["pss_after_kib"] > 0
 
     rows = bench("mixed", "--imap", imap, "--lmtp", lmtp, "--users", ",".join(USERS),

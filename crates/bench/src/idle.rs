@@ -30,6 +30,8 @@ pub struct IdleRun {
     pub duration: Duration,
     /// Pause after the last session opened, before memory is read again.
     pub settle: Duration,
+    /// Sessions opened and closed before the measured ones, at the same parallelism.
+    pub warmup: usize,
 }
 
 /// Memory of a set of processes, in KiB.
@@ -142,15 +144,16 @@ async fn open_idle(run: &IdleRun) -> anyhow::Result<ImapConn> {
     Ok(conn)
 }
 
-pub async fn idle(run: IdleRun) -> anyhow::Result<Row> {
-    raise_nofile(run.connections as u64 + 1024)?;
-    let before = memory(&run.pids)?;
-    let started = Instant::now();
-    let deadline = started + run.duration;
-    let run = Arc::new(run);
+/// Opens up to `n` idle sessions, `run.parallel` at a time, until the deadline; the
+/// open sessions and the samples of opening them.
+async fn open_many(
+    run: &Arc<IdleRun>,
+    n: usize,
+    deadline: Instant,
+) -> anyhow::Result<(Vec<ImapConn>, Samples)> {
     let permits = Arc::new(Semaphore::new(run.parallel.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..run.connections {
+    for _ in 0..n {
         let permit = permits.clone().acquire_owned().await?;
         if Instant::now() >= deadline {
             break;
@@ -174,6 +177,33 @@ pub async fn idle(run: IdleRun) -> anyhow::Result<Row> {
             Err(e) => samples.error(e),
         }
     }
+    Ok((open, samples))
+}
+
+/// Memory is read three times: before anything (`cold`), after `warmup` sessions
+/// came and went (`before`), and with the N sessions open (`after`). The difference
+/// between cold and before is what logging in costs the server once and keeps (for
+/// evermail, the allocator holding on to Argon2's 19 MiB blocks, one per concurrent
+/// login); per-session figures are after minus before, and after minus cold.
+pub async fn idle(run: IdleRun) -> anyhow::Result<Row> {
+    raise_nofile(run.connections.max(run.warmup) as u64 + 1024)?;
+    let cold = memory(&run.pids)?;
+    let run = Arc::new(run);
+    let deadline = Instant::now() + run.duration;
+    if run.warmup > 0 {
+        let (warm, samples) = open_many(&run, run.warmup, deadline).await?;
+        anyhow::ensure!(
+            samples.errors == 0,
+            "warm-up: {} sessions failed, first: {}",
+            samples.errors,
+            samples.first_error.unwrap_or_default()
+        );
+        drop(warm);
+        tokio::time::sleep(run.settle).await;
+    }
+    let before = memory(&run.pids)?;
+    let started = Instant::now();
+    let (open, samples) = open_many(&run, run.connections, deadline).await?;
     let elapsed = started.elapsed();
     tokio::time::sleep(run.settle).await;
     let after = memory(&run.pids)?;
@@ -187,6 +217,13 @@ pub async fn idle(run: IdleRun) -> anyhow::Result<Row> {
         elapsed,
     )
     .with("sessions_open", open.len())
+    .with("warmup_sessions", run.warmup)
+    .with("rss_cold_kib", cold.rss_kib)
+    .with("pss_cold_kib", cold.pss_kib)
+    .with(
+        "pss_per_session_from_cold_kib",
+        (per_conn(after.pss_kib, cold.pss_kib) * 10.0).round() / 10.0,
+    )
     .with("processes_before", before.processes)
     .with("processes_after", after.processes)
     .with("rss_before_kib", before.rss_kib)

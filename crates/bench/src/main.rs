@@ -154,6 +154,10 @@ enum Workload {
         /// Seconds to wait after the last session opened before reading memory.
         #[arg(long, default_value_t = 2)]
         settle: u64,
+        /// Sessions opened and closed first, so memory the server keeps after any
+        /// burst of logins is in the baseline (it is reported separately).
+        #[arg(long, default_value_t = 0)]
+        warmup: usize,
     },
     /// Client sessions (login, select, fetch new, store \Seen, idle, logout) as the
     /// given users, while LMTP connections deliver to them.
@@ -300,6 +304,7 @@ async fn main() -> anyhow::Result<()> {
             parallel,
             seconds,
             settle,
+            warmup,
         } => {
             let row = idle::idle(idle::IdleRun {
                 server: login.imap,
@@ -311,6 +316,7 @@ async fn main() -> anyhow::Result<()> {
                 pids,
                 duration: Duration::from_secs(seconds),
                 settle: Duration::from_secs(settle),
+                warmup,
             })
             .await?;
             report.emit(row)?;
