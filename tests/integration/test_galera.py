@@ -81,6 +81,24 @@ def one(srv, data: bytes) -> tuple[int, str]:
         client.close()
 
 
+def test_every_node_runs_with_the_durability_settings(galera):
+    """What the crash tests rely on, checked on the cluster they run against: each
+    commit fsynced to the redo log, torn pages recoverable, the binary log (if on)
+    synced, causal reads, and the gcache recovered after a crash (so rejoining nodes
+    take IST)."""
+    for i in range(len(galera.nodes)):
+        row = galera.sql(i, "SELECT @@innodb_flush_log_at_trx_commit, @@innodb_doublewrite, "
+                         "@@log_bin, @@sync_binlog, @@wsrep_on, @@wsrep_sync_wait, "
+                         "@@wsrep_provider_options").stdout.rstrip("\n").split("\t")
+        flush, doublewrite, log_bin, sync_binlog, wsrep_on, sync_wait, provider = row
+        assert flush == "1", f"node {i + 1}: innodb_flush_log_at_trx_commit={flush}"
+        assert doublewrite == "1", f"node {i + 1}: innodb_doublewrite={doublewrite}"
+        assert log_bin == "0" or sync_binlog == "1", f"node {i + 1}: sync_binlog={sync_binlog}"
+        assert wsrep_on == "1", f"node {i + 1} is not a Galera node"
+        assert int(sync_wait) & 1, f"node {i + 1}: wsrep_sync_wait={sync_wait}"
+        assert "gcache.recover = yes" in provider, f"node {i + 1}: {provider}"
+
+
 def test_migrate_status_and_two_nodes_share_the_cluster(mysql_db, make_mysql_server,
                                                         tmp_path):
     cluster, db, urls = mysql_db
