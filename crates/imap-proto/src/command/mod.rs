@@ -14,6 +14,7 @@ pub mod id;
 pub mod idle;
 pub mod list;
 pub mod manage;
+pub mod quota;
 pub mod search;
 pub mod select;
 pub mod status;
@@ -31,6 +32,7 @@ pub use fetch::{Fetch, FetchAttr, Partial, Section, SectionText};
 pub use id::Id;
 pub use list::{List, ListReturn, ListSelect, Lsub};
 pub use manage::{Create, Rename};
+pub use quota::SetQuota;
 pub use search::{Search, SearchKey, SearchReturn};
 pub use select::{Qresync, Select};
 pub use status::{Status, StatusItem};
@@ -82,6 +84,10 @@ pub enum CommandBody {
     Move(CopyMove),
     Search(Search),
     Id(Id),
+    /// QUOTA (RFC 9208): GETQUOTA of a quota root.
+    GetQuota(String),
+    GetQuotaRoot(MailboxName),
+    SetQuota(SetQuota),
 }
 
 impl CommandBody {
@@ -125,6 +131,9 @@ impl CommandBody {
             CommandBody::Search(s) if s.uid => "UID SEARCH",
             CommandBody::Search(_) => "SEARCH",
             CommandBody::Id(_) => "ID",
+            CommandBody::GetQuota(_) => "GETQUOTA",
+            CommandBody::GetQuotaRoot(_) => "GETQUOTAROOT",
+            CommandBody::SetQuota(_) => "SETQUOTA",
         }
     }
 }
@@ -177,6 +186,9 @@ fn parse_body(c: &mut Cursor<'_>) -> PResult<CommandBody> {
         "MOVE" => CommandBody::Move(copy::parse(c, false)?),
         "SEARCH" => CommandBody::Search(search::parse(c, false)?),
         "ID" => CommandBody::Id(id::parse(c)?),
+        "GETQUOTA" => CommandBody::GetQuota(quota::parse_getquota(c)?),
+        "GETQUOTAROOT" => CommandBody::GetQuotaRoot(quota::parse_getquotaroot(c)?),
+        "SETQUOTA" => CommandBody::SetQuota(quota::parse_setquota(c)?),
         "UID" => {
             c.sp()?;
             let sub = c.atom()?.to_ascii_uppercase();

@@ -19,6 +19,8 @@ pub enum StatusItem {
     UidValidity,
     Unseen,
     Deleted,
+    /// QUOTA's DELETED-STORAGE (RFC 9208 section 4.2): KiB an EXPUNGE would free.
+    DeletedStorage,
     Size,
     HighestModSeq,
 }
@@ -32,18 +34,20 @@ impl StatusItem {
             StatusItem::UidValidity => "UIDVALIDITY",
             StatusItem::Unseen => "UNSEEN",
             StatusItem::Deleted => "DELETED",
+            StatusItem::DeletedStorage => "DELETED-STORAGE",
             StatusItem::Size => "SIZE",
             StatusItem::HighestModSeq => "HIGHESTMODSEQ",
         }
     }
 
-    const ALL: [StatusItem; 8] = [
+    const ALL: [StatusItem; 9] = [
         StatusItem::Messages,
         StatusItem::Recent,
         StatusItem::UidNext,
         StatusItem::UidValidity,
         StatusItem::Unseen,
         StatusItem::Deleted,
+        StatusItem::DeletedStorage,
         StatusItem::Size,
         StatusItem::HighestModSeq,
     ];
@@ -99,6 +103,13 @@ mod tests {
                         StatusItem::Size,
                         StatusItem::HighestModSeq,
                     ],
+                })),
+            ),
+            (
+                "a STATUS INBOX (deleted-storage DELETED)\r\n",
+                Ok(CommandBody::Status(Status {
+                    mailbox: MailboxName::new("INBOX"),
+                    items: vec![StatusItem::DeletedStorage, StatusItem::Deleted],
                 })),
             ),
             ("a STATUS INBOX ()\r\n", Err("empty list")),

@@ -374,6 +374,21 @@ pub enum Data {
         other: Vec<Namespace>,
         shared: Vec<Namespace>,
     },
+    /// `* QUOTA root (resource usage limit ...)` (RFC 9208).
+    Quota {
+        root: String,
+        resources: Vec<QuotaResource>,
+    },
+    /// `* QUOTAROOT mailbox root...` (RFC 9208).
+    QuotaRoot { mailbox: String, roots: Vec<String> },
+}
+
+/// One resource of a QUOTA response, in the resource's units (STORAGE: KiB).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaResource {
+    pub name: &'static str,
+    pub usage: u64,
+    pub limit: u64,
 }
 
 impl Data {
@@ -462,6 +477,23 @@ impl Data {
                         out.push(b')');
                     }
                     out.push(b')');
+                }
+            }
+            Data::Quota { root, resources } => {
+                out.extend_from_slice(b"QUOTA ");
+                astring(out, root.as_bytes());
+                out.extend_from_slice(b" (");
+                join(out, resources, |out, r| {
+                    out.extend_from_slice(format!("{} {} {}", r.name, r.usage, r.limit).as_bytes())
+                });
+                out.push(b')');
+            }
+            Data::QuotaRoot { mailbox, roots } => {
+                out.extend_from_slice(b"QUOTAROOT ");
+                astring(out, mailbox.as_bytes());
+                for root in roots {
+                    out.push(b' ');
+                    astring(out, root.as_bytes());
                 }
             }
         }

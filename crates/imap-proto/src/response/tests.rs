@@ -240,6 +240,31 @@ fn encodes_data() {
             },
             "NAMESPACE ((\"\" \"/\")) NIL NIL",
         ),
+        (
+            Data::Quota {
+                root: "".into(),
+                resources: vec![QuotaResource {
+                    name: "STORAGE",
+                    usage: 10,
+                    limit: 512,
+                }],
+            },
+            "QUOTA \"\" (STORAGE 10 512)",
+        ),
+        (
+            Data::QuotaRoot {
+                mailbox: "INBOX".into(),
+                roots: vec!["".into()],
+            },
+            "QUOTAROOT INBOX \"\"",
+        ),
+        (
+            Data::QuotaRoot {
+                mailbox: "a b".into(),
+                roots: vec![],
+            },
+            "QUOTAROOT \"a b\"",
+        ),
     ];
     for (data, want) in cases {
         assert_eq!(enc(Response::Data(data)), format!("* {want}\r\n"));

@@ -23,6 +23,8 @@ const EXTENSIONS: &[&str] = &[
     "UNSELECT",
     "UIDPLUS",
     "MULTIAPPEND",
+    "QUOTA",
+    "QUOTA=RES-STORAGE",
     "MOVE",
     "CHILDREN",
     "SPECIAL-USE",

@@ -33,7 +33,11 @@ impl Session {
         let needs_messages = items.iter().any(|i| {
             matches!(
                 i,
-                StatusItem::Messages | StatusItem::Unseen | StatusItem::Deleted | StatusItem::Size
+                StatusItem::Messages
+                    | StatusItem::Unseen
+                    | StatusItem::Deleted
+                    | StatusItem::DeletedStorage
+                    | StatusItem::Size
             )
         });
         let messages = if needs_messages {
@@ -58,6 +62,13 @@ impl Session {
                     StatusItem::UidValidity => u64::from(record.uidvalidity.get()),
                     StatusItem::Unseen => count(&Flag::Seen, false),
                     StatusItem::Deleted => count(&Flag::Deleted, true),
+                    // In the STORAGE resource's units, 1024 octets, rounded up.
+                    StatusItem::DeletedStorage => messages
+                        .iter()
+                        .filter(|m| m.flags.contains(&Flag::Deleted))
+                        .map(|m| m.size)
+                        .sum::<u64>()
+                        .div_ceil(1024),
                     StatusItem::Size => messages.iter().map(|m| m.size).sum(),
                     StatusItem::HighestModSeq => record.highest_modseq.0,
                 };
