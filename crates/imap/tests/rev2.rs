@@ -261,3 +261,71 @@ async fn literal_minus_before_login_literal_plus_after() {
     let reply = client.until_tagged().await;
     assert!(reply[0].starts_with("t20 OK [APPENDUID"), "{reply:?}");
 }
+
+#[tokio::test]
+async fn enable_imap4rev2_changes_the_session() {
+    let server = TestServer::start().await;
+    let alice = server.account("alice@example.com", "pw").await;
+    server.deliver(&alice, SIMPLE).await;
+    server.deliver(&alice, SIMPLE).await;
+    let mut rev1 = server.login("alice@example.com").await;
+    let mut client = server.login("alice@example.com").await;
+    let reply = client.command("CAPABILITY").await;
+    assert!(reply[0].contains(" IMAP4rev2"), "{reply:?}");
+    // Before ENABLE the session is rev1: \Recent and RECENT, SEARCH.
+    let reply = client.command("SELECT INBOX").await;
+    assert!(reply.contains(&"* 0 RECENT".to_string()), "{reply:?}");
+    let reply = client.command("SEARCH ALL").await;
+    assert_eq!(reply[0], "* SEARCH 1 2");
+    client.command("UNSELECT").await;
+
+    let reply = client.command("ENABLE IMAP4rev2").await;
+    assert_eq!(reply[0], "* ENABLED IMAP4rev2");
+    let reply = client.command("SELECT INBOX").await;
+    assert!(
+        !reply
+            .iter()
+            .any(|l| l.contains("RECENT") || l.contains("\\Recent")),
+        "{reply:?}"
+    );
+    assert!(
+        reply.contains(&"* LIST () \"/\" INBOX".to_string()),
+        "{reply:?}"
+    );
+    let reply = client.command("SEARCH ALL").await;
+    assert_eq!(
+        reply[0],
+        format!("* ESEARCH (TAG \"{}\") ALL 1:2", client.last_tag)
+    );
+    let reply = client.command("UID SEARCH SEEN").await;
+    assert_eq!(
+        reply[0],
+        format!("* ESEARCH (TAG \"{}\") UID", client.last_tag)
+    );
+    let reply = client.command("SELECT Drafts").await;
+    assert!(
+        reply.iter().any(|l| l.starts_with("* OK [CLOSED]")),
+        "{reply:?}"
+    );
+    assert!(
+        reply.contains(&"* LIST (\\Drafts) \"/\" Drafts".to_string()),
+        "{reply:?}"
+    );
+
+    // Mailbox names are UTF-8 for this session and modified UTF-7 for a rev1 one.
+    let reply = client.command("CREATE \"Entwürfe/Ärger\"").await;
+    assert!(client.ok(&reply), "{reply:?}");
+    let reply = client.command("LIST \"\" \"Entwürfe/*\"").await;
+    assert_eq!(
+        reply[0],
+        // 8-bit names go as literals, which rev1 and rev2 clients both read.
+        "* LIST (\\HasNoChildren) \"/\" {16}\r\nEntwürfe/Ärger"
+    );
+    let reply = rev1.command("LIST \"\" \"Entw&APw-rfe/*\"").await;
+    assert_eq!(
+        reply[0],
+        "* LIST (\\HasNoChildren) \"/\" Entw&APw-rfe/&AMQ-rger"
+    );
+    let reply = client.command("STATUS \"Entwürfe/Ärger\" (MESSAGES)").await;
+    assert_eq!(reply[0], "* STATUS {16}\r\nEntwürfe/Ärger (MESSAGES 0)");
+}

@@ -7,11 +7,11 @@ use super::DELIMITER;
 use crate::session::{CmdResult, Done, Session};
 
 /// Whether CAPABILITY lists IMAP4rev2 (and so ENABLE IMAP4rev2 is honoured). A rev2
-/// server must also offer BINARY, ESEARCH, SEARCHRES, LIST-EXTENDED,
-/// LIST-STATUS, LITERAL- and STATUS=SIZE; until those exist, claiming rev2 would
-/// mislead a client that relies on them. The rev2 behaviours already written (UTF-8
-/// mailbox names, ESEARCH replies) switch on with this.
-pub(crate) const OFFER_REV2: bool = false;
+/// server must also offer BINARY, ESEARCH, SEARCHRES, LIST-EXTENDED, LIST-STATUS,
+/// LITERAL- and STATUS=SIZE, which it does; after ENABLE IMAP4rev2 mailbox names are
+/// UTF-8, SEARCH answers with ESEARCH, \Recent and RECENT are gone, and SELECT
+/// reports the mailbox's LIST line and `[CLOSED]`.
+pub(crate) const OFFER_REV2: bool = true;
 
 /// Extensions offered in every state, in the order listed.
 const EXTENSIONS: &[&str] = &[

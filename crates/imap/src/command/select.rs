@@ -3,7 +3,7 @@
 use evermail_imap_proto::SequenceSet;
 use evermail_imap_proto::command::Select;
 use evermail_imap_proto::response::{
-    Code, Data, FetchItem, FetchResponse, StatusKind, StatusResponse,
+    Code, Data, FetchItem, FetchResponse, ListItem, StatusKind, StatusResponse,
 };
 use evermail_types::{Flag, Flags};
 
@@ -42,6 +42,7 @@ impl Session {
         let record = self
             .find_mailbox(account.id, &select.mailbox, Code::NonExistent)
             .await?;
+        let record_special_use = record.special_use.clone();
         let selected = Selected::open(&self.mailstore, record, select.read_only).await?;
 
         let mut keywords = Flags::new();
@@ -61,6 +62,21 @@ impl Session {
             recent: !self.rev2,
         });
         self.write_data(Data::Exists(selected.exists()));
+        // RFC 9051 section 6.3.2: a rev2 client is told the mailbox's name as stored,
+        // with its attributes.
+        if self.rev2 {
+            let mut attributes = Vec::new();
+            if let Some(special) = &record_special_use {
+                attributes.push(special.clone());
+            }
+            self.write_data(Data::List(ListItem {
+                attributes,
+                delimiter: Some(super::DELIMITER),
+                name: selected.name.clone(),
+                child_info_subscribed: false,
+                old_name: None,
+            }));
+        }
         if !self.rev2 {
             // \Recent is not tracked: no message is ever recent to this session.
             self.write_data(Data::Recent(0));
