@@ -1,5 +1,6 @@
 """IMAP extensions through imaplib against the real binary: CONDSTORE and QRESYNC
-(RFC 7162), following the RFC's examples with this server's own MODSEQ values."""
+(RFC 7162), BINARY, SEARCHRES, LIST-STATUS, LITERAL- and ENABLE IMAP4rev2, following
+the RFCs' examples with this server's own UIDs and MODSEQ values."""
 
 import imaplib
 import re
@@ -141,4 +142,104 @@ def test_qresync_needs_enable(users):
         assert "QRESYNC is not enabled" in str(e), e
     else:
         raise AssertionError("SELECT (QRESYNC ...) without ENABLE was accepted")
+    client.logout()
+
+
+ATTACHMENT = (
+    b"From: Sender <sender@example.net>\r\n"
+    b"To: Alice <alice@example.com>\r\n"
+    b"Subject: binary\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="xx"\r\n'
+    b"\r\n"
+    b"--xx\r\n"
+    b"Content-Type: text/plain\r\n"
+    b"\r\n"
+    b"see attached\r\n"
+    b"--xx\r\n"
+    b"Content-Type: application/octet-stream\r\n"
+    b"Content-Transfer-Encoding: base64\r\n"
+    b"\r\n"
+    b"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\r\n"
+    b"--xx--\r\n"
+)
+
+
+def test_binary_fetch_and_literal8_append(users):
+    deliver_ok(users, [ALICE[0]], ATTACHMENT)
+    client = users.imap(*ALICE)
+    client.select("INBOX")
+    # RFC 3516: the part with its base64 undone; NULs force literal8, which imaplib
+    # reads like a literal.
+    typ, data = client.fetch("1", "(BINARY.PEEK[2] BINARY.SIZE[2])")
+    assert typ == "OK", data
+    assert data[0][1] == bytes(range(32)), data
+    assert b"BINARY.SIZE[2] 32" in data[1], data
+    typ, data = client.fetch("1", "(BINARY.PEEK[2]<30.10>)")
+    assert data[0][0].endswith(b"BINARY[2]<30> {2}") and data[0][1] == b"\x1e\x1f", data
+
+    # APPEND with literal8 stores bytes a plain literal could not carry.
+    body = b"Subject: nul\r\nContent-Transfer-Encoding: binary\r\n\r\nx\x00y\r\n"
+    tag = client._new_tag()
+    client.tagged_commands[tag] = None
+    client.send(tag + f" APPEND INBOX ~{{{len(body)}+}}\r\n".encode() + body + b"\r\n")
+    typ, data = client._command_complete("APPEND", tag)
+    assert typ == "OK", data
+    client.select("INBOX")
+    typ, data = client.fetch("2", "(BINARY.PEEK[1])")
+    assert data[0][1] == b"x\x00y\r\n", data
+    client.logout()
+
+
+def test_searchres_and_list_status(users):
+    deliver(users, 4)
+    client = users.imap(*ALICE)
+    client.select("INBOX")
+    client.store("2:3", "+FLAGS.SILENT", "(\\Flagged)")
+    # RFC 5182 section 4 example: save, then use `$`.
+    typ, text, untagged = command(client, "SEARCH", "RETURN (SAVE) FLAGGED")
+    assert typ == "OK" and "ESEARCH" not in untagged and "SEARCH" not in untagged, untagged
+    typ, data = client.fetch("$", "(UID)")
+    assert typ == "OK" and [d.split()[0] for d in data] == [b"2", b"3"], data
+    typ, data = client.uid("SEARCH", "NOT", "UID", "$")
+    assert data == [b"1 4"], data
+
+    # LIST-STATUS (RFC 5819): a STATUS line for each mailbox listed.
+    client.create("Archive")
+    typ, text, untagged = command(
+        client, "LIST", '"" (INBOX Archive) RETURN (STATUS (MESSAGES UNSEEN SIZE))'
+    )
+    assert typ == "OK", text
+    statuses = texts(untagged, "STATUS")
+    assert len(statuses) == 2, statuses
+    assert re.fullmatch(r"INBOX \(MESSAGES 4 UNSEEN 4 SIZE \d+\)", statuses[0]), statuses
+    assert statuses[1] == "Archive (MESSAGES 0 UNSEEN 0 SIZE 0)", statuses
+    client.logout()
+
+
+def test_literal_minus_before_login(users):
+    client = imaplib.IMAP4("127.0.0.1", users.ports["imap"], timeout=30)
+    assert "LITERAL-" in client.capabilities and "LITERAL+" not in client.capabilities
+    tag = client._new_tag().decode()
+    client.send(f"{tag} LOGIN {{5000+}}\r\n".encode())
+    line = client.readline()
+    assert line.startswith(f"{tag} BAD [TOOBIG]".encode()), line
+    assert client.readline().startswith(b"* BYE"), "the connection must close"
+    client.shutdown()
+
+
+def test_imap4rev2_session(users):
+    deliver(users, 2)
+    client = users.imap(*ALICE)
+    assert "IMAP4REV2" in client.capabilities, client.capabilities
+    typ, _, untagged = command(client, "ENABLE", "IMAP4rev2")
+    assert texts(untagged, "ENABLED") == ["IMAP4rev2"], untagged
+    _, _, untagged = raw_select(client, "INBOX")
+    assert "RECENT" not in untagged, untagged
+    assert texts(untagged, "LIST") == ['() "/" INBOX'], untagged
+    typ, text, untagged = command(client, "SEARCH", "ALL")
+    esearch = texts(untagged, "ESEARCH")
+    assert len(esearch) == 1 and re.fullmatch(r'\(TAG "\w+"\) ALL 1:2', esearch[0]), untagged
+    typ, data = client.fetch("1:*", "(FLAGS)")
+    assert all(b"\\Recent" not in d for d in data), data
     client.logout()
