@@ -22,6 +22,18 @@ pub(crate) enum Retry {
     UnknownOutcome,
 }
 
+impl Retry {
+    /// The `reason` label of `evermail_meta_retries_total`.
+    fn label(self) -> &'static str {
+        match self {
+            Retry::Never => "never",
+            Retry::Conflict => "conflict",
+            Retry::NodeDown => "node_down",
+            Retry::UnknownOutcome => "unknown_outcome",
+        }
+    }
+}
+
 /// A failed attempt: the error to report and whether to try again.
 #[derive(Debug)]
 pub(crate) struct TxError {
@@ -120,6 +132,7 @@ pub(crate) fn db_counter_backstop(e: sqlx::Error) -> TxError {
     let duplicate = matches!(&e, sqlx::Error::Database(d) if d.is_unique_violation());
     let mut error = db(e);
     if duplicate {
+        metrics::counter!("evermail_meta_counter_duplicates_total").increment(1);
         tracing::warn!(error = %error.error, "a UID or MODSEQ was handed out twice; replaying the transaction");
         error.error = MetaError::new(
             ErrorKind::Unavailable,
@@ -198,6 +211,7 @@ where
             return Err(failure.error);
         }
         if attempt >= policy.max_attempts {
+            metrics::counter!("evermail_meta_retries_exhausted_total").increment(1);
             tracing::warn!(attempts = attempt, error = %failure.error, "a metadata transaction used up its retries");
             return Err(MetaError::new(
                 ErrorKind::Unavailable,
@@ -208,6 +222,8 @@ where
             ));
         }
         tracing::debug!(attempt, retry = ?failure.retry, error = %failure.error, "retrying metadata transaction");
+        metrics::counter!("evermail_meta_retries_total", "reason" => failure.retry.label())
+            .increment(1);
         // Full jitter: concurrent writers that conflicted once should not collide again
         // in lock step.
         let pause = backoff.mul_f64(rand::random_range(0.5..1.0));

@@ -222,6 +222,18 @@ fn describe_metrics() {
             "evermail_blob_dir_fsync_shared_total",
             "Body writes whose directory fsync another writer's fsync covered",
         ),
+        (
+            "evermail_meta_retries_total",
+            "MySQL metadata transactions replayed, by reason (conflict, node_down, unknown_outcome)",
+        ),
+        (
+            "evermail_meta_retries_exhausted_total",
+            "MySQL metadata transactions that failed after their last attempt",
+        ),
+        (
+            "evermail_meta_counter_duplicates_total",
+            "UIDs or MODSEQs Galera let two transactions allocate, caught by a unique key and replayed",
+        ),
     ] {
         metrics::describe_counter!(name, help);
     }
