@@ -38,12 +38,12 @@ use evermail_types::BlobId;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::{BackoffConfig, ClientOptions, ObjectStoreExt, RetryConfig};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// How to reach one bucket: the `s3` table of a `[[storage.stores]]` entry. Its
 /// `Debug` output leaves the secret out, since `evermail config check` prints it.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3Options {
     /// The endpoint URL, e.g. `https://s3.eu-west-1.amazonaws.com` or

@@ -28,6 +28,18 @@ impl StoreState {
         self == StoreState::Active
     }
 
+    /// The state named `name` (as [`as_str`](Self::as_str) spells it).
+    pub fn parse(name: &str) -> Option<StoreState> {
+        [
+            StoreState::Active,
+            StoreState::ReadOnly,
+            StoreState::Draining,
+            StoreState::Down,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+
     /// The name used in the configuration file and in metrics.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -242,7 +242,7 @@ pub(crate) async fn under_replicated(
 pub(crate) async fn stores(meta: &MysqlMeta) -> Result<Vec<StoreRecord>, MetaError> {
     meta.read(|conn| {
         Box::pin(async move {
-            sqlx::query("SELECT id, zone, weight, state, spec FROM stores ORDER BY id")
+            sqlx::query("SELECT id, zone, weight, state, spec FROM stores WHERE state <> 'removed' ORDER BY id")
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(db)?
@@ -287,12 +287,13 @@ pub(crate) async fn change_store(
     meta.write(true, |conn, _| {
         let (id, change) = (id.to_string(), change.clone());
         Box::pin(async move {
-            let exists: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM stores WHERE id = ? FOR UPDATE")
-                    .bind(&id)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(db)?;
+            let exists: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM stores WHERE id = ? AND state <> 'removed' FOR UPDATE",
+            )
+            .bind(&id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?;
             if exists.is_none() {
                 return Err(MetaError::not_found(format!("store {id:?}")).into());
             }
@@ -345,12 +346,13 @@ pub(crate) async fn remove_store(meta: &MysqlMeta, id: &str) -> Result<(), MetaE
         let id = id.to_string();
         Box::pin(async move {
             // Locking the store row first orders this against a concurrent change of it.
-            let exists: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM stores WHERE id = ? FOR UPDATE")
-                    .bind(&id)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(db)?;
+            let exists: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM stores WHERE id = ? AND state <> 'removed' FOR UPDATE",
+            )
+            .bind(&id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?;
             let sole: i64 = sqlx::query_scalar(SOLE_COPIES)
                 .bind(&id)
                 .fetch_one(&mut *conn)
@@ -369,9 +371,11 @@ pub(crate) async fn remove_store(meta: &MysqlMeta, id: &str) -> Result<(), MetaE
             if exists.is_none() {
                 return Err(MetaError::not_found(format!("store {id:?}")).into());
             }
+            // The row stays, marked removed, so that a config file still naming the
+            // store cannot bring it back by seeding the registry.
             for sql in [
                 "DELETE FROM blob_locations WHERE store = ?",
-                "DELETE FROM stores WHERE id = ?",
+                "UPDATE stores SET state = 'removed' WHERE id = ?",
             ] {
                 sqlx::query(sql)
                     .bind(&id)

@@ -215,10 +215,12 @@ pub(crate) async fn under_replicated(
 }
 
 pub(crate) async fn stores(meta: &SqliteMeta) -> Result<Vec<StoreRecord>, MetaError> {
-    let rows = sqlx::query("SELECT id, zone, weight, state, spec FROM stores ORDER BY id")
-        .fetch_all(&meta.readers)
-        .await
-        .map_err(db_error)?;
+    let rows = sqlx::query(
+        "SELECT id, zone, weight, state, spec FROM stores WHERE state <> 'removed' ORDER BY id",
+    )
+    .fetch_all(&meta.readers)
+    .await
+    .map_err(db_error)?;
     rows.iter().map(store_from_row).collect()
 }
 
@@ -257,7 +259,7 @@ pub(crate) async fn change_store(
                 let done = sqlx::query(
                     "UPDATE stores SET zone = COALESCE(?, zone), weight = COALESCE(?, weight),
                         state = COALESCE(?, state), updated_at = ?
-                     WHERE id = ?",
+                     WHERE id = ? AND state <> 'removed'",
                 )
                 .bind(&change.zone)
                 .bind(change.weight.map(i64::from))
@@ -310,11 +312,17 @@ pub(crate) async fn remove_store(meta: &SqliteMeta, id: &str) -> Result<(), Meta
                 if sole > 0 {
                     return Err(sole_copies_error(&id, sole as u64));
                 }
-                let done = sqlx::query("DELETE FROM stores WHERE id = ?")
-                    .bind(&id)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_error)?;
+                // The row stays, marked removed, so that a config file still naming
+                // the store cannot bring it back by seeding the registry.
+                let done = sqlx::query(
+                    "UPDATE stores SET state = 'removed', updated_at = ?
+                     WHERE id = ? AND state <> 'removed'",
+                )
+                .bind(now())
+                .bind(&id)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
                 if done.rows_affected() == 0 {
                     return Err(MetaError::not_found(format!("store {id:?}")));
                 }

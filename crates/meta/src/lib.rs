@@ -20,6 +20,7 @@
 //! - [`MetaBackend`] and [`Meta`]: the trait and the cheap handle over it.
 //! - `records`: the rows going in and out.
 //! - `rais`: copy states, the store registry, repair and garbage-collection rows.
+//! - `membership`: the rows mailbox nodes keep about themselves (cluster membership).
 //! - [`schema`]: which database schema a build may run against (rolling upgrades).
 //! - [`conformance`]: the shared test suite, expanded into each backend's tests by
 //!   [`meta_conformance_tests!`].
@@ -179,15 +180,18 @@ pub trait MetaBackend: Send + Sync + 'static {
         uncounted: &[String],
         limit: u32,
     ) -> Result<Vec<UnderReplicated>, MetaError>;
-    /// The store registry, ordered by id.
+    /// The store registry, ordered by id, without removed stores.
     async fn stores(&self) -> Result<Vec<StoreRecord>, MetaError>;
-    /// Registers a store unless one with that id exists; returns whether it was added.
+    /// Registers a store unless one with that id exists or existed (a removed store's
+    /// id is never reused, so a config file still naming it cannot bring it back);
+    /// returns whether it was added.
     async fn add_store(&self, store: StoreRecord) -> Result<bool, MetaError>;
-    /// Changes a registered store's placement settings; `NotFound` for an unknown id.
+    /// Changes a registered store's placement settings; `NotFound` for an unknown or
+    /// removed id.
     async fn change_store(&self, id: &str, change: StoreChange) -> Result<StoreRecord, MetaError>;
     /// How many live blobs have a copy on `store` and no copy in state ok anywhere else.
     async fn sole_copies(&self, store: &str) -> Result<u64, MetaError>;
-    /// Unregisters a store and forgets its copies, in one transaction that first counts
+    /// Marks a store removed and forgets its copies, in one transaction that first counts
     /// the live blobs it holds the only copy of: when there are any, nothing changes
     /// and the error (kind `Invalid`) gives the count.
     async fn remove_store(&self, id: &str) -> Result<(), MetaError>;

@@ -7,7 +7,7 @@ use evermail_admin::AdminOptions;
 use evermail_blob::StoreState;
 use evermail_blob_s3::S3Options;
 use evermail_lmtp::LmtpOptions;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -97,6 +97,12 @@ pub struct StorageConfig {
     /// Seconds between probes of a store that failed; it takes new bodies again once
     /// a probe (write, read back, delete) passes.
     pub probe_interval_secs: u64,
+    /// Seconds between re-reads of the store registry in the metadata database, where
+    /// `evermail store set/drain/remove/add` make their changes for every node.
+    pub registry_refresh_secs: u64,
+    /// `[storage.maintenance]`: repair, scrub and garbage collection
+    /// (`evermail_rais::RaisOptions`).
+    pub maintenance: evermail_rais::RaisOptions,
 }
 
 impl Default for StorageConfig {
@@ -106,6 +112,8 @@ impl Default for StorageConfig {
             min_replicas: 1,
             stores: Vec::new(),
             probe_interval_secs: 10,
+            registry_refresh_secs: 10,
+            maintenance: evermail_rais::RaisOptions::default(),
         }
     }
 }
@@ -113,7 +121,7 @@ impl Default for StorageConfig {
 /// One `[[storage.stores]]` entry. Every kind has the same placement settings; they
 /// are repeated in each variant because serde cannot flatten them into an enum that
 /// refuses unknown fields.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
 pub enum StoreConfig {
     /// A directory: a local disk, or an NFS or CephFS mount.
@@ -259,6 +267,10 @@ impl Config {
         if storage.probe_interval_secs == 0 {
             bail!("[storage] probe_interval_secs must be more than 0");
         }
+        if storage.registry_refresh_secs == 0 {
+            bail!("[storage] registry_refresh_secs must be more than 0");
+        }
+        storage.maintenance.validate().map_err(anyhow::Error::msg)?;
         let metadata = &self.metadata;
         if !metadata.mysql.urls.is_empty() {
             bail!("[metadata.mysql]: list the database nodes in [metadata] mysql_urls instead");
@@ -456,6 +468,25 @@ replicas = 1
 min_replicas = 1
 # Seconds between probes of a store that failed.
 probe_interval_secs = 10
+# Seconds between re-reads of the store registry. The stores below seed it on the
+# first start; afterwards `evermail store set/drain/remove` change it for every node
+# (the registry wins over this file for zone, weight and state).
+registry_refresh_secs = 10
+
+[storage.maintenance]
+# The background worker of every node: repair restores the replica count of every
+# body (fewest good copies first) and empties draining stores; scrubs re-check every
+# copy, light (exists, right size) and deep (the whole BLAKE3 hash); garbage
+# collection deletes bodies no message has referenced for gc_grace_secs.
+enabled = true
+repair_interval_secs = 60
+scrub_interval_secs = 86400
+deep_scrub_interval_secs = 604800
+# What maintenance may take from the stores, all passes together.
+bytes_per_sec = 52428800
+objects_per_sec = 500
+gc_grace_secs = 86400
+gc_interval_secs = 3600
 
 # With no [[storage.stores]] entry, one filesystem store "local" lives in DATA/blobs.
 # Every store has an id (kept in the database with each copy: never change it),

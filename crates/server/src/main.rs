@@ -6,6 +6,8 @@
 mod account;
 mod config;
 mod db;
+mod rais_cli;
+mod registry;
 mod serve;
 mod storage;
 
@@ -52,6 +54,12 @@ enum Command {
     /// The metadata database: schema version, migrations, database nodes.
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// The blob stores every node uses: list, status, add, set, drain, remove.
+    #[command(subcommand)]
+    Store(rais_cli::StoreCommand),
+    /// Message bodies: scrub, repair, stat, garbage collection.
+    #[command(subcommand)]
+    Blob(rais_cli::BlobCommand),
 }
 
 #[derive(Subcommand)]
@@ -101,6 +109,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Db(command) => db::run(command, &config, &data_dir).await,
+        Command::Store(command) => rais_cli::run_store(command, &config, &data_dir).await,
+        Command::Blob(command) => rais_cli::run_blob(command, &config, &data_dir).await,
         Command::Config(ConfigCommand::Check) => {
             println!("data directory: {}", data_dir.display());
             println!("{config:#?}");

@@ -2,7 +2,7 @@
 //! metrics, storage, listeners, services, then wait for a signal and shut down.
 
 use crate::config::Config;
-use crate::storage::open_mailstore;
+use crate::storage::open_storage;
 use anyhow::Context;
 use evermail_admin::{Readiness, RenderMetrics};
 use evermail_imap::ListenerTls;
@@ -42,7 +42,8 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         .context("installing the metrics recorder")?;
     describe_metrics();
 
-    let mailstore = open_mailstore(&config, &data_dir).await?;
+    let storage = open_storage(&config, &data_dir).await?;
+    let mailstore = storage.mailstore(&config);
     tracing::info!(data_dir = %data_dir.display(), node = %config.node_name(), "storage open");
 
     // Before any listener: a broken certificate must fail the start, not the first
@@ -126,6 +127,26 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         render,
         admin_shutdown.clone(),
     ));
+    // Every node re-reads the store registry and runs the maintenance worker; both
+    // stop with the mail services.
+    services.spawn(storage.registry.spawn_refresh(
+        Duration::from_secs(config.storage.registry_refresh_secs),
+        shutdown.clone(),
+    ));
+    if config.storage.maintenance.enabled {
+        let options = &config.storage.maintenance;
+        let pace = Arc::new(evermail_rais::Pace::new(
+            options.bytes_per_sec,
+            options.objects_per_sec,
+        ));
+        let maintainer =
+            evermail_rais::Maintainer::new(storage.meta.clone(), storage.blobs.clone(), pace);
+        services.spawn(evermail_rais::spawn_worker(
+            maintainer,
+            options.clone(),
+            shutdown.clone(),
+        ));
+    }
     services.close();
 
     readiness.set(true);
@@ -237,6 +258,46 @@ fn describe_metrics() {
     ] {
         metrics::describe_counter!(name, help);
     }
+    for (name, help) in [
+        (
+            "evermail_rais_copies_repaired_total",
+            "Body copies written by repair to restore the replica count",
+        ),
+        (
+            "evermail_rais_copies_drained_total",
+            "Body copies deleted from draining stores after their body had enough elsewhere",
+        ),
+        (
+            "evermail_rais_scrub_checked_total",
+            "Copies checked by scrubs, by kind (light, deep) and result",
+        ),
+        (
+            "evermail_rais_scrub_passes_total",
+            "Scrub passes finished, by kind",
+        ),
+        (
+            "evermail_rais_gc_deleted_total",
+            "Unreferenced bodies deleted after their grace period",
+        ),
+    ] {
+        metrics::describe_counter!(name, help);
+    }
+    metrics::describe_gauge!(
+        "evermail_rais_under_replicated_blobs",
+        "Bodies with fewer good copies than replicas, as the last repair pass found"
+    );
+    metrics::describe_gauge!(
+        "evermail_rais_lost_blobs",
+        "Bodies the last repair pass found with no readable good copy"
+    );
+    metrics::describe_gauge!(
+        "evermail_rais_scrub_pass_checked",
+        "Copies checked so far by the running (or last) scrub pass, by kind"
+    );
+    metrics::describe_gauge!(
+        "evermail_blob_store_state",
+        "1 for each store's current state (active, read-only, draining, down)"
+    );
     metrics::describe_gauge!(
         "evermail_blob_store_healthy",
         "1 while a store takes writes, 0 after a failure until a probe passes"

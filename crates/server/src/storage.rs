@@ -1,19 +1,48 @@
-//! Opens the storage the config names. This is the one place that names backends.
+//! Opens the storage the config names. This and `registry` are the only places that
+//! name backends.
 
 use crate::config::{Config, MetadataBackend, StoreConfig};
+use crate::registry::{self, Registry};
 use anyhow::Context;
-use evermail_blob::fs::FsBackend;
-use evermail_blob::{BlobBackend, BlobStore, StoreHandle, StoreState};
-use evermail_blob_s3::S3Backend;
+use evermail_blob::{BlobStore, StoreHandle, StoreState};
 use evermail_mailbox::{Mailstore, MailstoreOptions};
 use evermail_meta::Meta;
 use evermail_meta::schema::SchemaVersion;
 use evermail_meta_mysql::{MysqlMeta, MysqlOptions};
 use evermail_meta_sqlite::SqliteMeta;
 use std::path::Path;
-use std::sync::Arc;
+
+/// The metadata store, the blob store over the registered stores, and the registry
+/// that keeps the two in step.
+pub struct Storage {
+    pub meta: Meta,
+    pub blobs: BlobStore,
+    pub registry: Registry,
+}
+
+impl Storage {
+    /// The mail model over this storage.
+    pub fn mailstore(&self, config: &Config) -> Mailstore {
+        let options = MailstoreOptions {
+            max_message_size: config
+                .lmtp
+                .max_message_size
+                .max(config.imap.max_message_size),
+            default_quota: config.accounts.default_quota,
+            login_guard: config.auth.clone(),
+        };
+        Mailstore::new(self.meta.clone(), self.blobs.clone(), options)
+    }
+}
 
 pub async fn open_mailstore(config: &Config, data_dir: &Path) -> anyhow::Result<Mailstore> {
+    Ok(open_storage(config, data_dir).await?.mailstore(config))
+}
+
+/// Opens the metadata store, then the blob stores: the configured ones seed the store
+/// registry in the database, and the registry decides which are used (see
+/// `registry`).
+pub async fn open_storage(config: &Config, data_dir: &Path) -> anyhow::Result<Storage> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let meta = open_meta(config, data_dir).await?;
@@ -33,23 +62,7 @@ pub async fn open_mailstore(config: &Config, data_dir: &Path) -> anyhow::Result<
     };
     let mut handles = Vec::new();
     for store in stores {
-        let backend: Arc<dyn BlobBackend> = match store {
-            StoreConfig::Fs { id, path, .. } => {
-                let root = data_dir.join(path);
-                let backend = FsBackend::open(&root, &node)
-                    .with_context(|| format!("opening blob store {id} at {}", root.display()))?;
-                Arc::new(backend)
-            }
-            StoreConfig::S3 { id, s3, .. } => {
-                let backend = S3Backend::open(s3, &node).with_context(|| {
-                    format!(
-                        "opening blob store {id} at {} bucket {}",
-                        s3.endpoint, s3.bucket
-                    )
-                })?;
-                Arc::new(backend)
-            }
-        };
+        let backend = registry::open_backend(store, data_dir, &node)?;
         let (zone, weight, state) = store.placement();
         handles.push(
             StoreHandle::new(store.id(), backend)
@@ -59,24 +72,30 @@ pub async fn open_mailstore(config: &Config, data_dir: &Path) -> anyhow::Result<
         );
     }
     let blobs = BlobStore::new(
-        handles,
+        handles.clone(),
         config.storage.replicas,
         config.storage.min_replicas,
     )
     .context("in [storage]")?;
+    let registry = Registry::attach(
+        meta.clone(),
+        blobs.clone(),
+        stores.to_vec(),
+        config.storage.stores.is_empty(),
+        handles,
+        data_dir,
+        &node,
+    )
+    .await?;
     // Ends by itself when the last clone of `blobs` is dropped.
     blobs.spawn_health_probes(std::time::Duration::from_secs(
         config.storage.probe_interval_secs,
     ));
-    let options = MailstoreOptions {
-        max_message_size: config
-            .lmtp
-            .max_message_size
-            .max(config.imap.max_message_size),
-        default_quota: config.accounts.default_quota,
-        login_guard: config.auth.clone(),
-    };
-    Ok(Mailstore::new(meta, blobs, options))
+    Ok(Storage {
+        meta,
+        blobs,
+        registry,
+    })
 }
 
 /// Opens the metadata store for serving.

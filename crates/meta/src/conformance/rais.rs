@@ -200,6 +200,15 @@ pub async fn store_registry_refuses_removing_a_sole_copy(meta: Meta) {
     }
     let err = meta.remove_store("s2").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
+    // A removed store's id is not registered again (a config file may still name it)
+    // and cannot be changed.
+    assert!(!meta.add_store(store_record("s2")).await.unwrap());
+    assert_eq!(meta.stores().await.unwrap().len(), 2);
+    let err = meta
+        .change_store("s2", StoreChange::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
 }
 
 pub async fn garbage_collection_waits_and_refuses_doomed_bodies(meta: Meta) {
