@@ -23,6 +23,16 @@ const VALID: &[&[u8]] = &[
     b"b6 ENABLE CONDSTORE QRESYNC\r\n",
     b"b7 UID EXPUNGE 3:5\r\n",
     b"b8 RENAME old new\r\n",
+    // CONDSTORE, QRESYNC, BINARY, SEARCHRES, LIST-EXTENDED/LIST-STATUS, rev2.
+    b"b9 SELECT INBOX (CONDSTORE)\r\n",
+    b"c1 SEARCH RETURN (SAVE MIN) MODSEQ \"/flags/\\\\draft\" all 620162338 NOT UID $\r\n",
+    b"c2 FETCH $ (BINARY.SIZE[1.2] BINARY[]<0.4096> BINARY.PEEK[3]) (CHANGEDSINCE 12345)\r\n",
+    b"c3 LIST (SUBSCRIBED RECURSIVEMATCH REMOTE) \"\" (\"*\" %) RETURN (SUBSCRIBED CHILDREN SPECIAL-USE STATUS (SIZE HIGHESTMODSEQ DELETED))\r\n",
+    b"c4 STORE $ (UNCHANGEDSINCE 0) FLAGS.SILENT ()\r\n",
+    b"c5 ENABLE IMAP4rev2 CONDSTORE\r\n",
+    b"c6 APPEND INBOX ~{3+}\r\na\0b\r\n",
+    b"c7 EXAMINE INBOX (QRESYNC (1 2))\r\n",
+    b"c8 UID EXPUNGE $\r\n",
 ];
 
 fn limits() -> Limits {
@@ -34,9 +44,23 @@ fn limits() -> Limits {
     }
 }
 
+/// The limits before login: LITERAL- caps non-synchronizing literals at 4096 bytes.
+fn literal_minus_limits() -> Limits {
+    Limits {
+        max_literal: 16 * 1024,
+        literal_minus: true,
+        max_command: 64 * 1024,
+        ..limits()
+    }
+}
+
 /// Checks what every answer must satisfy and returns it.
 fn check(input: &[u8]) -> Parse {
-    let parse = parse_command(input, &limits());
+    check_with(input, &limits())
+}
+
+fn check_with(input: &[u8], limits: &Limits) -> Parse {
+    let parse = parse_command(input, limits);
     match &parse {
         Parse::Complete { consumed, .. } | Parse::Error { consumed, .. } => {
             assert!(*consumed > 0, "{input:?}: consumed nothing");
@@ -114,6 +138,10 @@ proptest! {
         Just(&b"~{1}\r\n"[..]), Just(&b"BODY[1.MIME]<0.5>"[..]), Just(&b"NOT "[..]),
         Just(&b"OR "[..]), Just(&b"1:*"[..]), Just(&b"\"q\\\"\""[..]), Just(&b"\r\n"[..]),
         Just(&b" "[..]), Just(&b"LOGIN "[..]), Just(&b"APPEND x "[..]), Just(&b"$"[..]),
+        Just(&b"BINARY.PEEK[1]<0.9>"[..]), Just(&b"(CHANGEDSINCE 1 VANISHED)"[..]),
+        Just(&b"(UNCHANGEDSINCE 9) "[..]), Just(&b"RETURN (SAVE) "[..]),
+        Just(&b"MODSEQ \"/flags/\\\\seen\" priv 5 "[..]), Just(&b"(QRESYNC (1 2 1:5 (1 2)))"[..]),
+        Just(&b"RETURN (STATUS (SIZE)) "[..]), Just(&b"{4097+}\r\n"[..]),
     ], 0..40)) {
         let input: Vec<u8> = parts.concat();
         check(&input);
@@ -126,6 +154,38 @@ proptest! {
     ) {
         let input = apply(VALID[which].to_vec(), &mutations);
         check(&input);
+    }
+
+    /// Literal announcements of every size around LITERAL-'s 4096, synchronizing or
+    /// not, with or without their data.
+    #[test]
+    fn literal_minus_announcements(
+        len in prop_oneof![0u64..5000, Just(4096u64), Just(4097u64), any::<u64>()],
+        plus in any::<bool>(),
+        binary in any::<bool>(),
+        data in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let mut input = format!(
+            "a LOGIN {}{{{len}{}}}\r\n",
+            if binary { "~" } else { "" },
+            if plus { "+" } else { "" },
+        )
+        .into_bytes();
+        input.extend_from_slice(&data);
+        let parse = check_with(&input, &literal_minus_limits());
+        if plus && len > 4096 {
+            let refused = matches!(parse, Parse::Error { .. });
+            prop_assert!(refused, "{:?}", parse);
+        }
+    }
+
+    #[test]
+    fn mutated_commands_before_login(
+        which in 0..VALID.len(),
+        mutations in proptest::collection::vec(mutation(), 1..4),
+    ) {
+        let input = apply(VALID[which].to_vec(), &mutations);
+        check_with(&input, &literal_minus_limits());
     }
 
     #[test]
