@@ -28,6 +28,8 @@ pub struct Reply {
     pub search: Vec<u32>,
     /// The largest `UID N` in FETCH responses.
     pub max_uid: Option<u32>,
+    /// The smallest `UID N` in FETCH responses.
+    pub min_uid: Option<u32>,
 }
 
 pub struct ImapConn {
@@ -160,6 +162,7 @@ impl ImapConn {
             && let Some(uid) = number_after(trimmed, b"UID ")
         {
             reply.max_uid = reply.max_uid.max(Some(uid));
+            reply.min_uid = Some(reply.min_uid.map_or(uid, |m| m.min(uid)));
         }
     }
 
@@ -280,7 +283,7 @@ mod tests {
         });
         let mut c = ImapConn::connect(addr).await.unwrap();
         let r = c.command("FETCH 1 BODY[]").await.unwrap();
-        assert_eq!((r.lines, r.max_uid), (1, Some(5)));
+        assert_eq!((r.lines, r.min_uid, r.max_uid), (1, Some(5), Some(5)));
         assert_eq!(c.command("SEARCH ALL").await.unwrap().search, vec![2, 4, 9]);
         let err = c.command("SEARCH BODY x").await.unwrap_err().to_string();
         assert_eq!(err, "SEARCH: NO [CANNOT] not here");

@@ -84,8 +84,9 @@ async fn session(
     };
     stats.steps[3].ok(t.elapsed());
 
-    if let Some(max) = fetched.and_then(|f| f.max_uid) {
-        let from = last_uid.map_or(1, |u| u + 1);
+    if let Some((min, max)) = fetched.and_then(|f| Some((f.min_uid?, f.max_uid?))) {
+        // Only what this session fetched is marked, as a client marks what it showed.
+        let from = last_uid.map_or(min, |u| (u + 1).max(min));
         if max >= from {
             let t = Instant::now();
             conn.command(&format!("UID STORE {from}:{max} +FLAGS.SILENT (\\Seen)"))
