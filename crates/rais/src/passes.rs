@@ -286,14 +286,41 @@ impl Maintainer {
             };
             after = Some((last.blob, last.copy.store.clone()));
             for listed in page.iter().filter(|l| draining.contains(&l.copy.store)) {
-                let good_elsewhere = self
+                let elsewhere: Vec<BlobCopy> = self
                     .meta
                     .blob_copies(listed.blob)
                     .await?
-                    .iter()
+                    .into_iter()
                     .filter(|c| c.state == CopyState::Ok && !draining.contains(&c.store))
-                    .count() as u32;
-                if good_elsewhere < replicas {
+                    .collect();
+                if (elsewhere.len() as u32) < replicas {
+                    continue;
+                }
+                // The rows may be older than the last scrub: before deleting what may
+                // be the last real copy, make sure the others are there.
+                let mut present = 0;
+                for copy in &elsewhere {
+                    self.pace.take(0).await;
+                    let check = self
+                        .blobs
+                        .check_copy(listed.blob, listed.size, &stored(copy), false)
+                        .await;
+                    match check {
+                        CopyCheck::Ok => present += 1,
+                        CopyCheck::Missing | CopyCheck::Corrupt => {
+                            let state = if check == CopyCheck::Missing {
+                                CopyState::Missing
+                            } else {
+                                CopyState::Corrupt
+                            };
+                            self.meta
+                                .set_copy_state(listed.blob, &copy.store, state, None)
+                                .await?;
+                        }
+                        CopyCheck::Unknown(_) => {}
+                    }
+                }
+                if present < replicas {
                     continue;
                 }
                 self.pace.take(0).await;

@@ -339,3 +339,39 @@ async fn a_delivery_racing_garbage_collection_never_loses_its_body() {
     }
     assert_eq!(w.mail.body(id).await.unwrap(), b);
 }
+
+#[tokio::test]
+async fn drain_keeps_a_copy_whose_replacements_exist_only_on_paper() {
+    let w = world(1).await;
+    let bodies = w.deliver(6).await;
+    let (id, b) = bodies[2].clone();
+    let copy = w.meta.blob_copies(id).await.unwrap().remove(0);
+    let x: usize = copy.store[1..].parse().unwrap();
+    let y = (x + 1) % 3;
+    // A row says store y holds a good copy; the file was never there (or is gone
+    // since the last scrub).
+    let phantom = evermail_meta::BlobLocation {
+        store: format!("s{y}"),
+        key: copy.key.clone(),
+    };
+    assert!(w.meta.add_copy(id, phantom).await.unwrap());
+    let mut handles = w.handles.clone();
+    handles[x] = handles[x].clone().with_state(StoreState::Draining);
+    w.blobs.set_stores(handles);
+
+    w.maint.repair(&()).await.unwrap();
+    assert!(
+        w.roots[x].join(&copy.key).exists(),
+        "the only real copy was kept"
+    );
+    assert_eq!(w.mail.body(id).await.unwrap(), b);
+    // The phantom is now marked missing, so the next pass copies the body for real
+    // and only then empties the draining store.
+    w.maint.repair(&()).await.unwrap();
+    assert!(!w.roots[x].join(&copy.key).exists());
+    assert_eq!(w.mail.body(id).await.unwrap(), b);
+    for (id, b) in &bodies {
+        assert_eq!(&w.mail.body(*id).await.unwrap(), b);
+    }
+    assert_eq!(w.files(x), 0);
+}
