@@ -54,6 +54,7 @@
 //! - `rais`: copy states, the store registry, repair and garbage collection.
 //! - this file: [`MysqlOptions`], [`MysqlMeta`] and its [`MetaBackend`] implementation.
 
+mod membership;
 mod nodes;
 mod rais;
 mod rename;
@@ -1047,5 +1048,25 @@ impl MetaBackend for MysqlMeta {
 
     async fn forget_blob(&self, id: BlobId) -> Result<(), MetaError> {
         rais::forget_blob(self, id).await
+    }
+
+    async fn node_heartbeat(
+        &self,
+        beat: NodeHeartbeat,
+        now_ms: i64,
+    ) -> Result<NodeRecord, MetaError> {
+        membership::node_heartbeat(self, beat, now_ms).await
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeRecord>, MetaError> {
+        membership::nodes(self).await
+    }
+
+    async fn set_node_state(&self, name: &str, state: NodeState) -> Result<(), MetaError> {
+        membership::set_node_state(self, name, state).await
+    }
+
+    async fn forget_node(&self, name: &str) -> Result<bool, MetaError> {
+        membership::forget_node(self, name).await
     }
 }

@@ -149,14 +149,31 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
         ) {table}",
         ],
     ),
+    (
+        4,
+        &[
+            // Cluster membership: every mailbox node's row and heartbeat.
+            "CREATE TABLE IF NOT EXISTS nodes (
+            name VARCHAR(255) NOT NULL PRIMARY KEY,
+            instance VARCHAR(64) NOT NULL,
+            addresses TEXT NOT NULL,
+            version VARCHAR(64) NOT NULL,
+            state VARCHAR(16) NOT NULL,
+            sessions BIGINT NOT NULL,
+            started_at BIGINT NOT NULL,
+            heartbeat_at BIGINT NOT NULL
+        ) {table}",
+        ],
+    ),
 ];
 
 /// The migrations a build that does not know them may still run against, as `(version,
 /// compatible_down_to)`; see `evermail_meta::schema`. A migration not listed here is
 /// compatible only with builds that know it. Neither 2 nor 3 is listed: a build without
 /// 2 would not write the MODSEQ backstop, one without 3 would hand out a body that
-/// garbage collection has doomed.
-const COMPATIBLE_DOWN_TO: &[(i64, i64)] = &[];
+/// garbage collection has doomed. 4 only adds the `nodes` table, which a build without
+/// membership never reads.
+const COMPATIBLE_DOWN_TO: &[(i64, i64)] = &[(4, 3)];
 
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {

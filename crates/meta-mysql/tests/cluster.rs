@@ -318,7 +318,8 @@ async fn a_node_runs_on_a_newer_schema_only_while_it_is_compatible() {
     };
     let latest = latest_version();
     let meta = MysqlMeta::connect(&db.options(&[0])).await.unwrap();
-    assert_eq!(meta.schema().await.unwrap(), SchemaVersion::exact(latest));
+    // The newest migration may itself be compatible with older builds.
+    assert_eq!(meta.schema().await.unwrap().version, latest);
 
     // The expand step of a rolling upgrade: release N+1 added what N ignores. N checks
     // it (as `serve` does) through another node, and `migrate` leaves it alone.

@@ -102,13 +102,30 @@ const MIGRATIONS: &[(i64, &str)] = &[
     );
     "#,
     ),
+    (
+        3,
+        // Cluster membership: every mailbox node's row and heartbeat.
+        r#"
+    CREATE TABLE nodes (
+        name TEXT PRIMARY KEY,
+        instance TEXT NOT NULL,
+        addresses TEXT NOT NULL,
+        version TEXT NOT NULL,
+        state TEXT NOT NULL,
+        sessions INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL
+    );
+    "#,
+    ),
 ];
 
 /// The migrations a build that does not know them may still run against, as `(version,
 /// compatible_down_to)`; see `evermail_meta::schema`. A migration not listed here is
 /// compatible only with builds that know it. 2 is not listed: a build without it would
-/// hand out a body that garbage collection has doomed.
-const COMPATIBLE_DOWN_TO: &[(i64, i64)] = &[];
+/// hand out a body that garbage collection has doomed. 3 only adds the `nodes` table,
+/// which a build without membership never reads.
+const COMPATIBLE_DOWN_TO: &[(i64, i64)] = &[(3, 2)];
 
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {

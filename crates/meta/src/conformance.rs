@@ -6,8 +6,10 @@ use crate::*;
 use evermail_types::{Flag, ModSeq, UidValidity};
 use std::collections::HashSet;
 
+mod membership;
 mod rais;
 mod rename;
+pub use membership::*;
 pub use rais::*;
 pub use rename::*;
 
@@ -52,6 +54,7 @@ macro_rules! meta_conformance_tests {
             rename_refuses_taken_names_and_changes_nothing,
             moving_inbox_empties_it_and_logs_the_expunges,
             insert_messages_is_all_or_nothing,
+            nodes_heartbeat_and_keep_their_state,
         );
     };
     (@each required $make:expr; $($name:ident),* $(,)?) => {

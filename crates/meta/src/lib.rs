@@ -27,11 +27,13 @@
 
 pub mod conformance;
 mod error;
+mod membership;
 mod rais;
 mod records;
 pub mod schema;
 
 pub use error::{ErrorKind, MetaError};
+pub use membership::*;
 pub use rais::*;
 pub use records::*;
 
@@ -211,6 +213,25 @@ pub trait MetaBackend: Send + Sync + 'static {
     /// Drops the rows of a doomed blob once its copies are deleted. A blob that is not
     /// doomed is left alone.
     async fn forget_blob(&self, id: BlobId) -> Result<(), MetaError>;
+
+    // Cluster membership: each mailbox node keeps its own row fresh.
+
+    /// Writes a node's row as its heartbeat says, at `now_ms` (Unix milliseconds). A new
+    /// node is added as active; a known one keeps its state, which only
+    /// `set_node_state` changes. Returns the row as stored, so the node learns its
+    /// state (a drain) at its next heartbeat.
+    async fn node_heartbeat(
+        &self,
+        beat: NodeHeartbeat,
+        now_ms: i64,
+    ) -> Result<NodeRecord, MetaError>;
+    /// Every node's row, ordered by name, up or not.
+    async fn nodes(&self) -> Result<Vec<NodeRecord>, MetaError>;
+    /// Sets a node's state (drain, undrain); `NotFound` for an unknown name.
+    async fn set_node_state(&self, name: &str, state: NodeState) -> Result<(), MetaError>;
+    /// Removes a node's row; returns whether there was one. A node still running
+    /// writes it again at its next heartbeat.
+    async fn forget_node(&self, name: &str) -> Result<bool, MetaError>;
 }
 
 /// A cheap, cloneable handle to a metadata backend.

@@ -1,0 +1,136 @@
+//! The `nodes` table: cluster membership, mirroring the SQLite backend's
+//! `membership` statement by statement. (Not `nodes.rs`: that is the pool of database
+//! nodes this backend talks to, a different kind of node.)
+
+use crate::MysqlMeta;
+use crate::retry::{TxError, db};
+use crate::rows::{corrupt, text};
+use evermail_meta::*;
+use sqlx::mysql::MySqlRow;
+use sqlx::{MySqlConnection, Row};
+
+const COLUMNS: &str =
+    "name, instance, addresses, version, state, sessions, started_at, heartbeat_at";
+
+fn node_from_row(row: &MySqlRow) -> Result<NodeRecord, TxError> {
+    let sessions: i64 = row.try_get("sessions").map_err(db)?;
+    Ok(NodeRecord {
+        name: text(row, "name")?,
+        instance: text(row, "instance")?,
+        addresses: decode_addresses(&text(row, "addresses")?)
+            .ok_or_else(|| corrupt("node addresses"))?,
+        version: text(row, "version")?,
+        state: NodeState::parse(&text(row, "state")?).ok_or_else(|| corrupt("node state"))?,
+        sessions: u32::try_from(sessions).map_err(|_| corrupt("node sessions"))?,
+        started_at: row.try_get("started_at").map_err(db)?,
+        heartbeat_at: row.try_get("heartbeat_at").map_err(db)?,
+    })
+}
+
+async fn node_row(conn: &mut MySqlConnection, name: &str) -> Result<NodeRecord, TxError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM nodes WHERE name = ?"))
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+    node_from_row(&row)
+}
+
+pub(crate) async fn node_heartbeat(
+    meta: &MysqlMeta,
+    beat: NodeHeartbeat,
+    now_ms: i64,
+) -> Result<NodeRecord, MetaError> {
+    // A heartbeat writes the same row again, so replaying one is harmless.
+    meta.write(true, |conn, _| {
+        let beat = beat.clone();
+        Box::pin(async move {
+            // The state is written only when the row is new: a drain set meanwhile
+            // must survive the node's own heartbeats.
+            sqlx::query(
+                "INSERT INTO nodes (name, instance, addresses, version, state, sessions,
+                    started_at, heartbeat_at)
+                 VALUES (?, ?, ?, ?, 'active', ?, ?, ?)
+                 ON DUPLICATE KEY UPDATE instance = VALUES(instance),
+                    addresses = VALUES(addresses), version = VALUES(version),
+                    sessions = VALUES(sessions), started_at = VALUES(started_at),
+                    heartbeat_at = VALUES(heartbeat_at)",
+            )
+            .bind(&beat.name)
+            .bind(&beat.instance)
+            .bind(encode_addresses(&beat.addresses))
+            .bind(&beat.version)
+            .bind(i64::from(beat.sessions))
+            .bind(beat.started_at)
+            .bind(now_ms)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            node_row(conn, &beat.name).await
+        })
+    })
+    .await
+}
+
+pub(crate) async fn nodes(meta: &MysqlMeta) -> Result<Vec<NodeRecord>, MetaError> {
+    meta.read(|conn| {
+        Box::pin(async move {
+            sqlx::query(&format!("SELECT {COLUMNS} FROM nodes ORDER BY name"))
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db)?
+                .iter()
+                .map(node_from_row)
+                .collect()
+        })
+    })
+    .await
+}
+
+pub(crate) async fn set_node_state(
+    meta: &MysqlMeta,
+    name: &str,
+    state: NodeState,
+) -> Result<(), MetaError> {
+    meta.write(true, |conn, _| {
+        let name = name.to_string();
+        Box::pin(async move {
+            // Asked first: MariaDB counts only changed rows, so an UPDATE to the state a
+            // node already has would look like an unknown name.
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM nodes WHERE name = ? FOR UPDATE")
+                    .bind(&name)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db)?;
+            if exists.is_none() {
+                return Err(MetaError::not_found(format!("node {name:?}")).into());
+            }
+            sqlx::query("UPDATE nodes SET state = ? WHERE name = ?")
+                .bind(state.as_str())
+                .bind(&name)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+    })
+    .await
+}
+
+pub(crate) async fn forget_node(meta: &MysqlMeta, name: &str) -> Result<bool, MetaError> {
+    // Not replayed after an unknown outcome: the replay would report the row it may
+    // itself have deleted as never there.
+    meta.write(false, |conn, _| {
+        let name = name.to_string();
+        Box::pin(async move {
+            let done = sqlx::query("DELETE FROM nodes WHERE name = ?")
+                .bind(&name)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            Ok(done.rows_affected() > 0)
+        })
+    })
+    .await
+}

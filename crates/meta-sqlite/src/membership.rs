@@ -1,0 +1,116 @@
+//! The `nodes` table: cluster membership. Each function is one `MetaBackend` method;
+//! see the trait for meaning. With SQLite there is only ever one node, but it keeps
+//! its row like any other, so `evermail node list` and a proxy work the same way.
+
+use crate::{SqliteMeta, corrupt, db_error};
+use evermail_meta::*;
+use futures_util::future::BoxFuture;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+const COLUMNS: &str =
+    "name, instance, addresses, version, state, sessions, started_at, heartbeat_at";
+
+fn node_from_row(row: &SqliteRow) -> Result<NodeRecord, MetaError> {
+    let addresses: String = row.try_get("addresses").map_err(db_error)?;
+    let state: String = row.try_get("state").map_err(db_error)?;
+    let sessions: i64 = row.try_get("sessions").map_err(db_error)?;
+    Ok(NodeRecord {
+        name: row.try_get("name").map_err(db_error)?,
+        instance: row.try_get("instance").map_err(db_error)?,
+        addresses: decode_addresses(&addresses).ok_or_else(|| corrupt("node addresses"))?,
+        version: row.try_get("version").map_err(db_error)?,
+        state: NodeState::parse(&state).ok_or_else(|| corrupt("node state"))?,
+        sessions: u32::try_from(sessions).map_err(|_| corrupt("node sessions"))?,
+        started_at: row.try_get("started_at").map_err(db_error)?,
+        heartbeat_at: row.try_get("heartbeat_at").map_err(db_error)?,
+    })
+}
+
+pub(crate) async fn node_heartbeat(
+    meta: &SqliteMeta,
+    beat: NodeHeartbeat,
+    now_ms: i64,
+) -> Result<NodeRecord, MetaError> {
+    meta.writer
+        .write(move |conn| -> BoxFuture<'_, _> {
+            Box::pin(async move {
+                // The state is written only when the row is new: a drain set meanwhile
+                // must survive the node's own heartbeats.
+                sqlx::query(
+                    "INSERT INTO nodes (name, instance, addresses, version, state, sessions,
+                        started_at, heartbeat_at)
+                     VALUES (?, ?, ?, ?, 'active', ?, ?, ?)
+                     ON CONFLICT (name) DO UPDATE SET instance = excluded.instance,
+                        addresses = excluded.addresses, version = excluded.version,
+                        sessions = excluded.sessions, started_at = excluded.started_at,
+                        heartbeat_at = excluded.heartbeat_at",
+                )
+                .bind(&beat.name)
+                .bind(&beat.instance)
+                .bind(encode_addresses(&beat.addresses))
+                .bind(&beat.version)
+                .bind(i64::from(beat.sessions))
+                .bind(beat.started_at)
+                .bind(now_ms)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
+                let row = sqlx::query(&format!("SELECT {COLUMNS} FROM nodes WHERE name = ?"))
+                    .bind(&beat.name)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+                node_from_row(&row)
+            })
+        })
+        .await
+}
+
+pub(crate) async fn nodes(meta: &SqliteMeta) -> Result<Vec<NodeRecord>, MetaError> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM nodes ORDER BY name"))
+        .fetch_all(&meta.readers)
+        .await
+        .map_err(db_error)?;
+    rows.iter().map(node_from_row).collect()
+}
+
+pub(crate) async fn set_node_state(
+    meta: &SqliteMeta,
+    name: &str,
+    state: NodeState,
+) -> Result<(), MetaError> {
+    let name = name.to_string();
+    meta.writer
+        .write(move |conn| -> BoxFuture<'_, _> {
+            Box::pin(async move {
+                let done = sqlx::query("UPDATE nodes SET state = ? WHERE name = ?")
+                    .bind(state.as_str())
+                    .bind(&name)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+                if done.rows_affected() == 0 {
+                    return Err(MetaError::not_found(format!("node {name:?}")));
+                }
+                Ok(())
+            })
+        })
+        .await
+}
+
+pub(crate) async fn forget_node(meta: &SqliteMeta, name: &str) -> Result<bool, MetaError> {
+    let name = name.to_string();
+    meta.writer
+        .write(move |conn| -> BoxFuture<'_, _> {
+            Box::pin(async move {
+                let done = sqlx::query("DELETE FROM nodes WHERE name = ?")
+                    .bind(&name)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+                Ok(done.rows_affected() > 0)
+            })
+        })
+        .await
+}
