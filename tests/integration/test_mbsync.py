@@ -15,6 +15,7 @@ import shutil
 import smtplib
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -98,7 +99,8 @@ SyncState *
     return rc
 
 
-def run_mbsync(rc: Path) -> None:
+def run_mbsync(rc: Path, what: str) -> None:
+    started = time.monotonic()
     proc = subprocess.run(
         ["mbsync", "-c", str(rc), "-a"],
         capture_output=True,
@@ -106,6 +108,8 @@ def run_mbsync(rc: Path) -> None:
         timeout=MBSYNC_TIMEOUT,
     )
     assert proc.returncode == 0, f"mbsync failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    # Reported, never asserted: `pytest -s` shows it.
+    print(f"mbsync {what}: {time.monotonic() - started:.1f} s")
 
 
 def normalise(body: bytes) -> bytes:
@@ -189,11 +193,13 @@ def set_maildir_flags(path: Path, flags: str) -> None:
 
 
 def test_mbsync_two_way_sync_of_thousands_of_messages(users, tmp_path):
+    started = time.monotonic()
     deliver_many(users, MESSAGES)
+    print(f"LMTP delivery of {MESSAGES} messages: {time.monotonic() - started:.1f} s")
     rc = mbsyncrc(users, tmp_path)
     maildir = tmp_path / "Maildir"
 
-    run_mbsync(rc)
+    run_mbsync(rc, f"first sync of {MESSAGES} messages")
     client = imaplib.IMAP4(HOST, users.ports["imap"], timeout=NET_TIMEOUT)
     client.login(*ALICE)
     assert assert_in_sync(client, maildir) == MESSAGES
@@ -225,10 +231,10 @@ def test_mbsync_two_way_sync_of_thousands_of_messages(users, tmp_path):
             body = message(f"local round {round_} {i}").replace(b"\r\n", b"\n")
             (maildir / "INBOX" / "new" / name).write_bytes(body)
 
-        run_mbsync(rc)
+        run_mbsync(rc, f"round {round_}, changes on both sides")
         # mbsync found both sides' changes in this run; a second run has nothing
         # left to do and must keep them equal.
-        run_mbsync(rc)
+        run_mbsync(rc, f"round {round_}, nothing changed")
         client.noop()
         total = assert_in_sync(client, maildir)
         expected = MESSAGES + (round_ + 1) * (5 + 5 - 10 - 15)
