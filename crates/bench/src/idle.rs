@@ -32,6 +32,9 @@ pub struct IdleRun {
     pub settle: Duration,
     /// Sessions opened and closed before the measured ones, at the same parallelism.
     pub warmup: usize,
+    /// Stop opening sessions once the server's PSS exceeds this (KiB), so a server
+    /// that needs far more memory than expected cannot exhaust a shared machine.
+    pub max_server_pss_kib: u64,
 }
 
 /// Memory of a set of processes, in KiB.
@@ -144,19 +147,37 @@ async fn open_idle(run: &IdleRun) -> anyhow::Result<ImapConn> {
     Ok(conn)
 }
 
-/// Opens up to `n` idle sessions, `run.parallel` at a time, until the deadline; the
-/// open sessions and the samples of opening them.
+/// How often (in sessions opened) the server's memory is checked against the limit.
+const MEMORY_CHECK_EVERY: usize = 500;
+
+/// Opens up to `n` idle sessions, `run.parallel` at a time, until the deadline or the
+/// memory limit; the open sessions, the samples of opening them, and whether the
+/// limit stopped it.
 async fn open_many(
     run: &Arc<IdleRun>,
     n: usize,
     deadline: Instant,
-) -> anyhow::Result<(Vec<ImapConn>, Samples)> {
+) -> anyhow::Result<(Vec<ImapConn>, Samples, bool)> {
     let permits = Arc::new(Semaphore::new(run.parallel.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..n {
+    let mut over_limit = false;
+    for i in 0..n {
         let permit = permits.clone().acquire_owned().await?;
         if Instant::now() >= deadline {
             break;
+        }
+        if i > 0 && i % MEMORY_CHECK_EVERY == 0 {
+            let now = memory(&run.pids)?;
+            if now.pss_kib > run.max_server_pss_kib {
+                eprintln!(
+                    "idle: the server's PSS is {} MiB after {i} sessions, over the limit of {} MiB; \
+                     no more sessions are opened",
+                    now.pss_kib / 1024,
+                    run.max_server_pss_kib / 1024
+                );
+                over_limit = true;
+                break;
+            }
         }
         let run = run.clone();
         tasks.spawn(async move {
@@ -177,7 +198,7 @@ async fn open_many(
             Err(e) => samples.error(e),
         }
     }
-    Ok((open, samples))
+    Ok((open, samples, over_limit))
 }
 
 /// Memory is read three times: before anything (`cold`), after `warmup` sessions
@@ -191,7 +212,7 @@ pub async fn idle(run: IdleRun) -> anyhow::Result<Row> {
     let run = Arc::new(run);
     let deadline = Instant::now() + run.duration;
     if run.warmup > 0 {
-        let (warm, samples) = open_many(&run, run.warmup, deadline).await?;
+        let (warm, samples, _) = open_many(&run, run.warmup, deadline).await?;
         anyhow::ensure!(
             samples.errors == 0,
             "warm-up: {} sessions failed, first: {}",
@@ -203,7 +224,7 @@ pub async fn idle(run: IdleRun) -> anyhow::Result<Row> {
     }
     let before = memory(&run.pids)?;
     let started = Instant::now();
-    let (open, samples) = open_many(&run, run.connections, deadline).await?;
+    let (open, samples, over_limit) = open_many(&run, run.connections, deadline).await?;
     let elapsed = started.elapsed();
     tokio::time::sleep(run.settle).await;
     let after = memory(&run.pids)?;
@@ -217,6 +238,7 @@ pub async fn idle(run: IdleRun) -> anyhow::Result<Row> {
         elapsed,
     )
     .with("sessions_open", open.len())
+    .with("stopped_at_memory_limit", over_limit)
     .with("warmup_sessions", run.warmup)
     .with("rss_cold_kib", cold.rss_kib)
     .with("pss_cold_kib", cold.pss_kib)

@@ -158,6 +158,10 @@ enum Workload {
         /// burst of logins is in the baseline (it is reported separately).
         #[arg(long, default_value_t = 0)]
         warmup: usize,
+        /// Stop opening sessions when the server's PSS passes this many MiB (checked
+        /// every 500 sessions), to protect a shared machine; the row says so.
+        #[arg(long, default_value_t = 8192)]
+        max_server_pss_mib: u64,
     },
     /// Client sessions (login, select, fetch new, store \Seen, idle, logout) as the
     /// given users, while LMTP connections deliver to them.
@@ -305,6 +309,7 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             settle,
             warmup,
+            max_server_pss_mib,
         } => {
             let row = idle::idle(idle::IdleRun {
                 server: login.imap,
@@ -317,6 +322,7 @@ async fn main() -> anyhow::Result<()> {
                 duration: Duration::from_secs(seconds),
                 settle: Duration::from_secs(settle),
                 warmup,
+                max_server_pss_kib: max_server_pss_mib * 1024,
             })
             .await?;
             report.emit(row)?;
