@@ -6,6 +6,7 @@ use bytes::Bytes;
 use evermail_types::BlobId;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -24,6 +25,10 @@ pub enum CopyProblem {
     /// The object's size or content does not match the blob id.
     Corrupt,
 }
+
+/// How long a put waits by default for its remaining copies once `min_replicas` are
+/// durable.
+pub const DEFAULT_SLOW_COPY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where one durable copy of a blob went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +49,9 @@ pub(crate) struct Inner {
     stores: RwLock<Arc<Vec<StoreHandle>>>,
     pub(crate) replicas: usize,
     min_replicas: usize,
+    /// Milliseconds a put waits for its remaining copies once `min_replicas` are
+    /// durable; 0 waits for every copy.
+    slow_copy_timeout_ms: AtomicU64,
 }
 
 impl BlobStore {
@@ -88,6 +96,7 @@ impl BlobStore {
                 stores: RwLock::new(Arc::new(stores)),
                 replicas,
                 min_replicas,
+                slow_copy_timeout_ms: AtomicU64::new(DEFAULT_SLOW_COPY_TIMEOUT.as_millis() as u64),
             }),
         })
     }
@@ -109,6 +118,18 @@ impl BlobStore {
     pub fn set_stores(&self, stores: Vec<StoreHandle>) {
         export_store_metrics(&stores);
         *self.inner.stores.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(stores);
+    }
+
+    /// How long a put waits for its remaining copies once `min_replicas` are durable
+    /// (default 5 s; zero waits for every copy). A store that answers slower (an S3
+    /// endpoint black-holing packets, a hung NFS mount) then costs each delivery this
+    /// long once, not its full timeout: the put is acknowledged with the copies it
+    /// has, the slow store leaves write placement until a probe passes, and repair adds
+    /// the missing copy later.
+    pub fn set_slow_copy_timeout(&self, timeout: Duration) {
+        self.inner
+            .slow_copy_timeout_ms
+            .store(timeout.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Copies written of every body.
@@ -139,6 +160,7 @@ impl BlobStore {
         // Zones of the copies written or being written, one entry per copy.
         let mut zones: Vec<&str> = Vec::new();
         let mut writes = FuturesUnordered::new();
+        let mut in_flight: Vec<String> = Vec::new();
         let write = |store: &StoreHandle| {
             let store = store.clone();
             let body = body.clone();
@@ -157,11 +179,39 @@ impl BlobStore {
             };
             let store = remaining.remove(i);
             zones.push(store.zone());
+            in_flight.push(store.id().to_string());
             writes.push(write(store));
         }
         let mut copies = Vec::new();
         let mut failures = Vec::new();
-        while let Some((store, key, result)) = writes.next().await {
+        let slow_copy_timeout =
+            Duration::from_millis(self.inner.slow_copy_timeout_ms.load(Ordering::Relaxed));
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let next = if copies.len() >= self.inner.min_replicas && !slow_copy_timeout.is_zero() {
+                let at = *deadline
+                    .get_or_insert_with(|| tokio::time::Instant::now() + slow_copy_timeout);
+                match tokio::time::timeout_at(at, writes.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        // Dropping the stragglers cancels them; a write that still lands
+                        // is an unreferenced file, which is harmless.
+                        for store in &stores[..] {
+                            if in_flight.contains(&store.id().to_string()) {
+                                tracing::warn!(store = %store.id(), blob = %id, "store slower than slow_copy_timeout; acknowledging without its copy");
+                                store.mark_failed(&"slower than slow_copy_timeout");
+                            }
+                        }
+                        break;
+                    }
+                }
+            } else {
+                writes.next().await
+            };
+            let Some((store, key, result)) = next else {
+                break;
+            };
+            in_flight.retain(|s| s != store.id());
             match result {
                 Ok(()) => {
                     store.mark_ok();
@@ -183,6 +233,7 @@ impl BlobStore {
                         let next = remaining.remove(i);
                         tracing::info!(failed = %store.id(), instead = %next.id(), blob = %id, "writing the copy elsewhere");
                         zones.push(next.zone());
+                        in_flight.push(next.id().to_string());
                         writes.push(write(next));
                     }
                 }

@@ -134,3 +134,60 @@ async fn replicate_adds_copies_only_where_there_are_none() {
     assert!(!path(&dirs, &added[0]).exists());
     assert_eq!(id, blob_id(&body));
 }
+
+/// A store that accepts a write and never answers, like an S3 endpoint behind a
+/// firewall that drops packets, or a hung NFS mount.
+struct BlackHole;
+
+#[async_trait::async_trait]
+impl evermail_blob::BlobBackend for BlackHole {
+    fn key_for(&self, id: &evermail_types::BlobId) -> String {
+        id.to_hex()
+    }
+    async fn put(&self, _: &str, _: Bytes) -> Result<(), evermail_blob::BlobError> {
+        std::future::pending().await
+    }
+    async fn get(&self, _: &str) -> Result<Option<Bytes>, evermail_blob::BlobError> {
+        std::future::pending().await
+    }
+    async fn delete(&self, _: &str) -> Result<(), evermail_blob::BlobError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_black_holed_store_delays_a_put_only_by_the_slow_copy_timeout() {
+    let (mut handles, _dirs) = stores(2);
+    handles.push(StoreHandle::new("hole", Arc::new(BlackHole)));
+    let blobs = BlobStore::new(handles, 3, 2).unwrap();
+    blobs.set_slow_copy_timeout(std::time::Duration::from_millis(200));
+    // Bounded, so a put that waits for the black hole fails the test instead of
+    // hanging it.
+    let put = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        blobs.put(Bytes::from_static(b"deliver me")),
+    );
+    let (_, copies) = put
+        .await
+        .expect("the put waited for the black hole")
+        .unwrap();
+    assert_eq!(copies.len(), 2);
+    assert!(copies.iter().all(|c| c.store != "hole"));
+    let hole = blobs
+        .stores()
+        .iter()
+        .find(|s| s.id() == "hole")
+        .unwrap()
+        .clone();
+    assert!(!hole.healthy(), "the slow store leaves write placement");
+    // Later puts still try it as a last resort (replicas = 3 needs a third store), so
+    // each costs at most the timeout again until a probe puts it back.
+    let (_, copies) = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        blobs.put(Bytes::from_static(b"and me")),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(copies.len(), 2);
+}

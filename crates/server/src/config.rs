@@ -97,6 +97,10 @@ pub struct StorageConfig {
     /// Seconds between probes of a store that failed; it takes new bodies again once
     /// a probe (write, read back, delete) passes.
     pub probe_interval_secs: u64,
+    /// Milliseconds a delivery waits for its remaining copies once `min_replicas` are
+    /// durable; a store slower than that is skipped (repair adds its copy later). 0
+    /// waits for every copy.
+    pub slow_copy_timeout_ms: u64,
     /// Seconds between re-reads of the store registry in the metadata database, where
     /// `evermail store set/drain/remove/add` make their changes for every node.
     pub registry_refresh_secs: u64,
@@ -113,6 +117,7 @@ impl Default for StorageConfig {
             stores: Vec::new(),
             probe_interval_secs: 10,
             registry_refresh_secs: 10,
+            slow_copy_timeout_ms: 5000,
             maintenance: evermail_rais::RaisOptions::default(),
         }
     }
@@ -472,6 +477,10 @@ probe_interval_secs = 10
 # first start; afterwards `evermail store set/drain/remove` change it for every node
 # (the registry wins over this file for zone, weight and state).
 registry_refresh_secs = 10
+# Milliseconds a delivery waits for its remaining copies once min_replicas are
+# durable; a slower store (a black-holed S3 endpoint, a hung NFS mount) is skipped
+# and repair adds the copy later. 0 waits for every copy.
+slow_copy_timeout_ms = 5000
 
 [storage.maintenance]
 # The background worker of every node: repair restores the replica count of every

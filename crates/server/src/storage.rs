@@ -77,6 +77,9 @@ pub async fn open_storage(config: &Config, data_dir: &Path) -> anyhow::Result<St
         config.storage.min_replicas,
     )
     .context("in [storage]")?;
+    blobs.set_slow_copy_timeout(std::time::Duration::from_millis(
+        config.storage.slow_copy_timeout_ms,
+    ));
     let registry = Registry::attach(
         meta.clone(),
         blobs.clone(),
