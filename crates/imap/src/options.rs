@@ -37,6 +37,12 @@ pub struct ImapOptions {
     /// Milliseconds to wait before answering a failed login, to slow down password
     /// guessing. Only the failing session waits. Default: 1000.
     pub auth_failure_delay_ms: u64,
+    /// The cluster secret (`[cluster] secret`, copied here by the server, never read
+    /// from `[imap]`): a client that sends it in `ID` as `x-evermail-proxy` is a proxy,
+    /// and its `x-originating-ip` and `x-originating-port` become the address the
+    /// failed-login lockout and the logs use. It never logs anyone in.
+    #[serde(skip)]
+    pub proxy_secret: Option<String>,
 }
 
 impl Default for ImapOptions {
@@ -48,6 +54,7 @@ impl Default for ImapOptions {
             max_message_size: 50 * 1024 * 1024,
             plaintext_auth: PlaintextAuth::Loopback,
             auth_failure_delay_ms: 1000,
+            proxy_secret: None,
         }
     }
 }

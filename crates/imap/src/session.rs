@@ -145,6 +145,8 @@ pub(crate) struct Session {
     /// Set for an implicit-TLS listener: the handshake comes before the greeting.
     implicit_tls: Option<TlsAcceptor>,
     pub(crate) peer: SocketAddr,
+    /// The client's address as a trusted proxy told it (`ID`), for the lockout.
+    pub(crate) forwarded_peer: Option<SocketAddr>,
     pub(crate) mailstore: Mailstore,
     pub(crate) options: Arc<ImapOptions>,
     pub(crate) shutdown: CancellationToken,
@@ -184,6 +186,7 @@ impl Session {
             starttls,
             implicit_tls,
             peer,
+            forwarded_peer: None,
             mailstore,
             options,
             shutdown,

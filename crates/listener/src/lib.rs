@@ -83,6 +83,15 @@ where
     Ok(())
 }
 
+/// Sessions open in this process, all protocols: the load a node reports in its
+/// heartbeat.
+static ACTIVE: AtomicU64 = AtomicU64::new(0);
+
+/// How many sessions are open in this process, over every protocol.
+pub fn active_sessions() -> u64 {
+    ACTIVE.load(Ordering::Relaxed)
+}
+
 /// Keeps `evermail_sessions_active` right however a session task ends, including by
 /// a panic that unwinds through it.
 struct ActiveSession(&'static str);
@@ -90,6 +99,7 @@ struct ActiveSession(&'static str);
 impl ActiveSession {
     fn start(protocol: &'static str) -> Self {
         metrics::gauge!("evermail_sessions_active", "protocol" => protocol).increment(1.0);
+        ACTIVE.fetch_add(1, Ordering::Relaxed);
         ActiveSession(protocol)
     }
 }
@@ -97,6 +107,7 @@ impl ActiveSession {
 impl Drop for ActiveSession {
     fn drop(&mut self) {
         metrics::gauge!("evermail_sessions_active", "protocol" => self.0).decrement(1.0);
+        ACTIVE.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -29,6 +29,8 @@ pub struct Config {
     pub metadata: MetadataConfig,
     pub storage: StorageConfig,
     pub accounts: AccountsConfig,
+    /// `[cluster]`: membership heartbeats and the secret nodes and proxies share.
+    pub cluster: evermail_cluster::ClusterOptions,
 }
 
 /// `[metadata]`: where mailbox metadata lives.
@@ -537,6 +539,16 @@ gc_interval_secs = 3600
 [accounts]
 # The quota of accounts created without --quota; unset is unlimited.
 # default_quota = "2G"
+
+[cluster]
+# Every node writes its row (name, addresses, state, sessions) into the metadata
+# database this often (milliseconds); `evermail node list` shows them.
+heartbeat_ms = 2000
+# A node whose last heartbeat is older than this is down for every node and proxy.
+down_after_ms = 10000
+# Shared by nodes and proxies: a proxy proves it when it tells a node the client's
+# address (for the failed-login lockout). It never logs anyone in.
+# secret = "a long random string"
 "#;
 
 #[cfg(test)]

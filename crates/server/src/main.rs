@@ -6,6 +6,8 @@
 mod account;
 mod config;
 mod db;
+mod frontends;
+mod node_cli;
 mod rais_cli;
 mod registry;
 mod serve;
@@ -60,6 +62,9 @@ enum Command {
     /// Message bodies: scrub, repair, stat, garbage collection.
     #[command(subcommand)]
     Blob(rais_cli::BlobCommand),
+    /// The mailbox nodes of the cluster: list, drain, undrain, forget.
+    #[command(subcommand)]
+    Node(node_cli::NodeCommand),
 }
 
 #[derive(Subcommand)]
@@ -111,6 +116,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Db(command) => db::run(command, &config, &data_dir).await,
         Command::Store(command) => rais_cli::run_store(command, &config, &data_dir).await,
         Command::Blob(command) => rais_cli::run_blob(command, &config, &data_dir).await,
+        Command::Node(command) => node_cli::run(command, &config, &data_dir).await,
         Command::Config(ConfigCommand::Check) => {
             println!("data directory: {}", data_dir.display());
             println!("{config:#?}");

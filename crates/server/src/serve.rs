@@ -2,30 +2,21 @@
 //! metrics, storage, listeners, services, then wait for a signal and shut down.
 
 use crate::config::Config;
+use crate::frontends::{FrontEnds, bind};
 use crate::storage::open_storage;
 use anyhow::Context;
 use evermail_admin::{Readiness, RenderMetrics};
-use evermail_imap::ListenerTls;
-use std::net::SocketAddr;
+use evermail_cluster::HeartbeatSource;
+use evermail_meta::{NodeAddress, NodeHeartbeat, NodeState};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// How long shutdown waits for sessions and in-flight deliveries before exiting anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
-async fn bind(service: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen for {service} on {addr}"))?;
-    // Tests and scripts read these lines to learn the ports (port 0 picks a free one).
-    println!("listening {service} {}", listener.local_addr()?);
-    Ok(listener)
-}
 
 pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -62,61 +53,18 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
 
     // Bind everything before serving anything, so a port conflict fails the start
     // instead of leaving a half-running node.
-    let mut imap_listeners = Vec::new();
-    for addr in &config.imap.listen {
-        let tls = ListenerTls::StartTls(tls.clone());
-        imap_listeners.push((bind("imap", *addr).await?, tls));
-    }
-    for addr in &config.imap.tls_listen {
-        let tls = ListenerTls::Implicit(tls.clone());
-        imap_listeners.push((bind("imaps", *addr).await?, tls));
-    }
-    let mut pop3_listeners = Vec::new();
-    for addr in &config.pop3.listen {
-        let tls = evermail_pop3::ListenerTls::StartTls(tls.clone());
-        pop3_listeners.push((bind("pop3", *addr).await?, tls));
-    }
-    for addr in &config.pop3.tls_listen {
-        let tls = evermail_pop3::ListenerTls::Implicit(tls.clone());
-        pop3_listeners.push((bind("pop3s", *addr).await?, tls));
-    }
-    let mut lmtp_listeners = Vec::new();
-    for addr in &config.lmtp.listen {
-        lmtp_listeners.push(bind("lmtp", *addr).await?);
-    }
+    let (frontends, listeners) = FrontEnds::bind(&config, mailstore.clone(), tls).await?;
     let admin_listener = bind("admin", config.admin.listen).await?;
 
     let shutdown = CancellationToken::new();
     let services = TaskTracker::new();
     let readiness = Readiness::default();
 
-    let imap_options = Arc::new(config.imap.clone());
-    for (listener, tls) in imap_listeners {
-        let (m, o, s) = (mailstore.clone(), imap_options.clone(), shutdown.clone());
-        services.spawn(async move {
-            if let Err(e) = evermail_imap::serve(listener, m, o, tls, s).await {
-                tracing::error!(error = %e, "IMAP listener failed");
-            }
-        });
-    }
-    let pop3_options = Arc::new(config.pop3.clone());
-    for (listener, tls) in pop3_listeners {
-        let (m, o, s) = (mailstore.clone(), pop3_options.clone(), shutdown.clone());
-        services.spawn(async move {
-            if let Err(e) = evermail_pop3::serve(listener, m, o, tls, s).await {
-                tracing::error!(error = %e, "POP3 listener failed");
-            }
-        });
-    }
-    let lmtp_options = Arc::new(config.lmtp.clone());
-    for listener in lmtp_listeners {
-        let (m, o, s) = (mailstore.clone(), lmtp_options.clone(), shutdown.clone());
-        services.spawn(async move {
-            if let Err(e) = evermail_lmtp::serve(listener, m, o, s).await {
-                tracing::error!(error = %e, "LMTP listener failed");
-            }
-        });
-    }
+    // The front ends stop on `sessions`, a child of `shutdown`: a drain cancels only
+    // it, SIGTERM both.
+    let mut sessions = shutdown.child_token();
+    let admin_addr = admin_listener.local_addr()?;
+    frontends.start(listeners, &sessions, &services);
     let render: RenderMetrics = Arc::new(move || metrics.render());
     // The admin endpoint outlives the mail services during shutdown, so /readyz can
     // answer 503 while sessions drain.
@@ -156,7 +104,52 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         data_dir.display()
     );
 
-    wait_for_signal().await?;
+    // Membership: the row other nodes and proxies read, and how a drain arrives.
+    let (state_tx, mut state) = tokio::sync::watch::channel(NodeState::Active);
+    let heartbeat = node_heartbeat(
+        &config,
+        frontends.published(&config.node_name(), admin_addr),
+    );
+    services.spawn(evermail_cluster::run_heartbeat(
+        storage.meta.clone(),
+        heartbeat,
+        config.cluster.clone(),
+        state_tx,
+        shutdown.clone(),
+    ));
+
+    let signal = wait_for_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            result = &mut signal => { result?; break; }
+            changed = state.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let now = *state.borrow_and_update();
+                match now {
+                    NodeState::Draining if !sessions.is_cancelled() => {
+                        // What SIGTERM does, minus the exit: the node keeps its admin
+                        // endpoint and its heartbeat, and can be undrained.
+                        tracing::info!("draining: no new sessions; ending the open ones");
+                        println!("draining");
+                        readiness.set(false);
+                        sessions.cancel();
+                    }
+                    NodeState::Active if sessions.is_cancelled() => {
+                        let listeners = frontends.rebind().await?;
+                        sessions = shutdown.child_token();
+                        frontends.start(listeners, &sessions, &services);
+                        readiness.set(true);
+                        tracing::info!("undrained: taking sessions again");
+                        println!("ready");
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
     tracing::info!("shutting down: no new connections; finishing in-flight work");
     readiness.set(false);
     shutdown.cancel();
@@ -173,6 +166,21 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
     let _ = admin.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What this node says about itself at every heartbeat.
+fn node_heartbeat(config: &Config, addresses: Vec<NodeAddress>) -> HeartbeatSource {
+    let name = config.node_name();
+    let instance = format!("{:x}-{}", evermail_cluster::now_ms(), std::process::id());
+    let started_at = evermail_cluster::now_ms();
+    Box::new(move || NodeHeartbeat {
+        name: name.clone(),
+        instance: instance.clone(),
+        addresses: addresses.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        sessions: u32::try_from(evermail_listener::active_sessions()).unwrap_or(u32::MAX),
+        started_at,
+    })
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -110,7 +110,7 @@ pub async fn open_storage(config: &Config, data_dir: &Path) -> anyhow::Result<St
 /// which release expands the schema must be the operator's decision, made once with
 /// `evermail db migrate`, not a race between nodes restarting. Both refuse a schema
 /// newer than this build knows.
-async fn open_meta(config: &Config, data_dir: &Path) -> anyhow::Result<Meta> {
+pub async fn open_meta(config: &Config, data_dir: &Path) -> anyhow::Result<Meta> {
     match config.metadata.backend {
         MetadataBackend::Sqlite => {
             let db_path = data_dir.join(&config.metadata.sqlite_path);

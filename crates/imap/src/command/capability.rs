@@ -123,12 +123,44 @@ impl Session {
                 .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("NIL")))
                 .collect();
             tracing::debug!(client = %summary.join(" "), "client ID");
+            self.accept_forwarded_peer(&params);
         }
         self.write_data(Data::Id(Some(vec![
             ("name".into(), Some("evermail".into())),
             ("version".into(), Some(env!("CARGO_PKG_VERSION").into())),
         ])));
         Done::ok("ID completed")
+    }
+
+    /// A proxy speaking for a client says so in `ID`, with the cluster secret, before
+    /// the client logs in (Dovecot's `x-originating-ip` convention). Without the
+    /// right secret, or after login, the claim is ignored.
+    fn accept_forwarded_peer(&mut self, params: &[(String, Option<String>)]) {
+        let value = |key: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .and_then(|(_, v)| v.as_deref())
+        };
+        let Some(offered) = value("x-evermail-proxy") else {
+            return;
+        };
+        let trusted = self
+            .options
+            .proxy_secret
+            .as_deref()
+            .is_some_and(|secret| secrets_match(secret, offered));
+        if !trusted || self.account.is_some() {
+            tracing::warn!(peer = %self.peer, "ID claims to be a proxy without the cluster secret");
+            return;
+        }
+        let ip = value("x-originating-ip").and_then(|v| v.parse().ok());
+        let port = value("x-originating-port").and_then(|v| v.parse().ok());
+        if let Some(ip) = ip {
+            let client = std::net::SocketAddr::new(ip, port.unwrap_or(0));
+            tracing::info!(proxy = %self.peer, %client, "session forwarded by a proxy");
+            self.forwarded_peer = Some(client);
+        }
     }
 
     /// One personal namespace with no prefix; no other users' or shared namespaces.
@@ -150,4 +182,14 @@ impl Session {
         self.write_status(StatusResponse::ok(tag, "LOGOUT completed"));
         Ok(Done::Close)
     }
+}
+
+/// Compares in time independent of where the first difference is.
+fn secrets_match(secret: &str, offered: &str) -> bool {
+    let (a, b) = (secret.as_bytes(), offered.as_bytes());
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0 && !a.is_empty()
 }

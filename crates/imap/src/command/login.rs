@@ -115,7 +115,8 @@ impl Session {
     }
 
     async fn finish_login(&mut self, tag: &str, user: &str, password: &str) -> CmdResult {
-        let outcome = self.mailstore.log_in(self.peer.ip(), user, password).await;
+        let client = self.forwarded_peer.unwrap_or(self.peer);
+        let outcome = self.mailstore.log_in(client.ip(), user, password).await;
         match outcome {
             Ok(LoginOutcome::LoggedIn(account)) => {
                 tracing::Span::current().record("user", account.address.as_str());

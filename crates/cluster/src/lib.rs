@@ -1,0 +1,97 @@
+//! Cluster membership: which mailbox nodes exist, which are up, and which one serves a
+//! given user.
+//!
+//! Every `evermail serve` writes its own row in the metadata database (see
+//! `evermail_meta::NodeRecord`) and refreshes it every [`ClusterOptions::heartbeat_ms`]
+//! ([`run_heartbeat`]); the answer tells it its state, so a drain set by `evermail node
+//! drain` reaches it within one interval. A node whose heartbeat is older than
+//! [`ClusterOptions::down_after_ms`] is down for every reader, whatever its row says.
+//! Proxies read the rows and order the nodes for a user by rendezvous hashing
+//! ([`rendezvous_order`]), so a user's sessions meet on one node while it lives and
+//! only the users of a node that joins or leaves move.
+//!
+//! This crate must not know any protocol or name a database backend.
+//!
+//! # Layout
+//! - `lib.rs`: the `[cluster]` options and the clock.
+//! - `heartbeat`: the task a mailbox node runs.
+//! - `rendezvous`: the order of nodes for a user.
+
+mod heartbeat;
+mod rendezvous;
+
+pub use heartbeat::{HeartbeatSource, run_heartbeat};
+pub use rendezvous::rendezvous_order;
+
+use serde::Deserialize;
+
+/// `[cluster]`: membership timing and the secret nodes and proxies share.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterOptions {
+    /// How often a node refreshes its row, in milliseconds.
+    pub heartbeat_ms: u64,
+    /// A node whose last heartbeat is older than this (milliseconds) is down for
+    /// everyone. Several heartbeats long, so one slow database write is not an outage;
+    /// clocks of nodes and proxies must agree to well within it.
+    pub down_after_ms: u64,
+    /// The secret a proxy proves to a node when it tells the node the address of the
+    /// client it speaks for. Without it a node ignores such claims. It never logs
+    /// anyone in: the node still checks the user's own password.
+    pub secret: Option<String>,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            heartbeat_ms: 2_000,
+            down_after_ms: 10_000,
+            secret: None,
+        }
+    }
+}
+
+impl ClusterOptions {
+    /// Whether `offered` is the configured secret. Compared in time independent of
+    /// where the first difference is, so the answer time does not leak a prefix.
+    pub fn secret_matches(&self, offered: &str) -> bool {
+        let Some(secret) = &self.secret else {
+            return false;
+        };
+        let (a, b) = (secret.as_bytes(), offered.as_bytes());
+        let mut diff = a.len() ^ b.len();
+        for (i, x) in a.iter().enumerate() {
+            diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
+        }
+        diff == 0 && !a.is_empty()
+    }
+}
+
+/// Unix milliseconds by this machine's clock: what heartbeats record and readers
+/// compare with.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse_and_the_secret_must_match_exactly() {
+        let options: ClusterOptions = toml::from_str("secret = \"s3cret\"").unwrap();
+        assert_eq!(options.heartbeat_ms, 2_000);
+        for (offered, ok) in [
+            ("s3cret", true),
+            ("s3cre", false),
+            ("s3cretx", false),
+            ("", false),
+        ] {
+            assert_eq!(options.secret_matches(offered), ok, "{offered:?}");
+        }
+        assert!(!ClusterOptions::default().secret_matches(""));
+        assert!(toml::from_str::<ClusterOptions>("secrets = 1").is_err());
+    }
+}
