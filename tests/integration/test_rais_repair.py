@@ -221,3 +221,41 @@ def test_an_expunged_body_is_deleted_only_after_the_grace_period(make_server, tm
     stat = cli(server, "blob", "stat", name, "--check").out
     assert f"blob {name}" in stat
     assert stat.count(" state ok ") == 2 and stat.count("check ok") == 2, stat
+
+
+from test_rais import garage  # noqa: E402,F401  (the Garage fixture: a real S3 server)
+
+
+def test_copies_missed_while_s3_was_down_are_added_when_it_returns(make_server, garage, tmp_path):
+    # replicas = 3 on two fs stores and Garage, min_replicas = 2: with Garage killed
+    # deliveries are acknowledged on the two fs stores, and once it is back the
+    # worker adds each body's third copy there.
+    config, roots = stores_config(
+        tmp_path, ["fs1", "fs2"], replicas=3, maintenance="repair_interval_secs = 1\n"
+    )
+    config = config.replace("min_replicas = 3", "min_replicas = 2") + garage.store_config("s3")
+    server = make_server(config=config).start()
+    server.add_account(*ALICE)
+    sent = deliver_all(server, 4, "before")
+    garage.kill()
+    sent.update(deliver_all(server, 8, "outage"))
+    status = cli(server, "store", "status").out
+    assert "bodies with fewer than 3 good copies: 8 (0 with none)" in status, status
+    check_mailbox(server, sent)
+
+    garage.up()
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        status = cli(server, "store", "status").out
+        if "bodies with fewer than 3 good copies: 0" in status:
+            break
+        time.sleep(1)
+    else:
+        raise AssertionError(f"the third copies were not added: {status}\n{server.log_tail()}")
+    # Every body is on both fs stores and, by its rows, on S3; a deep scrub reads the
+    # S3 copies back and finds them intact.
+    for data in sent.values():
+        assert len(copies_on_disk(roots, data)) == 2
+    scrub = cli(server, "blob", "scrub", "--deep")
+    assert "36 copies checked, 36 ok, 0 missing, 0 corrupt" in scrub.out, scrub.out
+    check_mailbox(server, sent)
