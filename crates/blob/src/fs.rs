@@ -129,6 +129,20 @@ impl BlobBackend for FsBackend {
         }
     }
 
+    async fn capacity(&self) -> Result<Option<crate::Capacity>, BlobError> {
+        let root = self.root.clone();
+        let stat = tokio::task::spawn_blocking(move || rustix::fs::statvfs(&root))
+            .await
+            .map_err(|e| BlobError::new(ErrorKind::Unavailable, format!("statvfs task: {e}")))?
+            .map_err(|e| BlobError::io(format!("statvfs of {}", self.root.display()), e.into()))?;
+        let unit = stat.f_frsize.max(1);
+        Ok(Some(crate::Capacity {
+            // Blocks available to unprivileged users: what a write can actually use.
+            free: stat.f_bavail.saturating_mul(unit),
+            total: stat.f_blocks.saturating_mul(unit),
+        }))
+    }
+
     async fn size(&self, key: &str) -> Result<Option<u64>, BlobError> {
         let path = self.path(key)?;
         match tokio::fs::metadata(&path).await {
@@ -299,6 +313,17 @@ mod tests {
                 .unwrap();
             assert_eq!(got, vec![i as u8; 100]);
         }
+    }
+
+    #[tokio::test]
+    async fn reports_its_capacity() {
+        let (backend, _dir) = backend();
+        let c = backend
+            .capacity()
+            .await
+            .unwrap()
+            .expect("a filesystem knows");
+        assert!(c.total > 0 && c.free <= c.total, "{c:?}");
     }
 
     #[test]

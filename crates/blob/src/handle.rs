@@ -3,7 +3,7 @@
 use crate::BlobBackend;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// What the operator allows a store to be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -51,6 +51,13 @@ impl StoreState {
     }
 }
 
+/// Free and total bytes of a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    pub free: u64,
+    pub total: u64,
+}
+
 /// One configured store: its id (recorded in every location row), its zone, weight and
 /// state from the configuration, its backend, and whether it answered lately. Cheap to
 /// clone; clones share the health flag.
@@ -62,6 +69,8 @@ pub struct StoreHandle {
     state: StoreState,
     backend: Arc<dyn BlobBackend>,
     health: Arc<Health>,
+    /// Percent of the store kept free: below it, no new bodies are placed there.
+    reserve_percent: u8,
 }
 
 impl StoreHandle {
@@ -75,6 +84,7 @@ impl StoreHandle {
             state: StoreState::Active,
             backend,
             health: Arc::new(Health::default()),
+            reserve_percent: 0,
         }
     }
 
@@ -89,6 +99,13 @@ impl StoreHandle {
     /// one of weight 1.
     pub fn with_weight(mut self, weight: u32) -> StoreHandle {
         self.weight = weight;
+        self
+    }
+
+    /// Keeps `percent` of the store free: once free space falls below it, new bodies
+    /// go to other stores first (it remains a last resort, as an unhealthy store is).
+    pub fn with_reserve_percent(mut self, percent: u8) -> StoreHandle {
+        self.reserve_percent = percent.min(100);
         self
     }
 
@@ -124,6 +141,42 @@ impl StoreHandle {
         self.health.ok.load(Ordering::Acquire)
     }
 
+    /// The capacity the last check found; `None` when unknown (S3, or not checked yet).
+    pub fn capacity(&self) -> Option<Capacity> {
+        let total = self.health.total.load(Ordering::Relaxed);
+        (total > 0).then(|| Capacity {
+            free: self.health.free.load(Ordering::Relaxed),
+            total,
+        })
+    }
+
+    /// Records a capacity check (shared by clones).
+    pub fn set_capacity(&self, capacity: Capacity) {
+        self.health.free.store(capacity.free, Ordering::Relaxed);
+        self.health.total.store(capacity.total, Ordering::Relaxed);
+        metrics::gauge!("evermail_blob_store_free_bytes", "store" => self.id.clone())
+            .set(capacity.free as f64);
+        metrics::gauge!("evermail_blob_store_total_bytes", "store" => self.id.clone())
+            .set(capacity.total as f64);
+    }
+
+    /// Whether free space is below the reserve, so new bodies go elsewhere.
+    pub fn full(&self) -> bool {
+        self.capacity().is_some_and(|c| {
+            (c.free as u128) * 100 < (c.total as u128) * u128::from(self.reserve_percent)
+        })
+    }
+
+    /// The weight placement uses: the configured weight scaled by the free fraction,
+    /// so fuller stores get fewer new bodies and a store added empty gets more.
+    pub(crate) fn effective_weight(&self) -> f64 {
+        let weight = f64::from(self.weight);
+        match self.capacity() {
+            Some(c) => weight * (c.free as f64 / c.total as f64).max(0.01),
+            None => weight,
+        }
+    }
+
     /// Takes the store out of write placement at once, after an error.
     pub(crate) fn mark_failed(&self, error: &dyn std::fmt::Display) {
         if self.health.ok.swap(false, Ordering::AcqRel) {
@@ -142,12 +195,17 @@ impl StoreHandle {
 
 struct Health {
     ok: AtomicBool,
+    /// Bytes free and in total at the last capacity check; total 0 is unknown.
+    free: AtomicU64,
+    total: AtomicU64,
 }
 
 impl Default for Health {
     fn default() -> Self {
         Health {
             ok: AtomicBool::new(true),
+            free: AtomicU64::new(0),
+            total: AtomicU64::new(0),
         }
     }
 }

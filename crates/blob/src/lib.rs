@@ -32,7 +32,7 @@ mod store;
 
 pub use copies::CopyCheck;
 pub use error::{BlobError, ErrorKind};
-pub use handle::{StoreHandle, StoreState};
+pub use handle::{Capacity, StoreHandle, StoreState};
 pub use store::{BadCopy, BlobStore, CopyProblem, StoredCopy};
 
 use async_trait::async_trait;
@@ -59,6 +59,12 @@ pub trait BlobBackend: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError>;
     /// Deleting what is not there is not an error.
     async fn delete(&self, key: &str) -> Result<(), BlobError>;
+    /// Free and total bytes of the store, when it can tell (a filesystem can; an S3
+    /// bucket cannot and grows as needed). Placement prefers stores with more room
+    /// and skips those below their reserve.
+    async fn capacity(&self) -> Result<Option<Capacity>, BlobError> {
+        Ok(None)
+    }
     /// The size of a stored body; `None` when the key does not exist. The light scrub
     /// uses it; backends that can answer without reading the body should.
     async fn size(&self, key: &str) -> Result<Option<u64>, BlobError> {

@@ -9,18 +9,25 @@
 //!
 //! Healthy stores come before unhealthy ones, and among those the next copy goes to a
 //! zone no other copy is in, when there is one.
+//!
+//! Free space counts where it is known (fs stores): a store's weight is scaled by its
+//! free fraction, and a store below its reserve is tried only after the others, like an
+//! unhealthy one. This
+//! makes placement drift slowly as disks fill, which is harmless: reads follow the
+//! location rows, not placement.
 
 use crate::StoreHandle;
 use evermail_types::BlobId;
 
-/// The writable stores in the order they should be tried for `id`: healthy ones by
-/// score, then unhealthy ones by score (a last resort, not an exclusion: when every
-/// store has failed lately, trying them beats refusing mail on a stale flag).
+/// The writable stores in the order they should be tried for `id`: healthy ones with
+/// room by score, then unhealthy or nearly full ones by score (a last resort, not an
+/// exclusion: when every store has failed lately, trying them beats refusing mail on
+/// a stale flag).
 pub(crate) fn candidates<'a>(id: &BlobId, stores: &'a [StoreHandle]) -> Vec<&'a StoreHandle> {
     let mut scored: Vec<(bool, f64, &StoreHandle)> = stores
         .iter()
         .filter(|s| s.state().writable())
-        .map(|s| (s.healthy(), score(id, s.id(), s.weight()), s))
+        .map(|s| (preferred(s), score(id, s.id(), s.effective_weight()), s))
         .collect();
     // Healthy first, then the highest score; ids break (improbable) ties so the order
     // never depends on the configuration's order.
@@ -33,8 +40,8 @@ pub(crate) fn candidates<'a>(id: &BlobId, stores: &'a [StoreHandle]) -> Vec<&'a 
 }
 
 /// Picks the next store to try among `remaining` (in [`candidates`] order): the first
-/// healthy one in a zone not in `zones`, else the first healthy one, else the same
-/// among the unhealthy ones. Health outranks zones: a copy in a store that is probably
+/// healthy one with room in a zone not in `zones`, else the first healthy one with
+/// room, else the same among the others. Health outranks zones: a copy in a store that is probably
 /// down protects nothing.
 pub(crate) fn pick_next(remaining: &[&StoreHandle], zones: &[&str]) -> Option<usize> {
     for healthy in [true, false] {
@@ -42,7 +49,7 @@ pub(crate) fn pick_next(remaining: &[&StoreHandle], zones: &[&str]) -> Option<us
             remaining
                 .iter()
                 .enumerate()
-                .filter(move |(_, s)| s.healthy() == healthy)
+                .filter(move |(_, s)| preferred(s) == healthy)
         };
         if let Some((i, _)) = tier()
             .find(|(_, s)| !zones.contains(&s.zone()))
@@ -54,7 +61,14 @@ pub(crate) fn pick_next(remaining: &[&StoreHandle], zones: &[&str]) -> Option<us
     None
 }
 
-fn score(id: &BlobId, store: &str, weight: u32) -> f64 {
+/// Healthy and not below its free-space reserve: the stores tried first. The others
+/// are a last resort, not an exclusion: when every store has failed lately or is
+/// nearly full, trying them beats refusing mail.
+fn preferred(store: &StoreHandle) -> bool {
+    store.healthy() && !store.full()
+}
+
+fn score(id: &BlobId, store: &str, weight: f64) -> f64 {
     let mut hasher = blake3::Hasher::new();
     hasher.update(&id.0);
     hasher.update(store.as_bytes());
@@ -62,7 +76,7 @@ fn score(id: &BlobId, store: &str, weight: u32) -> f64 {
     let h = u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"));
     // u in (0, 1): never 0 (ln would be -inf) and never 1 (ln would be 0).
     let u = (h as f64 + 0.5) / (u64::MAX as f64 + 1.0);
-    f64::from(weight) / -u.ln()
+    weight / -u.ln()
 }
 
 #[cfg(test)]
@@ -206,6 +220,48 @@ mod tests {
             seen_a_first |= order[0] == "a";
         }
         assert!(seen_a_first);
+    }
+
+    #[test]
+    fn free_space_scales_the_share_and_a_full_store_gets_nothing() {
+        use crate::Capacity;
+        let stores = vec![
+            store("a", "a", 1).with_reserve_percent(5),
+            store("b", "b", 1).with_reserve_percent(5),
+            store("c", "c", 1).with_reserve_percent(5),
+        ];
+        stores[0].set_capacity(Capacity {
+            free: 90,
+            total: 100,
+        });
+        stores[1].set_capacity(Capacity {
+            free: 30,
+            total: 100,
+        });
+        // c is unknown (an S3 bucket): its configured weight counts in full.
+        let mut first: HashMap<String, u32> = HashMap::new();
+        for i in 0..3000u32 {
+            let id = blob_id(&i.to_le_bytes());
+            *first
+                .entry(candidates(&id, &stores)[0].id().into())
+                .or_default() += 1;
+        }
+        // Weights 0.9 : 0.3 : 1, so about 1216 : 405 : 1351.
+        assert!((1050..=1400).contains(&first["a"]), "{first:?}");
+        assert!((300..=520).contains(&first["b"]), "{first:?}");
+        // Below the reserve: tried only after every other store.
+        stores[1].set_capacity(Capacity {
+            free: 4,
+            total: 100,
+        });
+        assert!(stores[1].full());
+        for i in 0..200u32 {
+            let id = blob_id(&i.to_le_bytes());
+            let order = ids(&candidates(&id, &stores));
+            assert_eq!(order.last().map(String::as_str), Some("b"), "{order:?}");
+            let picks = first_picks(&id, &stores, 2);
+            assert!(!picks.contains(&"b".to_string()), "{picks:?}");
+        }
     }
 
     #[test]

@@ -382,7 +382,21 @@ impl BlobStore {
             .count()
     }
 
-    /// Starts a task that runs [`probe_unhealthy`](Self::probe_unhealthy) every
+    /// Asks every store for its free space, for placement and the metrics.
+    pub async fn refresh_capacity(&self) {
+        let stores = self.stores();
+        let checks = stores.iter().map(|s| async move {
+            match s.backend().capacity().await {
+                Ok(Some(capacity)) => s.set_capacity(capacity),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(store = %s.id(), error = %e, "capacity check failed"),
+            }
+        });
+        futures_util::future::join_all(checks).await;
+    }
+
+    /// Starts a task that runs [`probe_unhealthy`](Self::probe_unhealthy) and
+    /// [`refresh_capacity`](Self::refresh_capacity) at once and then every
     /// `interval`. It stops by itself when the last clone of this store is dropped.
     ///
     /// Why a background probe rather than trying a failed store again on the next
@@ -395,13 +409,14 @@ impl BlobStore {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
             loop {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else {
                     return;
                 };
-                BlobStore { inner }.probe_unhealthy().await;
+                let blobs = BlobStore { inner };
+                blobs.probe_unhealthy().await;
+                blobs.refresh_capacity().await;
             }
         })
     }
