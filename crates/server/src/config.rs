@@ -103,6 +103,10 @@ pub struct StorageConfig {
     /// durable; a store slower than that is skipped (repair adds its copy later). 0
     /// waits for every copy.
     pub slow_copy_timeout_ms: u64,
+    /// Percent of each store's space kept free: a store with less free space (where
+    /// its backend can tell, as a filesystem can) gets new bodies only when the others
+    /// cannot take them. Free space also scales each store's share of new bodies.
+    pub min_free_percent: u8,
     /// Seconds between re-reads of the store registry in the metadata database, where
     /// `evermail store set/drain/remove/add` make their changes for every node.
     pub registry_refresh_secs: u64,
@@ -120,6 +124,7 @@ impl Default for StorageConfig {
             probe_interval_secs: 10,
             registry_refresh_secs: 10,
             slow_copy_timeout_ms: 5000,
+            min_free_percent: 5,
             maintenance: evermail_rais::RaisOptions::default(),
         }
     }
@@ -273,6 +278,9 @@ impl Config {
         }
         if storage.probe_interval_secs == 0 {
             bail!("[storage] probe_interval_secs must be more than 0");
+        }
+        if storage.min_free_percent > 100 {
+            bail!("[storage] min_free_percent must be at most 100");
         }
         if storage.registry_refresh_secs == 0 {
             bail!("[storage] registry_refresh_secs must be more than 0");
@@ -483,6 +491,10 @@ registry_refresh_secs = 10
 # durable; a slower store (a black-holed S3 endpoint, a hung NFS mount) is skipped
 # and repair adds the copy later. 0 waits for every copy.
 slow_copy_timeout_ms = 5000
+# Percent of each fs store kept free: below it a store gets new bodies only when
+# the others cannot take them. Each store's share of new bodies also follows its
+# free space, so a store added empty fills first.
+min_free_percent = 5
 
 [storage.maintenance]
 # The background worker of every node: repair restores the replica count of every

@@ -73,6 +73,7 @@ struct Inner {
     configured: Vec<StoreConfig>,
     data_dir: PathBuf,
     node: String,
+    reserve_percent: u8,
     /// Handles opened so far, by id: reused so a store keeps its health flag and its
     /// backend (connections, the fs directory fsync group) across refreshes.
     opened: Mutex<HashMap<String, StoreHandle>>,
@@ -90,6 +91,7 @@ impl Registry {
         blobs: BlobStore,
         configured: Vec<StoreConfig>,
         implicit: bool,
+        reserve_percent: u8,
         initial: Vec<StoreHandle>,
         data_dir: &Path,
         node: &str,
@@ -121,6 +123,7 @@ impl Registry {
                 configured,
                 data_dir: data_dir.to_path_buf(),
                 node: node.to_string(),
+                reserve_percent,
                 opened: Mutex::new(opened),
             }),
         };
@@ -166,7 +169,8 @@ impl Registry {
                         .with_context(|| format!("the registry's entry for {}", record.id))?,
                 };
                 let backend = open_backend(&spec, &inner.data_dir, &inner.node)?;
-                let handle = StoreHandle::new(record.id.clone(), backend);
+                let handle = StoreHandle::new(record.id.clone(), backend)
+                    .with_reserve_percent(inner.reserve_percent);
                 opened.insert(record.id.clone(), handle.clone());
                 tracing::info!(store = %record.id, "opened a store added to the registry");
                 handle

@@ -68,7 +68,8 @@ pub async fn open_storage(config: &Config, data_dir: &Path) -> anyhow::Result<St
             StoreHandle::new(store.id(), backend)
                 .with_zone(zone)
                 .with_weight(weight)
-                .with_state(state),
+                .with_state(state)
+                .with_reserve_percent(config.storage.min_free_percent),
         );
     }
     let blobs = BlobStore::new(
@@ -85,6 +86,7 @@ pub async fn open_storage(config: &Config, data_dir: &Path) -> anyhow::Result<St
         blobs.clone(),
         stores.to_vec(),
         config.storage.stores.is_empty(),
+        config.storage.min_free_percent,
         handles,
         data_dir,
         &node,
