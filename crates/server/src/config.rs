@@ -593,6 +593,19 @@ mod tests {
             default.storage.probe_interval_secs
         );
         assert!(parsed.storage.stores.is_empty());
+        assert_eq!(parsed.storage.maintenance, default.storage.maintenance);
+        assert_eq!(
+            parsed.storage.registry_refresh_secs,
+            default.storage.registry_refresh_secs
+        );
+        assert_eq!(
+            parsed.storage.slow_copy_timeout_ms,
+            default.storage.slow_copy_timeout_ms
+        );
+        assert_eq!(
+            parsed.storage.min_free_percent,
+            default.storage.min_free_percent
+        );
         assert_eq!(parsed.metadata.backend, default.metadata.backend);
         assert_eq!(parsed.metadata.sqlite_path, default.metadata.sqlite_path);
     }
