@@ -28,8 +28,15 @@ def wait_for(what, check, timeout: float = WAIT):
         time.sleep(0.1)
 
 
+def node_cmd(srv, *args, check=True):
+    """`evermail node ARGS` with the server's config (a MysqlServer adds it itself)."""
+    if type(srv).__name__ == "MysqlServer":
+        return srv.cli("node", *args, check=check)
+    return srv.cli("--config", str(srv.config_path), "node", *args, check=check)
+
+
 def node_lines(srv) -> dict[str, str]:
-    out = srv.cli("--config", str(srv.config_path), "node", "list").out
+    out = node_cmd(srv, "list").out
     return {line.split()[0]: line for line in out.splitlines() if " sessions=" in line}
 
 
@@ -80,3 +87,225 @@ def test_a_node_registers_heartbeats_and_drains_through_the_database(make_server
     wait_for("n1 down", lambda: " down " in node_lines(srv)["n1"])
     srv.cli("--config", str(srv.config_path), "node", "forget", "n1")
     assert "n1" not in node_lines(srv)
+
+
+# --------------------------------------------------------------------------
+# The proxy in front of several nodes (Galera)
+# --------------------------------------------------------------------------
+
+import os  # noqa: E402
+import re  # noqa: E402
+import signal  # noqa: E402
+import threading  # noqa: E402
+
+from conftest import BOB, lmtp_deliver, mysql_config  # noqa: E402
+
+PROXY = "\n[proxy]\n" + "\n".join(
+    f'{k} = ["{HOST}:0"]' for k in ("imap_listen", "imaps_listen", "lmtp_listen")
+) + f'\nadmin_listen = "{HOST}:0"\nrefresh_ms = 200\nconnect_timeout_ms = 1000\n'
+ROUTED = re.compile(r"routed user=(\S+) node=(\S+)")
+USERS = [(f"user{i}@example.com", f"pw-{i}-Secret") for i in range(6)]
+
+
+def start_proxy(make_mysql_server, tmp_path, urls, name="p1"):
+    """An `evermail proxy` run through the Server helper: a wrapper puts `proxy`
+    where the helper puts `serve` (exec keeps the pid the helper kills)."""
+    srv = make_mysql_server(name, urls, extra=FAST + PROXY)
+    wrapper = tmp_path / f"{name}.sh"
+    wrapper.write_text(f'#!/bin/sh\nexec {srv.binary} --data-dir "$2" --config "$4" proxy\n')
+    wrapper.chmod(0o755)
+    srv.binary = str(wrapper)
+    return srv.start()
+
+
+def routes(proxy) -> list[tuple[str, str]]:
+    """(user, node) of every routed login, in order, from the proxy's log."""
+    return ROUTED.findall(proxy.log_path.read_text(errors="replace"))
+
+
+def last_route(proxy, user: str) -> str:
+    mine = [node for u, node in routes(proxy) if u == user]
+    assert mine, f"no route logged for {user}"
+    return mine[-1]
+
+
+def login(proxy, user, password) -> imaplib.IMAP4:
+    client = imaplib.IMAP4(HOST, proxy.ports["imap"], timeout=30)
+    typ, data = client.login(user, password)
+    assert typ == "OK", (typ, data)
+    return client
+
+
+def cluster_of(mysql_db, make_mysql_server, tmp_path, names=("a", "b", "c")):
+    cluster, db, urls = mysql_db
+    blobs = tmp_path / "shared-blobs"
+    nodes = {}
+    for i, name in enumerate(names):
+        order = urls[i % 3:] + urls[:i % 3]
+        nodes[name] = make_mysql_server(name, order, blobs, extra=FAST)
+    first = nodes[names[0]]
+    first.cli("db", "migrate")
+    for srv in nodes.values():
+        srv.start()
+    for user in USERS + [ALICE, BOB]:
+        first.add_account(*user)
+    wait_for("every node up", lambda: all(
+        " active up " in node_lines(first).get(n, "") for n in names))
+    proxy = start_proxy(make_mysql_server, tmp_path, urls)
+    return nodes, proxy
+
+
+def served_by_proxy(proxy, user, password) -> str:
+    """Logs in through the proxy (retrying while the proxy learns membership) and
+    returns the node the proxy routed to."""
+    def attempt():
+        try:
+            client = login(proxy, user, password)
+        except (OSError, imaplib.IMAP4.error):
+            return None
+        client.logout()
+        return last_route(proxy, user)
+    return wait_for(f"{user} logs in through the proxy", attempt)
+
+
+def test_the_proxy_keeps_users_on_their_node_and_fails_over(
+        mysql_db, make_mysql_server, tmp_path):
+    nodes, proxy = cluster_of(mysql_db, make_mysql_server, tmp_path)
+
+    # Affinity: every login of a user lands on the same node; users spread.
+    home = {user: served_by_proxy(proxy, user, pw) for user, pw in USERS}
+    for _ in range(2):
+        for user, pw in USERS:
+            assert served_by_proxy(proxy, user, pw) == home[user], user
+    assert len(set(home.values())) >= 2, home
+
+    # TLS is terminated at the proxy: implicit TLS reaches the same node.
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    user, pw = USERS[0]
+    client = imaplib.IMAP4_SSL(HOST, proxy.ports["imaps"], ssl_context=ctx, timeout=30)
+    assert client.login(user, pw)[0] == "OK"
+    client.logout()
+    assert last_route(proxy, user) == home[user]
+
+    # Mail delivered through the proxy, then the user's node is killed -9 while the
+    # client has a session open: its reconnect is served by another node, with the mail.
+    msg = b"Subject: before the kill\r\nMessage-ID: <k1@test>\r\n\r\nhello\r\n"
+    lmtp = smtplib_lmtp(proxy)
+    assert lmtp_deliver(lmtp, "s@example.net", [user], msg)[user][0] == 250
+    lmtp.quit()
+    client = login(proxy, user, pw)
+    assert client.select("INBOX")[0] == "OK"
+    victim = nodes[home[user]]
+    victim.kill()
+    try:
+        client.noop()
+        client.noop()
+    except (imaplib.IMAP4.abort, OSError):
+        pass
+    else:
+        raise AssertionError("the session survived the kill of its node")
+    client = login(proxy, user, pw)
+    survivor = last_route(proxy, user)
+    assert survivor != home[user], "reconnect routed to the dead node"
+    typ, data = client.select("INBOX")
+    assert typ == "OK" and int(data[0]) == 1, data
+    typ, data = client.fetch("1", "(BODY.PEEK[])")
+    assert typ == "OK" and data[0][1] == msg, data
+    client.logout()
+
+    # Draining the survivor: its session is told BYE [UNAVAILABLE], and the client's
+    # reconnect lands on the remaining node.
+    client = login(proxy, user, pw)
+    assert client.select("INBOX")[0] == "OK"
+    node_cmd(nodes[survivor], "drain", survivor)
+    try:
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            client.noop()
+            time.sleep(0.1)
+        raise AssertionError("the drained node kept the session")
+    except imaplib.IMAP4.abort as err:
+        assert "UNAVAILABLE" in str(err), err
+    remaining = ({"a", "b", "c"} - {home[user], survivor}).pop()
+    client = wait_for("reconnect after the drain", lambda: try_login(proxy, user, pw))
+    assert last_route(proxy, user) == remaining
+    assert client.select("INBOX")[0] == "OK"
+    client.logout()
+
+
+def try_login(proxy, user, pw):
+    try:
+        return login(proxy, user, pw)
+    except (OSError, imaplib.IMAP4.error):
+        return None
+
+
+def smtplib_lmtp(proxy):
+    import smtplib
+    client = smtplib.LMTP(HOST, proxy.ports["lmtp"], timeout=30)
+    code, _ = client.ehlo("client.test")
+    assert code == 250
+    return client
+
+
+def test_lmtp_through_the_proxy_survives_a_node_killed_mid_stream(
+        mysql_db, make_mysql_server, tmp_path):
+    nodes, proxy = cluster_of(mysql_db, make_mysql_server, tmp_path)
+    served_by_proxy(proxy, *ALICE)  # the proxy knows the nodes
+    acked: list[str] = []
+    temporary: list[str] = []
+    stop = threading.Event()
+
+    def deliver():
+        client = None
+        for i in range(400):
+            if stop.is_set():
+                break
+            msgid = f"<stream-{i}@test>"
+            data = f"Subject: {i}\r\nMessage-ID: {msgid}\r\n\r\nbody {i}\r\n".encode()
+            try:
+                if client is None:
+                    client = smtplib_lmtp(proxy)
+                code = lmtp_deliver(client, "s@example.net", [ALICE[0]], data)[ALICE[0]][0]
+            except Exception:  # the proxy closed: count as not acknowledged
+                client = None
+                temporary.append(msgid)
+                continue
+            (acked if code == 250 else temporary).append(msgid)
+
+    thread = threading.Thread(target=deliver, daemon=True)
+    thread.start()
+    wait_for("deliveries flowing", lambda: len(acked) >= 30)
+    # Kill the node the stream is using, in the middle of it.
+    log = proxy.log_path.read_text(errors="replace")
+    in_use = re.findall(r"node=(\S+) lmtp node chosen|lmtp node chosen node=(\S+)", log)
+    victim = [a or b for a, b in in_use][-1]
+    nodes[victim].kill()
+    wait_for("deliveries after the kill", lambda: len(acked) >= 150, timeout=120)
+    stop.set()
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+
+    client = wait_for("alice logs in", lambda: try_login(proxy, *ALICE))
+    typ, data = client.select("INBOX")
+    assert typ == "OK"
+    typ, data = client.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+    assert typ == "OK"
+    found: dict[str, int] = {}
+    for item in data:
+        if isinstance(item, tuple):
+            m = re.search(rb"<stream-\d+@test>", item[1])
+            if m:
+                found[m.group().decode()] = found.get(m.group().decode(), 0) + 1
+    log = proxy.log_path.read_text(errors="replace")
+    assert "failed" in log and victim in log, "the stream never met the killed node"
+    print(f"killed={victim} acked={len(acked)} temporary={len(temporary)} "
+          f"stored={len(found)}")
+    missing = [m for m in acked if m not in found]
+    twice = [m for m in acked if found.get(m, 0) > 1]
+    assert not missing, f"acknowledged but not stored: {missing[:5]}"
+    assert not twice, f"acknowledged and stored twice: {twice[:5]}"
+    client.logout()

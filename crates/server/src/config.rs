@@ -31,6 +31,8 @@ pub struct Config {
     pub accounts: AccountsConfig,
     /// `[cluster]`: membership heartbeats and the secret nodes and proxies share.
     pub cluster: evermail_cluster::ClusterOptions,
+    /// `[proxy]`: what `evermail proxy` listens on and how it judges nodes.
+    pub proxy: evermail_proxy::ProxyOptions,
 }
 
 /// `[metadata]`: where mailbox metadata lives.

@@ -8,6 +8,7 @@ mod config;
 mod db;
 mod frontends;
 mod node_cli;
+mod proxy;
 mod rais_cli;
 mod registry;
 mod serve;
@@ -62,6 +63,9 @@ enum Command {
     /// Message bodies: scrub, repair, stat, garbage collection.
     #[command(subcommand)]
     Blob(rais_cli::BlobCommand),
+    /// Run a proxy: IMAP and LMTP front door for the cluster's mailbox nodes ([proxy]
+    /// section), routing each user to a node by rendezvous hashing, with failover.
+    Proxy,
     /// The mailbox nodes of the cluster: list, drain, undrain, forget.
     #[command(subcommand)]
     Node(node_cli::NodeCommand),
@@ -116,6 +120,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Db(command) => db::run(command, &config, &data_dir).await,
         Command::Store(command) => rais_cli::run_store(command, &config, &data_dir).await,
         Command::Blob(command) => rais_cli::run_blob(command, &config, &data_dir).await,
+        Command::Proxy => proxy::proxy(config, data_dir).await,
         Command::Node(command) => node_cli::run(command, &config, &data_dir).await,
         Command::Config(ConfigCommand::Check) => {
             println!("data directory: {}", data_dir.display());

@@ -18,7 +18,8 @@ use tokio_util::task::TaskTracker;
 /// How long shutdown waits for sessions and in-flight deliveries before exiting anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
+/// Logs to stderr, filtered by `EVERMAIL_LOG` (default `info`).
+pub fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("EVERMAIL_LOG")
@@ -28,6 +29,10 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         // Colour codes only for a person at a terminal, not in journald or log files.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
+    init_logging();
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
@@ -183,7 +188,7 @@ fn node_heartbeat(config: &Config, addresses: Vec<NodeAddress>) -> HeartbeatSour
     })
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+pub async fn wait_for_signal() -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     tokio::select! {
