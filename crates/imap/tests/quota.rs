@@ -106,3 +106,27 @@ async fn append_and_copy_over_quota_get_overquota() {
     let reply = client.command("STATUS Archive (MESSAGES)").await;
     assert!(has(&reply, "(MESSAGES 0)"), "{reply:?}");
 }
+
+#[tokio::test]
+async fn a_copy_over_quota_is_all_or_nothing() {
+    let server = TestServer::start().await;
+    let alice = server
+        .mailstore
+        .create_account(ALICE, "pw", Some(5000))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        server.deliver(&alice, &mail(1000)).await;
+    }
+    let mut client = server.login(ALICE).await;
+    let before = client.command("STATUS Archive (MESSAGES UIDNEXT)").await;
+    client.command("SELECT INBOX").await;
+    // Two copies would fit (3000 + 2000 bytes); the third would not.
+    let reply = client.command("COPY 1:3 Archive").await;
+    assert!(has(&reply, "NO [OVERQUOTA]"), "{reply:?}");
+    // Nothing was copied, not even for a moment: no UID of Archive was used up.
+    let after = client.command("STATUS Archive (MESSAGES UIDNEXT)").await;
+    assert_eq!(after[0], before[0]);
+    let reply = client.command("COPY 1:2 Archive").await;
+    assert!(client.ok(&reply), "{reply:?}");
+}

@@ -368,8 +368,9 @@ impl Mailstore {
     /// COPY and MOVE), in UID order; returns each source UID with where its copy landed.
     /// UIDs that do not exist are skipped. Only metadata is written: a copy shares the
     /// stored body, so nothing is re-uploaded. The quota is charged as for any new
-    /// message; when a copy fails, the copies made before it stay and the error is
-    /// returned with them, so the caller can undo them (RFC 9051 wants COPY atomic).
+    /// message. All copies commit in one transaction, as RFC 9051 wants COPY atomic: on
+    /// an error none was made (the list in the error is then always empty; it stays in
+    /// the signature for callers written when copies were made one by one).
     pub async fn copy_messages(
         &self,
         account: AccountId,
@@ -389,17 +390,24 @@ impl Mailstore {
             .into_iter()
             .filter(|m| wanted.binary_search(&m.uid).is_ok())
             .collect();
-        let mut copied = Vec::with_capacity(sources.len());
+        let mut rows = Vec::with_capacity(sources.len());
         for message in &sources {
-            match self.copy_one(account, message, to).await {
-                Ok(inserted) => copied.push((message.uid, inserted)),
-                Err(e) => return Err((copied.iter().map(|(_, c)| c.uid).collect(), e)),
-            }
+            rows.push(self.copy_row(account, message, to).await.map_err(fail)?);
         }
-        Ok(copied)
+        let inserted = self.meta().insert_messages(rows).await;
+        let inserted = inserted.map_err(|e| fail(e.into()))?;
+        if let Some(last) = inserted.last() {
+            self.announce(MailboxChange {
+                account,
+                mailbox: to,
+                modseq: last.modseq,
+            });
+        }
+        Ok(sources.iter().map(|m| m.uid).zip(inserted).collect())
     }
 
-    async fn copy_one(
+    /// The row of a copy of `message` in `to`, sharing its body.
+    async fn copy_row(
         &self,
         account: AccountId,
         message: &MessageRecord,
