@@ -412,7 +412,7 @@ impl Mailstore {
         account: AccountId,
         message: &MessageRecord,
         to: MailboxId,
-    ) -> Result<evermail_meta::InsertedMessage, MailError> {
+    ) -> Result<evermail_meta::NewMessage, MailError> {
         let blob = self.meta().blob(message.blob).await?.ok_or_else(|| {
             MailError::new(
                 ErrorKind::Corrupt,
@@ -420,23 +420,14 @@ impl Mailstore {
             )
         })?;
         let locations = self.meta().blob_locations(message.blob).await?;
-        let inserted = self
-            .meta()
-            .insert_message(evermail_meta::NewMessage {
-                account,
-                mailbox: to,
-                blob,
-                locations,
-                flags: message.flags.clone(),
-                internal_date: message.internal_date,
-            })
-            .await?;
-        self.announce(MailboxChange {
+        Ok(evermail_meta::NewMessage {
             account,
             mailbox: to,
-            modseq: inserted.modseq,
-        });
-        Ok(inserted)
+            blob,
+            locations,
+            flags: message.flags.clone(),
+            internal_date: message.internal_date,
+        })
     }
 
     /// Removes messages; returns the UIDs that were removed.
