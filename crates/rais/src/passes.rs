@@ -92,12 +92,12 @@ impl Maintainer {
         &self.blobs
     }
 
-    /// Stores whose copies no longer count toward a blob's replicas.
-    fn draining(&self) -> Vec<String> {
+    /// The ids of the stores in one of `states`.
+    fn stores_in(&self, states: &[StoreState]) -> Vec<String> {
         self.blobs
             .stores()
             .iter()
-            .filter(|s| s.state() == StoreState::Draining)
+            .filter(|s| states.contains(&s.state()))
             .map(|s| s.id().to_string())
             .collect()
     }
@@ -106,21 +106,25 @@ impl Maintainer {
     /// copies on draining stores whose blobs have enough good copies elsewhere.
     pub async fn repair(&self, progress: &dyn Progress) -> Result<RepairReport, MetaError> {
         let replicas = self.blobs.replicas() as u32;
-        let draining = self.draining();
+        // Copies on these stores do not count toward a blob's replicas: a draining
+        // store is being emptied, and one marked down by the operator may never come
+        // back (its copies are still read, as a last resort, and kept).
+        let uncounted = self.stores_in(&[StoreState::Draining, StoreState::Down]);
+        let draining = self.stores_in(&[StoreState::Draining]);
         let mut report = RepairReport::default();
         // Blobs already tried in this pass: one that cannot be repaired now stays at
         // the head of the queue, and must not be tried again and again.
         let mut tried: HashSet<BlobId> = HashSet::new();
         let first = self
             .meta
-            .under_replicated(replicas, &draining, u32::MAX)
+            .under_replicated(replicas, &uncounted, u32::MAX)
             .await?;
         progress.total(first.len() as u64);
         metrics::gauge!("evermail_rais_under_replicated_blobs").set(first.len() as f64);
         loop {
             let queue = self
                 .meta
-                .under_replicated(replicas, &draining, PAGE + tried.len() as u32)
+                .under_replicated(replicas, &uncounted, PAGE + tried.len() as u32)
                 .await?;
             let fresh: Vec<_> = queue
                 .into_iter()
@@ -132,15 +136,16 @@ impl Maintainer {
             for blob in fresh {
                 tried.insert(blob.blob);
                 report.under_replicated += 1;
-                self.repair_one(blob.blob, blob.size, replicas, &draining, &mut report)
+                self.repair_one(blob.blob, blob.size, replicas, &uncounted, &mut report)
                     .await?;
                 progress.advance(blob.size);
             }
         }
-        self.drain(replicas, &draining, &mut report).await?;
+        self.drain(replicas, &draining, &uncounted, &mut report)
+            .await?;
         let left = self
             .meta
-            .under_replicated(replicas, &draining, u32::MAX)
+            .under_replicated(replicas, &uncounted, u32::MAX)
             .await?
             .len();
         metrics::gauge!("evermail_rais_under_replicated_blobs").set(left as f64);
@@ -153,7 +158,7 @@ impl Maintainer {
         id: BlobId,
         size: u64,
         replicas: u32,
-        draining: &[String],
+        uncounted: &[String],
         report: &mut RepairReport,
     ) -> Result<(), MetaError> {
         let copies = self.meta.blob_copies(id).await?;
@@ -164,7 +169,7 @@ impl Maintainer {
             .collect();
         let good = copies
             .iter()
-            .filter(|c| c.state == CopyState::Ok && !draining.contains(&c.store))
+            .filter(|c| c.state == CopyState::Ok && !uncounted.contains(&c.store))
             .count() as u32;
         if good >= replicas {
             return Ok(());
@@ -273,6 +278,7 @@ impl Maintainer {
         &self,
         replicas: u32,
         draining: &[String],
+        uncounted: &[String],
         report: &mut RepairReport,
     ) -> Result<(), MetaError> {
         if draining.is_empty() {
@@ -291,7 +297,7 @@ impl Maintainer {
                     .blob_copies(listed.blob)
                     .await?
                     .into_iter()
-                    .filter(|c| c.state == CopyState::Ok && !draining.contains(&c.store))
+                    .filter(|c| c.state == CopyState::Ok && !uncounted.contains(&c.store))
                     .collect();
                 if (elsewhere.len() as u32) < replicas {
                     continue;

@@ -375,3 +375,30 @@ async fn drain_keeps_a_copy_whose_replacements_exist_only_on_paper() {
     }
     assert_eq!(w.files(x), 0);
 }
+
+#[tokio::test]
+async fn copies_on_a_store_marked_down_are_replaced_but_kept() {
+    let w = world(2).await;
+    let bodies = w.deliver(12).await;
+    let on_s2 = w.files(2);
+    assert!(on_s2 > 0);
+    let mut handles = w.handles.clone();
+    handles[2] = handles[2].clone().with_state(StoreState::Down);
+    w.blobs.set_stores(handles);
+    let report = w.maint.repair(&()).await.unwrap();
+    assert_eq!(report.copies_added as usize, on_s2, "{report:?}");
+    assert_eq!(report.drained, 0, "a down store is not emptied");
+    assert_eq!(w.files(2), on_s2);
+    // Every body now has two good copies on s0 and s1.
+    let counted = vec!["s2".to_string()];
+    assert!(
+        w.meta
+            .under_replicated(2, &counted, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for (id, b) in &bodies {
+        assert_eq!(&w.mail.body(*id).await.unwrap(), b);
+    }
+}

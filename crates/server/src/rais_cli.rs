@@ -227,9 +227,10 @@ async fn status(storage: &Storage, config: &Config) -> anyhow::Result<()> {
             record.id, record.state, reachable, sole
         );
     }
+    // As repair counts: copies on draining or down stores do not count.
     let draining: Vec<String> = stores
         .iter()
-        .filter(|s| s.state() == StoreState::Draining)
+        .filter(|s| matches!(s.state(), StoreState::Draining | StoreState::Down))
         .map(|s| s.id().to_string())
         .collect();
     let short = meta
