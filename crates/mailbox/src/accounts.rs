@@ -1,14 +1,15 @@
 //! Accounts, passwords and aliases.
 //!
 //! Passwords are hashed with Argon2id at the OWASP-recommended parameters (19 MiB,
-//! two passes, one lane). Hashing is CPU-heavy, so it runs on the blocking pool, and a
+//! two passes, one lane). Hashing is CPU-heavy, so it runs on the blocking pool, at
+//! most one computation per core in reused memory (see [`Argon2Slots`]), and a
 //! login for an unknown address verifies against a dummy hash so that timing does not
 //! reveal which addresses exist.
 
 use crate::login_guard::LockScope;
 use crate::{ErrorKind, MailError, Mailstore};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use evermail_meta::{AccountRecord, AliasRecord, NewAccount, NewMailbox};
 use evermail_types::AccountId;
 use std::sync::OnceLock;
@@ -101,9 +102,9 @@ pub fn check_address(address: &str, catch_all: bool) -> Result<(), MailError> {
     Ok(())
 }
 
-fn argon2() -> Argon2<'static> {
-    let params = Params::new(19 * 1024, 2, 1, None).expect("constant Argon2 parameters are valid");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+/// The Argon2id parameters new hashes get: OWASP's 19 MiB, two passes, one lane.
+fn params() -> Params {
+    Params::new(19 * 1024, 2, 1, None).expect("constant Argon2 parameters are valid")
 }
 
 fn check_password(password: &str) -> Result<(), MailError> {
@@ -116,45 +117,151 @@ fn check_password(password: &str) -> Result<(), MailError> {
     Ok(())
 }
 
-/// Hashes a password into a PHC string.
-pub async fn hash_password(password: &str) -> Result<String, MailError> {
-    check_password(password)?;
-    let password = password.to_string();
+/// Where Argon2 runs. One computation fills 19 MiB. Left alone, a burst of logins would
+/// run one computation per blocking thread (tokio allows 512): gigabytes at once, much
+/// of which the allocator keeps afterwards, so every connection that once logged in
+/// would seem to cost megabytes. Instead at most one computation per core runs at a
+/// time (more would not finish sooner; the others wait their turn) and each works in
+/// one of a fixed set of memory buffers that is reused, never freed. The argon2 crate's
+/// PHC verifier allocates its own memory each time, which is why hashing and verifying
+/// are written here over `hash_password_into_with_memory`.
+struct Argon2Slots {
+    permits: tokio::sync::Semaphore,
+    buffers: std::sync::Mutex<Vec<Vec<Block>>>,
+    /// Buffers are kept at this many blocks; a stored hash with a bigger memory cost
+    /// (made with other parameters) gets a one-off larger buffer.
+    kept_blocks: usize,
+}
+
+fn slots() -> &'static Argon2Slots {
+    static SLOTS: OnceLock<Argon2Slots> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Argon2Slots {
+            permits: tokio::sync::Semaphore::new(cores),
+            buffers: std::sync::Mutex::new(Vec::new()),
+            kept_blocks: params().block_count(),
+        }
+    })
+}
+
+/// Runs Argon2 `argon2` over `password` and `salt` into `out`, in a turn and a buffer
+/// from [`Argon2Slots`].
+async fn argon2_into(
+    argon2: Argon2<'static>,
+    password: Vec<u8>,
+    salt: Vec<u8>,
+    out_len: usize,
+) -> Result<Vec<u8>, MailError> {
+    let slots = slots();
+    // The permit moves into the blocking task, so a caller that gives up waiting (a
+    // client that disconnects) does not free its turn while the computation runs.
+    let permit = slots
+        .permits
+        .acquire()
+        .await
+        .map_err(|_| MailError::new(ErrorKind::Unavailable, "password hashing stopped"))?;
     tokio::task::spawn_blocking(move || {
-        let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
-            .map_err(|e| MailError::new(ErrorKind::Invalid, e.to_string()))?;
-        argon2()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| MailError::new(ErrorKind::Invalid, e.to_string()))
+        let _permit = permit;
+        let blocks = argon2.params().block_count();
+        let mut buffer = slots
+            .buffers
+            .lock()
+            .expect("argon2 buffer list lock")
+            .pop()
+            .unwrap_or_default();
+        if buffer.len() < blocks {
+            buffer.resize(blocks, Block::default());
+        }
+        let mut out = vec![0u8; out_len];
+        let result = argon2.hash_password_into_with_memory(
+            &password,
+            &salt,
+            &mut out,
+            &mut buffer[..blocks],
+        );
+        if buffer.len() > slots.kept_blocks {
+            buffer.truncate(slots.kept_blocks);
+            buffer.shrink_to_fit();
+        }
+        slots
+            .buffers
+            .lock()
+            .expect("argon2 buffer list lock")
+            .push(buffer);
+        result
+            .map(|()| out)
+            .map_err(|e| MailError::new(ErrorKind::Invalid, format!("argon2: {e}")))
     })
     .await
     .map_err(|e| MailError::new(ErrorKind::Unavailable, format!("hashing task: {e}")))?
 }
 
-fn dummy_hash() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| {
-        let salt = SaltString::encode_b64(&[0u8; 16]).expect("a fixed salt encodes");
-        argon2()
-            .hash_password(b"no such account", &salt)
-            .expect("hashing a constant works")
-            .to_string()
-    })
+/// Hashes a password into a PHC string.
+pub async fn hash_password(password: &str) -> Result<String, MailError> {
+    check_password(password)?;
+    hash_with_salt(password.as_bytes(), &rand::random::<[u8; 16]>()).await
 }
 
+async fn hash_with_salt(password: &[u8], salt: &[u8]) -> Result<String, MailError> {
+    let invalid =
+        |e: argon2::password_hash::Error| MailError::new(ErrorKind::Invalid, e.to_string());
+    let params = params();
+    let out_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let out = argon2_into(argon2, password.to_vec(), salt.to_vec(), out_len).await?;
+    let salt = SaltString::encode_b64(salt).map_err(invalid)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(invalid)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(invalid)?),
+    };
+    Ok(phc.to_string())
+}
+
+/// The hash an unknown address is verified against, so its login costs the same.
+async fn dummy_hash() -> String {
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DUMMY
+        .get_or_init(|| async {
+            hash_with_salt(b"no such account", &[0u8; 16])
+                .await
+                .expect("hashing a constant works")
+        })
+        .await
+        .clone()
+}
+
+/// Whether `password` matches the PHC string `hash` (any Argon2 variant, version and
+/// parameters it names). The comparison of the outputs is constant-time.
 async fn verify(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .map(|parsed| {
-                argon2()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false)
+    let Ok(parsed) = PasswordHash::new(&hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params), Some(expected), Some(salt)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+        parsed.hash,
+        parsed.salt,
+    ) else {
+        return false;
+    };
+    let version = parsed
+        .version
+        .map_or(Ok(Version::V0x13), Version::try_from)
+        .unwrap_or(Version::V0x13);
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let argon2 = Argon2::new(algorithm, version, params);
+    match argon2_into(argon2, password.into_bytes(), salt.to_vec(), expected.len()).await {
+        // Output's equality is constant-time.
+        Ok(out) => Output::new(&out).is_ok_and(|out| out == expected),
+        Err(_) => false,
+    }
 }
 
 impl Mailstore {
@@ -250,9 +357,11 @@ impl Mailstore {
             return Ok(None);
         }
         let record = self.meta().account_by_address(login).await?;
-        let hash = record
-            .as_ref()
-            .map_or_else(|| dummy_hash().to_string(), |r| r.password_hash.clone());
+        let hash = record.as_ref().map(|r| r.password_hash.clone());
+        let hash = match hash {
+            Some(hash) => hash,
+            None => dummy_hash().await,
+        };
         let ok = verify(password.to_string(), hash).await;
         Ok(record.filter(|_| ok).as_ref().map(Account::from))
     }
@@ -313,6 +422,75 @@ impl Mailstore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn hashes_verify_and_wrong_passwords_do_not() {
+        let hash = hash_password("correct horse").await.unwrap();
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert!(verify("correct horse".into(), hash.clone()).await);
+        assert!(!verify("correct horsf".into(), hash.clone()).await);
+        assert!(!verify(String::new(), hash.clone()).await);
+        // A fresh salt every time.
+        assert_ne!(hash, hash_password("correct horse").await.unwrap());
+        for garbage in [
+            "",
+            "$argon2id$",
+            "plain",
+            "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ",
+        ] {
+            assert!(!verify("x".into(), garbage.into()).await, "{garbage}");
+        }
+    }
+
+    /// Hashes stored by the argon2 crate's own PHC hasher (what earlier releases wrote),
+    /// with other parameters and variants, still verify.
+    #[tokio::test]
+    async fn verifies_hashes_made_by_the_argon2_crate() {
+        use argon2::password_hash::PasswordHasher;
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        for (algorithm, params) in [
+            (Algorithm::Argon2id, params()),
+            (
+                Algorithm::Argon2id,
+                Params::new(32 * 1024, 1, 2, Some(16)).unwrap(),
+            ),
+            (
+                Algorithm::Argon2i,
+                Params::new(8 * 1024, 3, 1, None).unwrap(),
+            ),
+        ] {
+            let hash = Argon2::new(algorithm, Version::V0x13, params)
+                .hash_password(b"pw", &salt)
+                .unwrap()
+                .to_string();
+            assert!(verify("pw".into(), hash.clone()).await, "{hash}");
+            assert!(!verify("pW".into(), hash.clone()).await, "{hash}");
+        }
+    }
+
+    /// More logins at once than there are cores (and buffers): every one gets its own
+    /// right answer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_verifications_do_not_mix_up_buffers() {
+        let hash = hash_password("pw").await.unwrap();
+        let checks: Vec<_> = (0..12)
+            .map(|i| {
+                let hash = hash.clone();
+                tokio::spawn(async move {
+                    let password = if i % 3 == 0 { "pw" } else { "wrong" };
+                    (i, verify(password.into(), hash).await)
+                })
+            })
+            .collect();
+        for check in checks {
+            let (i, ok) = check.await.unwrap();
+            assert_eq!(ok, i % 3 == 0, "verification {i}");
+        }
+        assert!(slots().buffers.lock().unwrap().len() <= slots().permits.available_permits());
+    }
 
     #[test]
     fn checks_addresses() {
