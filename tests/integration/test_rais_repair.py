@@ -259,3 +259,38 @@ def test_copies_missed_while_s3_was_down_are_added_when_it_returns(make_server, 
     scrub = cli(server, "blob", "scrub", "--deep")
     assert "36 copies checked, 36 ok, 0 missing, 0 corrupt" in scrub.out, scrub.out
     check_mailbox(server, sent)
+
+
+def test_a_drain_on_one_node_reaches_the_other_through_galera(mysql_db, make_mysql_server,
+                                                               tmp_path):
+    # Two evermail nodes on one Galera database and three shared fs stores. The
+    # registry lives in the database: a drain ordered through node b changes where
+    # node a writes within registry_refresh_secs, repair through a empties the
+    # store, b removes it, and both nodes still read every message.
+    _, _, urls = mysql_db
+    stores, roots = stores_config(tmp_path, ["g1", "g2", "g3"], replicas=2,
+                                  maintenance="enabled = false\n")
+    storage = stores[stores.index("[storage]"):]
+    a = make_mysql_server("a", [urls[0], urls[1], urls[2]], extra=storage)
+    b = make_mysql_server("b", [urls[1], urls[2], urls[0]], extra=storage)
+    a.cli("db", "migrate")
+    a.start()
+    b.start()
+    a.add_account(*ALICE)
+    sent = deliver_all(a, 10, "galera")
+    sent.update(deliver_all(b, 10, "galera-b"))
+    assert sum(len(files(r)) for r in roots.values()) == 40
+
+    b.cli("store", "drain", "g1")
+    time.sleep(2)  # both nodes re-read the registry every second
+    before = len(files(roots["g1"]))
+    more = deliver_all(a, 6, "after-drain")
+    assert len(files(roots["g1"])) == before, "node a still writes to the draining store"
+    repair = a.cli("blob", "repair")
+    assert "0 still short, 0 lost" in repair.out, repair.out
+    assert files(roots["g1"]) == []
+    b.cli("store", "remove", "g1")
+    assert "g1" not in a.cli("store", "list").out
+    sent.update(more)
+    check_mailbox(a, sent)
+    check_mailbox(b, sent)
