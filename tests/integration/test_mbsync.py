@@ -1,7 +1,7 @@
 """mbsync (isync) against the real binary: a mailbox of a few thousand messages
 delivered over LMTP is synced both ways with a local Maildir, then both sides
-change (flags, expunges, new mail) and are synced again, twice; in the end both
-sides hold the same messages with the same flags.
+change (flags, expunges, new mail, new nested folders) and are synced again,
+twice; in the end both sides hold the same messages with the same flags.
 
 Bodies are compared byte for byte after undoing what mbsync itself does to every
 message it copies, against any server: Maildir files get LF line ends (IMAP
@@ -203,6 +203,7 @@ def test_mbsync_two_way_sync_of_thousands_of_messages(users, tmp_path):
     client = imaplib.IMAP4(HOST, users.ports["imap"], timeout=NET_TIMEOUT)
     client.login(*ALICE)
     assert assert_in_sync(client, maildir) == MESSAGES
+    expected = MESSAGES
 
     for round_ in range(2):
         # Server side: flag some, delete and expunge some, append new mail.
@@ -230,6 +231,20 @@ def test_mbsync_two_way_sync_of_thousands_of_messages(users, tmp_path):
             name = f"local-{round_}-{i}.{os.getpid()}.evermail-test"
             body = message(f"local round {round_} {i}").replace(b"\r\n", b"\n")
             (maildir / "INBOX" / "new" / name).write_bytes(body)
+        expected += 5 + 5 - 10 - 15
+
+        if round_ == 0:
+            # New folders on each side, nested, created by the other side's sync.
+            assert client.create("Lists/rust")[0] == "OK"
+            for i in range(3):
+                assert client.append("Lists/rust", None, None, message(f"list {i}"))[0] == "OK"
+            folder = maildir / "Projects" / "2026"
+            for sub in ("cur", "new", "tmp"):
+                (folder / sub).mkdir(parents=True)
+            for i in range(3):
+                body = message(f"project {i}").replace(b"\r\n", b"\n")
+                (folder / "new" / f"project-{i}.{os.getpid()}.evermail-test").write_bytes(body)
+            expected += 6
 
         run_mbsync(rc, f"round {round_}, changes on both sides")
         # mbsync found both sides' changes in this run; a second run has nothing
@@ -237,7 +252,8 @@ def test_mbsync_two_way_sync_of_thousands_of_messages(users, tmp_path):
         run_mbsync(rc, f"round {round_}, nothing changed")
         client.noop()
         total = assert_in_sync(client, maildir)
-        expected = MESSAGES + (round_ + 1) * (5 + 5 - 10 - 15)
+        assert "Projects/2026" in server_mailboxes(client)
+        assert "Lists/rust" in maildir_folders(maildir)
         assert total == expected, f"round {round_}: {total} messages, expected {expected}"
 
     client.logout()
