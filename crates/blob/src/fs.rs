@@ -165,10 +165,13 @@ fn write_file(path: &Path, dir: &Path, body: &[u8]) -> Result<PathBuf, WriteErro
     std::fs::create_dir_all(dir).map_err(|e| io("creating the directory of", e))?;
     if let Ok(meta) = std::fs::metadata(path)
         && meta.len() == body.len() as u64
+        && std::fs::read(path).is_ok_and(|existing| existing == body)
     {
-        // Content-addressed: an existing file of the right length is this body (reads
-        // verify the hash, and a bad copy is repaired from another). Its directory
-        // entry may predate a crash, so the caller still fsyncs the directory.
+        // Content-addressed: an existing file with this exact content is this body.
+        // The content is compared, not just the length: a copy that rotted in place
+        // keeps its length, and a delivery acknowledged on it would be unreadable. Its
+        // directory entry may predate a crash, so the caller still fsyncs the
+        // directory.
         return Ok(dir.to_path_buf());
     }
     let tmp = dir.join(format!(
@@ -313,6 +316,17 @@ mod tests {
                 .unwrap();
             assert_eq!(got, vec![i as u8; 100]);
         }
+    }
+
+    #[tokio::test]
+    async fn a_rotted_copy_of_the_same_length_is_rewritten() {
+        let (backend, dir) = backend();
+        let body = Bytes::from_static(b"the real body");
+        let key = backend.key_for(&crate::blob_id(&body));
+        backend.put(&key, body.clone()).await.unwrap();
+        std::fs::write(dir.path().join(&key), b"the rEal body").unwrap();
+        backend.put(&key, body.clone()).await.unwrap();
+        assert_eq!(backend.get(&key).await.unwrap().unwrap(), body);
     }
 
     #[tokio::test]
