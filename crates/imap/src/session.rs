@@ -460,7 +460,9 @@ impl Session {
             &body,
             CommandBody::Fetch(f) if !f.uid
         ) && !matches!(&body, CommandBody::Store(s) if !s.uid)
-            && !matches!(&body, CommandBody::Search(s) if !s.uid);
+            && !matches!(&body, CommandBody::Search(s) if !s.uid)
+            && !matches!(&body, CommandBody::Sort(s) if !s.uid)
+            && !matches!(&body, CommandBody::Thread(t) if !t.uid);
         let force_sync = matches!(&body, CommandBody::Noop | CommandBody::Check);
         let result = self.dispatch(&tag, body).await;
         let tagged = match result {
@@ -540,7 +542,9 @@ impl Session {
             CommandBody::Expunge { uids } => self.expunge(uids).await,
             CommandBody::Fetch(fetch) => self.fetch(fetch).await,
             CommandBody::Store(store) => self.store(store).await,
-            CommandBody::Search(search) => self.search(tag, search),
+            CommandBody::Search(search) => self.search(tag, search).await,
+            CommandBody::Sort(sort) => self.sort(sort).await,
+            CommandBody::Thread(thread) => self.thread(thread).await,
             CommandBody::Copy(copy) => self.copy(copy, false).await,
             CommandBody::Move(copy) => self.copy(copy, true).await,
         }

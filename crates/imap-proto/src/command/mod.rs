@@ -17,6 +17,7 @@ pub mod manage;
 pub mod quota;
 pub mod search;
 pub mod select;
+pub mod sort;
 pub mod status;
 pub mod store;
 
@@ -35,6 +36,7 @@ pub use manage::{Create, Rename};
 pub use quota::SetQuota;
 pub use search::{Search, SearchKey, SearchReturn};
 pub use select::{Qresync, Select};
+pub use sort::{Sort, SortCriterion, SortKey, Thread, ThreadAlgorithm};
 pub use status::{Status, StatusItem};
 pub use store::{Store, StoreMode};
 
@@ -83,6 +85,8 @@ pub enum CommandBody {
     Copy(CopyMove),
     Move(CopyMove),
     Search(Search),
+    Sort(Sort),
+    Thread(Thread),
     Id(Id),
     /// QUOTA (RFC 9208): GETQUOTA of a quota root.
     GetQuota(String),
@@ -130,6 +134,10 @@ impl CommandBody {
             CommandBody::Move(_) => "MOVE",
             CommandBody::Search(s) if s.uid => "UID SEARCH",
             CommandBody::Search(_) => "SEARCH",
+            CommandBody::Sort(s) if s.uid => "UID SORT",
+            CommandBody::Sort(_) => "SORT",
+            CommandBody::Thread(t) if t.uid => "UID THREAD",
+            CommandBody::Thread(_) => "THREAD",
             CommandBody::Id(_) => "ID",
             CommandBody::GetQuota(_) => "GETQUOTA",
             CommandBody::GetQuotaRoot(_) => "GETQUOTAROOT",
@@ -185,6 +193,8 @@ fn parse_body(c: &mut Cursor<'_>) -> PResult<CommandBody> {
         "COPY" => CommandBody::Copy(copy::parse(c, false)?),
         "MOVE" => CommandBody::Move(copy::parse(c, false)?),
         "SEARCH" => CommandBody::Search(search::parse(c, false)?),
+        "SORT" => CommandBody::Sort(sort::parse_sort(c, false)?),
+        "THREAD" => CommandBody::Thread(sort::parse_thread(c, false)?),
         "ID" => CommandBody::Id(id::parse(c)?),
         "GETQUOTA" => CommandBody::GetQuota(quota::parse_getquota(c)?),
         "GETQUOTAROOT" => CommandBody::GetQuotaRoot(quota::parse_getquotaroot(c)?),
@@ -198,6 +208,8 @@ fn parse_body(c: &mut Cursor<'_>) -> PResult<CommandBody> {
                 "COPY" => CommandBody::Copy(copy::parse(c, true)?),
                 "MOVE" => CommandBody::Move(copy::parse(c, true)?),
                 "SEARCH" => CommandBody::Search(search::parse(c, true)?),
+                "SORT" => CommandBody::Sort(sort::parse_sort(c, true)?),
+                "THREAD" => CommandBody::Thread(sort::parse_thread(c, true)?),
                 "EXPUNGE" => {
                     c.sp()?;
                     CommandBody::Expunge {

@@ -112,20 +112,26 @@ pub(crate) fn parse(c: &mut Cursor<'_>, uid: bool) -> PResult<Search> {
         charset = Some(String::from_utf8_lossy(&name).to_ascii_uppercase());
         c.sp()?;
     }
-    let mut keys = vec![parse_key(c, 0)?];
-    while c.eat(b' ') {
-        keys.push(parse_key(c, 0)?);
-    }
-    let key = if keys.len() == 1 {
-        keys.pop().unwrap_or(SearchKey::All)
-    } else {
-        SearchKey::And(keys)
-    };
+    let key = parse_criteria(c)?;
     Ok(Search {
         uid,
         charset,
         return_opts,
         key,
+    })
+}
+
+/// One or more search keys to the end of the command, as one key (SEARCH, and SORT
+/// and THREAD after their charset).
+pub(crate) fn parse_criteria(c: &mut Cursor<'_>) -> PResult<SearchKey> {
+    let mut keys = vec![parse_key(c, 0)?];
+    while c.eat(b' ') {
+        keys.push(parse_key(c, 0)?);
+    }
+    Ok(if keys.len() == 1 {
+        keys.pop().unwrap_or(SearchKey::All)
+    } else {
+        SearchKey::And(keys)
     })
 }
 

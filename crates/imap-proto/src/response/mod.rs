@@ -330,6 +330,42 @@ pub struct ESearch {
     pub mod_seq: Option<u64>,
 }
 
+/// One thread of a THREAD reply: a message (or, only at the top, a missing parent
+/// whose children are siblings) and its replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadTree {
+    /// A sequence number or UID; `None` for a parent that is not in the result.
+    pub message: Option<u32>,
+    pub children: Vec<ThreadTree>,
+}
+
+impl ThreadTree {
+    /// `thread-members` / `thread-nested` of RFC 5256: a chain of single replies is
+    /// written flat (`1 2 3`), a fork as one parenthesised list per branch.
+    fn encode(&self, out: &mut Vec<u8>) {
+        if let Some(n) = self.message {
+            out.extend_from_slice(n.to_string().as_bytes());
+        }
+        match self.children.as_slice() {
+            [] => {}
+            [only] if self.message.is_some() => {
+                out.push(b' ');
+                only.encode(out);
+            }
+            children => {
+                if self.message.is_some() {
+                    out.push(b' ');
+                }
+                for child in children {
+                    out.push(b'(');
+                    child.encode(out);
+                    out.push(b')');
+                }
+            }
+        }
+    }
+}
+
 /// One namespace of a NAMESPACE reply: prefix and delimiter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {
@@ -367,6 +403,10 @@ pub enum Data {
         mod_seq: Option<u64>,
     },
     ESearch(ESearch),
+    /// `* SORT n...` (RFC 5256).
+    Sort(Vec<u32>),
+    /// `* THREAD (...)(...)` (RFC 5256): one tree per thread.
+    Thread(Vec<ThreadTree>),
     /// `* ID NIL` or `* ID ("name" "value" ...)`.
     Id(Option<Vec<(String, Option<String>)>>),
     Namespace {
@@ -380,7 +420,10 @@ pub enum Data {
         resources: Vec<QuotaResource>,
     },
     /// `* QUOTAROOT mailbox root...` (RFC 9208).
-    QuotaRoot { mailbox: String, roots: Vec<String> },
+    QuotaRoot {
+        mailbox: String,
+        roots: Vec<String>,
+    },
 }
 
 /// One resource of a QUOTA response, in the resource's units (STORAGE: KiB).
@@ -441,6 +484,23 @@ impl Data {
                 }
             }
             Data::ESearch(e) => esearch(out, e),
+            Data::Sort(numbers) => {
+                out.extend_from_slice(b"SORT");
+                for n in numbers {
+                    out.extend_from_slice(format!(" {n}").as_bytes());
+                }
+            }
+            Data::Thread(threads) => {
+                out.extend_from_slice(b"THREAD");
+                if !threads.is_empty() {
+                    out.push(b' ');
+                }
+                for tree in threads {
+                    out.push(b'(');
+                    tree.encode(out);
+                    out.push(b')');
+                }
+            }
             Data::Id(params) => {
                 out.extend_from_slice(b"ID ");
                 match params {

@@ -221,6 +221,34 @@ fn encodes_data() {
             }),
             "ESEARCH (TAG \"a\") UID MAX 21 ALL 4:18,21",
         ),
+        (Data::Sort(vec![2, 84, 882]), "SORT 2 84 882"),
+        (Data::Sort(vec![]), "SORT"),
+        (Data::Thread(vec![]), "THREAD"),
+        // RFC 5256 section 4's example.
+        (
+            Data::Thread(vec![
+                leaf(2),
+                node(
+                    3,
+                    vec![node(
+                        6,
+                        vec![
+                            node(4, vec![leaf(23)]),
+                            node(44, vec![node(7, vec![leaf(96)])]),
+                        ],
+                    )],
+                ),
+            ]),
+            "THREAD (2)(3 6 (4 23)(44 7 96))",
+        ),
+        // A missing parent at the top: its replies are siblings.
+        (
+            Data::Thread(vec![ThreadTree {
+                message: None,
+                children: vec![leaf(3), leaf(5)],
+            }]),
+            "THREAD ((3)(5))",
+        ),
         (Data::Id(None), "ID NIL"),
         (
             Data::Id(Some(vec![
@@ -284,4 +312,15 @@ fn encodes_continuations() {
         enc(Response::Continue(Continue::Base64(b"abc".to_vec()))),
         "+ YWJj\r\n"
     );
+}
+
+fn leaf(n: u32) -> ThreadTree {
+    node(n, Vec::new())
+}
+
+fn node(n: u32, children: Vec<ThreadTree>) -> ThreadTree {
+    ThreadTree {
+        message: Some(n),
+        children,
+    }
 }

@@ -36,6 +36,9 @@ const EXTENSIONS: &[&str] = &[
     "LIST-EXTENDED",
     "LIST-STATUS",
     "STATUS=SIZE",
+    "SORT",
+    "THREAD=ORDEREDSUBJECT",
+    "THREAD=REFERENCES",
 ];
 
 impl Session {

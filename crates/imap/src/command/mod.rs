@@ -15,9 +15,11 @@ mod quota;
 mod rename;
 mod search;
 mod select;
+mod sort;
 mod starttls;
 mod status;
 mod store;
+mod thread;
 
 use evermail_imap_proto::response::Code;
 use evermail_imap_proto::{MailboxName, mutf7};

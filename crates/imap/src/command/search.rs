@@ -1,14 +1,15 @@
-//! SEARCH and UID SEARCH over what the session already holds: sequence numbers, UIDs,
-//! flags, sizes, internal dates and MODSEQs. Keys that need the message text or
-//! header (FROM, SUBJECT, BODY, TEXT, HEADER, SENT*) are refused with `NO [CANNOT]`
-//! until the mail model can search bodies; answering them wrongly would be worse.
+//! SEARCH and UID SEARCH. Sequence numbers, UIDs, flags, sizes, internal dates and
+//! MODSEQs come from what the session already holds. Keys on the header or text (FROM,
+//! SUBJECT, HEADER, BODY, TEXT, SENT*...) read each message's verified body and parse
+//! it (`Mailstore::message_text`), and only when the criteria contain one: there is no
+//! text index yet, so such a search costs a read of every message.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use evermail_imap_proto::SequenceSet;
 use evermail_imap_proto::command::{Search, SearchKey, SearchReturn};
 use evermail_imap_proto::response::{Code, Data, ESearch};
-use evermail_mailbox::MessageRecord;
+use evermail_mailbox::{MessageRecord, MessageText};
 
 use crate::session::{CmdError, CmdResult, Done, Session};
 
@@ -22,7 +23,7 @@ struct Context<'a> {
 }
 
 impl Session {
-    pub(crate) fn search(&mut self, tag: &str, search: Search) -> CmdResult {
+    pub(crate) async fn search(&mut self, tag: &str, search: Search) -> CmdResult {
         let rev2 = self.rev2;
         self.selected_mut()?;
         // A MODSEQ key is CONDSTORE enabling, and the reply then carries the highest
@@ -42,30 +43,14 @@ impl Session {
         } else {
             Vec::new()
         };
-        if let Some(charset) = &search.charset
-            && !matches!(charset.as_str(), "UTF-8" | "US-ASCII")
-        {
-            return Err(CmdError::no(
-                Code::BadCharset(vec!["UTF-8".into(), "US-ASCII".into()]),
-                format!("charset {charset} is not supported"),
-            ));
+        if let Some(charset) = &search.charset {
+            check_charset(charset)?;
         }
-        check(&search.key)?;
-        let context = Context {
-            exists: selected.exists(),
-            largest_uid: selected.messages.last().map_or(0, |m| m.uid.get()),
-            now: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
-            saved: if save { &previous } else { &selected.saved },
-        };
-        let matched = || {
-            selected
-                .messages
-                .iter()
-                .enumerate()
-                .filter(|(i, m)| matches(&search.key, *i as u32 + 1, m, &context))
-        };
+        let indices = self
+            .search_indices(&search.key, save.then_some(previous))
+            .await?;
+        let selected = self.selected_mut()?;
+        let matched = || indices.iter().map(|&i| (i, &selected.messages[i]));
         let mod_seq = wants_modseq
             .then(|| matched().map(|(_, m)| m.modseq.0).max())
             .flatten();
@@ -144,6 +129,82 @@ impl Session {
     }
 }
 
+impl Session {
+    /// The positions in the view of the messages matching `key`, ascending. `saved`
+    /// stands in for `$` when given (SEARCH ... SAVE has taken the old result out of
+    /// the view already). SORT and THREAD search with this too.
+    pub(crate) async fn search_indices(
+        &mut self,
+        key: &SearchKey,
+        saved: Option<Vec<evermail_types::Uid>>,
+    ) -> Result<Vec<usize>, CmdError> {
+        let texts = if needs_text(key) {
+            self.message_texts().await?
+        } else {
+            Vec::new()
+        };
+        let selected = self.selected_mut()?;
+        let context = Context {
+            exists: selected.exists(),
+            largest_uid: selected.messages.last().map_or(0, |m| m.uid.get()),
+            now: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+            saved: saved.as_deref().unwrap_or(&selected.saved),
+        };
+        Ok(selected
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| matches(key, *i as u32 + 1, m, texts.get(*i), &context))
+            .map(|(i, _)| i)
+            .collect())
+    }
+
+    /// The searchable text of every message in the view, in view order.
+    async fn message_texts(&mut self) -> Result<Vec<MessageText>, CmdError> {
+        let selected = self.selected_mut()?;
+        let blobs: Vec<_> = selected.messages.iter().map(|m| m.blob).collect();
+        let mut texts = Vec::with_capacity(blobs.len());
+        for blob in blobs {
+            texts.push(self.mailstore.message_text(blob).await?);
+        }
+        Ok(texts)
+    }
+}
+
+/// SEARCH, SORT and THREAD know the charsets Rust strings are made of.
+pub(crate) fn check_charset(charset: &str) -> Result<(), CmdError> {
+    if matches!(charset, "UTF-8" | "US-ASCII") {
+        return Ok(());
+    }
+    Err(CmdError::no(
+        Code::BadCharset(vec!["UTF-8".into(), "US-ASCII".into()]),
+        format!("charset {charset} is not supported"),
+    ))
+}
+
+/// Whether the criteria need the header or text of the messages.
+fn needs_text(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.iter().any(needs_text),
+        SearchKey::Or(a, b) => needs_text(a) || needs_text(b),
+        SearchKey::Not(k) => needs_text(k),
+        SearchKey::Bcc(_)
+        | SearchKey::Body(_)
+        | SearchKey::Cc(_)
+        | SearchKey::From(_)
+        | SearchKey::Subject(_)
+        | SearchKey::Text(_)
+        | SearchKey::To(_)
+        | SearchKey::Header(..)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_) => true,
+        _ => false,
+    }
+}
+
 /// Whether a MODSEQ key appears anywhere in the criteria.
 fn has_modseq(key: &SearchKey) -> bool {
     match key {
@@ -155,40 +216,26 @@ fn has_modseq(key: &SearchKey) -> bool {
     }
 }
 
-/// Refuses keys this slice cannot evaluate, before any result is sent.
-fn check(key: &SearchKey) -> Result<(), CmdError> {
-    match key {
-        SearchKey::And(keys) => keys.iter().try_for_each(check),
-        SearchKey::Or(a, b) => {
-            check(a)?;
-            check(b)
-        }
-        SearchKey::Not(k) => check(k),
-        SearchKey::Bcc(_)
-        | SearchKey::Body(_)
-        | SearchKey::Cc(_)
-        | SearchKey::From(_)
-        | SearchKey::Subject(_)
-        | SearchKey::Text(_)
-        | SearchKey::To(_)
-        | SearchKey::Header(..)
-        | SearchKey::SentBefore(_)
-        | SearchKey::SentOn(_)
-        | SearchKey::SentSince(_) => Err(CmdError::no(
-            Code::Cannot,
-            "searching message headers and text is not supported yet",
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn matches(key: &SearchKey, seq: u32, m: &MessageRecord, cx: &Context<'_>) -> bool {
+/// Whether message `m` (sequence number `seq`) matches `key`. `text` is its
+/// searchable text, loaded whenever the criteria need it.
+fn matches(
+    key: &SearchKey,
+    seq: u32,
+    m: &MessageRecord,
+    text: Option<&MessageText>,
+    cx: &Context<'_>,
+) -> bool {
     let day = m.internal_date.div_euclid(86_400);
+    let header = |name: &str, needle: &str| text.is_some_and(|t| t.header_contains(name, needle));
+    let sent = |test: fn(i64, i64) -> bool, d: &evermail_imap_proto::datetime::Date| {
+        text.and_then(|t| t.sent_day)
+            .is_some_and(|sent| test(sent, d.days_since_epoch()))
+    };
     match key {
         SearchKey::All => true,
-        SearchKey::And(keys) => keys.iter().all(|k| matches(k, seq, m, cx)),
-        SearchKey::Or(a, b) => matches(a, seq, m, cx) || matches(b, seq, m, cx),
-        SearchKey::Not(k) => !matches(k, seq, m, cx),
+        SearchKey::And(keys) => keys.iter().all(|k| matches(k, seq, m, text, cx)),
+        SearchKey::Or(a, b) => matches(a, seq, m, text, cx) || matches(b, seq, m, text, cx),
+        SearchKey::Not(k) => !matches(k, seq, m, text, cx),
         SearchKey::SequenceSet(set) | SearchKey::Uid(set) if set.is_last_result() => {
             cx.saved.binary_search(&m.uid).is_ok()
         }
@@ -208,8 +255,18 @@ fn matches(key: &SearchKey, seq: u32, m: &MessageRecord, cx: &Context<'_>) -> bo
         SearchKey::ModSeq { mod_seq, .. } => m.modseq.0 >= *mod_seq,
         SearchKey::Younger(secs) => cx.now - m.internal_date <= i64::from(*secs),
         SearchKey::Older(secs) => cx.now - m.internal_date > i64::from(*secs),
-        // Refused by `check` before evaluation.
-        _ => false,
+        SearchKey::From(s) => header("from", s),
+        SearchKey::To(s) => header("to", s),
+        SearchKey::Cc(s) => header("cc", s),
+        SearchKey::Bcc(s) => header("bcc", s),
+        SearchKey::Subject(s) => header("subject", s),
+        SearchKey::Header(name, s) => header(name, s),
+        SearchKey::Body(s) => text.is_some_and(|t| t.body_contains(s)),
+        SearchKey::Text(s) => text.is_some_and(|t| t.text_contains(s)),
+        // The Date: field's day as written, time and zone disregarded.
+        SearchKey::SentBefore(d) => sent(|a, b| a < b, d),
+        SearchKey::SentOn(d) => sent(|a, b| a == b, d),
+        SearchKey::SentSince(d) => sent(|a, b| a >= b, d),
     }
 }
 
@@ -273,17 +330,10 @@ mod tests {
             let got: Vec<u32> = messages
                 .iter()
                 .enumerate()
-                .filter(|(i, m)| matches(&key, *i as u32 + 1, m, &cx))
+                .filter(|(i, m)| matches(&key, *i as u32 + 1, m, None, &cx))
                 .map(|(i, _)| i as u32 + 1)
                 .collect();
             assert_eq!(got, want, "{key:?}");
         }
-    }
-
-    #[test]
-    fn text_keys_are_refused() {
-        assert!(check(&SearchKey::Subject("x".into())).is_err());
-        assert!(check(&SearchKey::Not(Box::new(SearchKey::Body("x".into())))).is_err());
-        assert!(check(&SearchKey::Flag(Flag::Seen)).is_ok());
     }
 }

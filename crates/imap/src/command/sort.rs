@@ -1,0 +1,123 @@
+//! SORT and THREAD (RFC 5256) and their UID forms: SEARCH's criteria, then an order
+//! over each match's header fields (`Mailstore::message_text`, read from the verified
+//! body; there is no sort index yet, so this reads every matching message).
+
+use std::cmp::Ordering;
+
+use evermail_imap_proto::command::{Sort, SortKey, Thread, ThreadAlgorithm};
+use evermail_imap_proto::response::Data;
+use evermail_mailbox::{MessageRecord, MessageText};
+
+use super::search::check_charset;
+use super::thread::{Threadable, base_subject, ordered_subject, references};
+use crate::session::{CmdResult, Done, Session};
+
+/// One matching message with what sorting it needs.
+struct Candidate {
+    seq: u32,
+    record: MessageRecord,
+    text: MessageText,
+}
+
+impl Candidate {
+    /// RFC 5256: the Date: field, or the internal date when there is none.
+    fn sent(&self) -> i64 {
+        self.text.sent_at.unwrap_or(self.record.internal_date)
+    }
+
+    fn number(&self, uid: bool) -> u32 {
+        if uid { self.record.uid.get() } else { self.seq }
+    }
+}
+
+impl Session {
+    pub(crate) async fn sort(&mut self, sort: Sort) -> CmdResult {
+        check_charset(&sort.charset)?;
+        let mut candidates = self.candidates(&sort.key).await?;
+        candidates.sort_by(|a, b| {
+            sort.criteria
+                .iter()
+                .map(|c| {
+                    let order = compare(c.key, a, b);
+                    if c.reverse { order.reverse() } else { order }
+                })
+                .find(|o| o.is_ne())
+                // Equal by every criterion: sequence order.
+                .unwrap_or_else(|| a.seq.cmp(&b.seq))
+        });
+        let numbers = candidates.iter().map(|c| c.number(sort.uid)).collect();
+        self.write_data(Data::Sort(numbers));
+        Done::ok(if sort.uid {
+            "UID SORT completed"
+        } else {
+            "SORT completed"
+        })
+    }
+
+    pub(crate) async fn thread(&mut self, thread: Thread) -> CmdResult {
+        check_charset(&thread.charset)?;
+        let candidates = self.candidates(&thread.key).await?;
+        let threadable: Vec<Threadable> = candidates
+            .iter()
+            .map(|c| Threadable {
+                number: c.number(thread.uid),
+                sent: c.sent(),
+                subject: c.text.subject.clone().unwrap_or_default(),
+                message_id: c.text.message_id.clone(),
+                references: c.text.references.clone(),
+            })
+            .collect();
+        let trees = match thread.algorithm {
+            ThreadAlgorithm::OrderedSubject => ordered_subject(&threadable),
+            ThreadAlgorithm::References => references(&threadable),
+        };
+        self.write_data(Data::Thread(trees));
+        Done::ok(if thread.uid {
+            "UID THREAD completed"
+        } else {
+            "THREAD completed"
+        })
+    }
+
+    /// The messages matching `key`, in sequence order, with their header fields.
+    async fn candidates(
+        &mut self,
+        key: &evermail_imap_proto::command::SearchKey,
+    ) -> Result<Vec<Candidate>, crate::session::CmdError> {
+        let indices = self.search_indices(key, None).await?;
+        let selected = self.selected_mut()?;
+        let records: Vec<(u32, MessageRecord)> = indices
+            .iter()
+            .map(|&i| (i as u32 + 1, selected.messages[i].clone()))
+            .collect();
+        let mut out = Vec::with_capacity(records.len());
+        for (seq, record) in records {
+            let text = self.mailstore.message_text(record.blob).await?;
+            out.push(Candidate { seq, record, text });
+        }
+        Ok(out)
+    }
+}
+
+/// One sort key's order (RFC 5256 section 3). Missing addresses and subjects sort as
+/// empty strings, first.
+fn compare(key: SortKey, a: &Candidate, b: &Candidate) -> Ordering {
+    let text = |f: fn(&MessageText) -> &Option<String>, c: &Candidate| {
+        f(&c.text).clone().unwrap_or_default()
+    };
+    match key {
+        // Internal dates have whole seconds; within one, UIDs give the arrival order.
+        SortKey::Arrival => {
+            (a.record.internal_date, a.record.uid).cmp(&(b.record.internal_date, b.record.uid))
+        }
+        SortKey::Date => a.sent().cmp(&b.sent()),
+        SortKey::Size => a.record.size.cmp(&b.record.size),
+        SortKey::Subject => {
+            let subject = |c: &Candidate| base_subject(c.text.subject.as_deref().unwrap_or("")).0;
+            subject(a).cmp(&subject(b))
+        }
+        SortKey::From => text(|t| &t.from_mailbox, a).cmp(&text(|t| &t.from_mailbox, b)),
+        SortKey::To => text(|t| &t.to_mailbox, a).cmp(&text(|t| &t.to_mailbox, b)),
+        SortKey::Cc => text(|t| &t.cc_mailbox, a).cmp(&text(|t| &t.cc_mailbox, b)),
+    }
+}
