@@ -33,6 +33,8 @@ const VALID: &[&[u8]] = &[
     b"c6 APPEND INBOX ~{3+}\r\na\0b\r\n",
     b"c7 EXAMINE INBOX (QRESYNC (1 2))\r\n",
     b"c8 UID EXPUNGE $\r\n",
+    b"c9 UID SORT (REVERSE DATE SUBJECT) UTF-8 OR FROM {3}\r\nbob TEXT \"x\"\r\n",
+    b"d1 THREAD REFERENCES US-ASCII SINCE 1-Feb-1994 HEADER X-Foo \"\"\r\n",
 ];
 
 fn limits() -> Limits {
@@ -142,6 +144,7 @@ proptest! {
         Just(&b"(UNCHANGEDSINCE 9) "[..]), Just(&b"RETURN (SAVE) "[..]),
         Just(&b"MODSEQ \"/flags/\\\\seen\" priv 5 "[..]), Just(&b"(QRESYNC (1 2 1:5 (1 2)))"[..]),
         Just(&b"RETURN (STATUS (SIZE)) "[..]), Just(&b"{4097+}\r\n"[..]),
+        Just(&b"SORT (REVERSE "[..]), Just(&b"THREAD REFERENCES "[..]), Just(&b"UTF-8 "[..]),
     ], 0..40)) {
         let input: Vec<u8> = parts.concat();
         check(&input);
