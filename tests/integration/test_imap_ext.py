@@ -243,3 +243,50 @@ def test_imap4rev2_session(users):
     typ, data = client.fetch("1:*", "(FLAGS)")
     assert all(b"\\Recent" not in d for d in data), data
     client.logout()
+
+
+def thread_message(subject: str, msgid: str, refs: str = "", body: str = "Hello.\r\n",
+                   date: str = "Mon, 23 Nov 2026 10:00:00 +0000") -> bytes:
+    extra = f"References: {refs}\r\n" if refs else ""
+    return (
+        "From: Sender <sender@example.net>\r\n"
+        "To: Alice <alice@example.com>\r\n"
+        f"Subject: {subject}\r\n"
+        f"Message-ID: {msgid}\r\n"
+        f"Date: {date}\r\n"
+        f"{extra}"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: quoted-printable\r\n"
+        "\r\n"
+    ).encode() + body.encode()
+
+
+def test_text_search_sort_and_thread(users):
+    for m in [
+        thread_message("Plan", "<p1@t>", date="Mon, 23 Nov 2026 10:00:00 +0000"),
+        thread_message("Re: Plan", "<p2@t>", "<p1@t>", "Gr=C3=BC=C3=9Fe\r\n",
+                       date="Mon, 23 Nov 2026 11:00:00 +0000"),
+        thread_message("Agenda", "<a1@t>", date="Mon, 23 Nov 2026 09:00:00 +0000"),
+    ]:
+        deliver_ok(users, [ALICE[0]], m)
+    client = users.imap(*ALICE)
+    client.select("INBOX")
+    # RFC 9051 section 6.4.4: text keys, and a UTF-8 string sent as a literal.
+    typ, data = client.search(None, "SUBJECT", "plan")
+    assert data == [b"1 2"], data
+    client.literal = "grüße".encode()
+    typ, data = client.search("UTF-8", "BODY")
+    assert typ == "OK" and data == [b"2"], data
+    typ, data = client.search(None, 'TEXT "not in any message"')
+    assert data == [b""], data
+    # RFC 5256.
+    typ, data = client.sort("(DATE)", "UTF-8", "ALL")
+    assert data == [b"3 1 2"], data
+    typ, data = client.sort("(SUBJECT REVERSE DATE)", "UTF-8", "ALL")
+    assert data == [b"3 2 1"], data
+    typ, data = client.thread("REFERENCES", "UTF-8", "ALL")
+    assert data == [b"(3)(1 2)"], data
+    typ, data = client.thread("ORDEREDSUBJECT", "UTF-8", "ALL")
+    assert data == [b"(3)(1 2)"], data
+    client.logout()
