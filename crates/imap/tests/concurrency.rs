@@ -175,7 +175,7 @@ async fn session(
     let mut view = View::default();
     run(&mut client, &mut view, session, "SELECT INBOX (CONDSTORE)").await;
     run(&mut client, &mut view, session, "FETCH 1:* (UID MODSEQ)").await;
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (session as u64 + 1) * 0x1000_0001);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((session as u64 + 1) * 0x1000_0001));
     for step in 0..STEPS {
         let len = view.uids.len();
         let seq = if len == 0 { 0 } else { 1 + rng.below(len) };
