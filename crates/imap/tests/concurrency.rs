@@ -1,6 +1,6 @@
 //! Many sessions on one mailbox at once, over a real listener and mail store: each
 //! appends, stores flags, expunges, moves and fetches in a random order while the
-//! others do the same. Every session keeps its own model of the mailbox (sequence
+//! others do the same and new mail is delivered. Every session keeps its own model of the mailbox (sequence
 //! number to UID) and applies the untagged responses of each command to it; the model
 //! must never contradict what the server says, UIDs must ascend with sequence
 //! numbers, and UIDs and MODSEQs only grow. At the end every session sees the same
@@ -20,6 +20,8 @@ const ALICE: &str = "alice@example.com";
 const SESSIONS: usize = 8;
 const STEPS: usize = 100;
 const INITIAL: usize = 30;
+/// Messages delivered into the INBOX while the sessions run.
+const DELIVERIES: usize = 60;
 /// The whole run must end within this, or the test fails.
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -179,7 +181,11 @@ async fn session(
     for step in 0..STEPS {
         let len = view.uids.len();
         let seq = if len == 0 { 0 } else { 1 + rng.below(len) };
-        let command = match rng.below(7) {
+        let uid = seq
+            .checked_sub(1)
+            .and_then(|i| view.uids[i])
+            .unwrap_or(u32::MAX);
+        let command = match rng.below(9) {
             0 | 1 => {
                 let body = format!("Subject: s{session} step {step}\r\n\r\nfrom {session}\r\n");
                 format!("APPEND INBOX {{{}+}}\r\n{body}", body.len())
@@ -188,6 +194,9 @@ async fn session(
             3 if seq > 0 => format!("STORE {seq} +FLAGS (\\Deleted)"),
             4 => "EXPUNGE".to_string(),
             5 if seq > 0 => format!("MOVE {seq} Archive"),
+            // The UID forms may see EXPUNGEs of other sessions in their replies.
+            6 => format!("UID STORE {uid} +FLAGS (\\Seen \\Deleted)"),
+            7 => format!("UID EXPUNGE {uid}"),
             _ => "FETCH 1:* (UID MODSEQ FLAGS)".to_string(),
         };
         let reply = run(&mut client, &mut view, session, &command).await;
@@ -232,13 +241,33 @@ async fn concurrent_sessions_keep_consistent_views() {
             .await;
     }
     let addr = server.addr;
-    let done = Arc::new(Barrier::new(SESSIONS));
-    let tasks: Vec<_> = (0..SESSIONS)
+    // The sessions, and LMTP-style deliveries into the same INBOX meanwhile.
+    let done = Arc::new(Barrier::new(SESSIONS + 1));
+    let mut tasks: Vec<_> = (0..SESSIONS)
         .map(|s| tokio::spawn(session(addr, s, done.clone())))
         .collect();
-    let results = tokio::time::timeout(DEADLINE, futures_join(tasks))
-        .await
-        .expect("the sessions finished in time");
+    let mailstore = server.mailstore.clone();
+    let delivered = done.clone();
+    let account = alice.id;
+    let deliveries = tokio::spawn(async move {
+        for i in 0..DELIVERIES {
+            let body = format!("Subject: delivered {i}\r\n\r\nbody\r\n");
+            let results = mailstore
+                .deliver(bytes::Bytes::from(body), &[account])
+                .await
+                .unwrap();
+            results.into_iter().next().unwrap().unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        delivered.wait().await;
+    });
+    let results = tokio::time::timeout(DEADLINE, async {
+        let results = futures_join(std::mem::take(&mut tasks)).await;
+        deliveries.await.expect("the delivering task panicked");
+        results
+    })
+    .await
+    .expect("the sessions finished in time");
 
     // Every session ends with the same view, and it is the stored mailbox.
     let inbox = server
