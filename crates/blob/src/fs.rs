@@ -143,6 +143,77 @@ impl BlobBackend for FsBackend {
         }))
     }
 
+    async fn old_keys(
+        &self,
+        shard: u8,
+        cutoff: std::time::SystemTime,
+    ) -> Result<Vec<String>, BlobError> {
+        let prefix = format!("{}/{shard:02x}", self.node);
+        let dir = self.root.join(&prefix);
+        tokio::task::spawn_blocking(move || {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(BlobError::io(format!("listing {}", dir.display()), e)),
+            };
+            let mut keys = Vec::new();
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                // Temporary files and files being collected start with a dot.
+                if name.starts_with('.') {
+                    continue;
+                }
+                if entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t < cutoff)
+                {
+                    keys.push(format!("{prefix}/{name}"));
+                }
+            }
+            Ok(keys)
+        })
+        .await
+        .map_err(|e| BlobError::new(ErrorKind::Unavailable, format!("listing task: {e}")))?
+    }
+
+    /// Moves the file aside first, then looks at its modification time: a put that
+    /// reused the file before the move stamped it (and is seen here, so the file is put
+    /// back); one after the move finds no file and writes a new one, which this never
+    /// touches.
+    async fn delete_if_unchanged(
+        &self,
+        key: &str,
+        cutoff: std::time::SystemTime,
+    ) -> Result<bool, BlobError> {
+        let path = self.path(key)?;
+        tokio::task::spawn_blocking(move || {
+            let aside = path.with_file_name(format!(
+                ".gc-{}-{:016x}",
+                path.file_name().and_then(|n| n.to_str()).unwrap_or("blob"),
+                rand::random::<u64>()
+            ));
+            match std::fs::rename(&path, &aside) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(BlobError::io(format!("moving {} aside", path.display()), e)),
+            }
+            let stamped = std::fs::metadata(&aside)
+                .and_then(|m| m.modified())
+                .map_err(|e| BlobError::io(format!("reading {}", aside.display()), e))?;
+            if stamped >= cutoff {
+                std::fs::rename(&aside, &path)
+                    .map_err(|e| BlobError::io(format!("putting back {}", path.display()), e))?;
+                return Ok(false);
+            }
+            std::fs::remove_file(&aside)
+                .map_err(|e| BlobError::io(format!("deleting {}", aside.display()), e))?;
+            Ok(true)
+        })
+        .await
+        .map_err(|e| BlobError::new(ErrorKind::Unavailable, format!("collector task: {e}")))?
+    }
+
     async fn size(&self, key: &str) -> Result<Option<u64>, BlobError> {
         let path = self.path(key)?;
         match tokio::fs::metadata(&path).await {
@@ -163,14 +234,8 @@ enum WriteError {
 fn write_file(path: &Path, dir: &Path, body: &[u8]) -> Result<PathBuf, WriteError> {
     let io = |what: &str, e| WriteError::Io(BlobError::io(format!("{what} {}", path.display()), e));
     std::fs::create_dir_all(dir).map_err(|e| io("creating the directory of", e))?;
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.len() == body.len() as u64
-        && std::fs::read(path).is_ok_and(|existing| existing == body)
-    {
-        // Content-addressed: an existing file with this exact content is this body.
-        // The content is compared, not just the length: a copy that rotted in place
-        // keeps its length, and a delivery acknowledged on it would be unreadable. Its
-        // directory entry may predate a crash, so the caller still fsyncs the
+    if reuse_existing(path, body) {
+        // Its directory entry may predate a crash, so the caller still fsyncs the
         // directory.
         return Ok(dir.to_path_buf());
     }
@@ -192,6 +257,35 @@ fn write_file(path: &Path, dir: &Path, body: &[u8]) -> Result<PathBuf, WriteErro
         let _ = std::fs::remove_file(&tmp);
     }
     result.map(|()| dir.to_path_buf())
+}
+
+/// Whether an existing file at `path` is this body and may stand for a new write.
+///
+/// Content-addressed: an existing file with this exact content is this body. The
+/// content is compared, not just the length: a copy that rotted in place keeps its
+/// length, and a delivery acknowledged on it would be unreadable. Reusing it stamps its
+/// modification time, which is what tells the orphan collector that someone is about
+/// to reference it; the stamp counts only if the file is still at `path` afterwards
+/// (the collector moves a file away before it decides, see `delete_if_unchanged`).
+fn reuse_existing(path: &Path, body: &[u8]) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let same = std::fs::metadata(path).is_ok_and(|m| m.len() == body.len() as u64)
+        && std::fs::read(path).is_ok_and(|existing| existing == body);
+    if !same {
+        return false;
+    }
+    let Ok(file) = std::fs::File::options().write(true).open(path) else {
+        return false;
+    };
+    if file.set_modified(std::time::SystemTime::now()).is_err() {
+        return false;
+    }
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(stamped), Ok(now_there)) => {
+            stamped.dev() == now_there.dev() && stamped.ino() == now_there.ino()
+        }
+        _ => false,
+    }
 }
 
 /// Group commit for directory fsyncs.
@@ -327,6 +421,46 @@ mod tests {
         std::fs::write(dir.path().join(&key), b"the rEal body").unwrap();
         backend.put(&key, body.clone()).await.unwrap();
         assert_eq!(backend.get(&key).await.unwrap().unwrap(), body);
+    }
+
+    #[tokio::test]
+    async fn only_old_unstamped_files_are_collected() {
+        use std::time::{Duration, SystemTime};
+        let (backend, dir) = backend();
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        let cutoff = SystemTime::now() - Duration::from_secs(60);
+        let mut keys = Vec::new();
+        for body in [&b"orphan"[..], b"reused", b"fresh"] {
+            let body = Bytes::copy_from_slice(body);
+            let key = backend.key_for(&crate::blob_id(&body));
+            backend.put(&key, body).await.unwrap();
+            keys.push(key);
+        }
+        for key in &keys[..2] {
+            let file = std::fs::File::options()
+                .write(true)
+                .open(dir.path().join(key))
+                .unwrap();
+            file.set_modified(old).unwrap();
+        }
+        // A delivery of identical content reuses the old file: that stamps it.
+        backend
+            .put(&keys[1], Bytes::from_static(b"reused"))
+            .await
+            .unwrap();
+        let mut found = Vec::new();
+        for shard in 0..=255u8 {
+            found.extend(backend.old_keys(shard, cutoff).await.unwrap());
+        }
+        assert_eq!(found, [keys[0].clone()]);
+        // Collected once; the others stay even when asked directly.
+        assert!(backend.delete_if_unchanged(&keys[0], cutoff).await.unwrap());
+        assert!(!backend.delete_if_unchanged(&keys[0], cutoff).await.unwrap());
+        for key in &keys[1..] {
+            assert!(!backend.delete_if_unchanged(key, cutoff).await.unwrap());
+            assert!(dir.path().join(key).exists());
+        }
+        assert!(!dir.path().join(&keys[0]).exists());
     }
 
     #[tokio::test]

@@ -65,6 +65,28 @@ pub trait BlobBackend: Send + Sync + 'static {
     async fn capacity(&self) -> Result<Option<Capacity>, BlobError> {
         Ok(None)
     }
+    /// Keys this node wrote whose objects were last written before `cutoff`, in one of
+    /// 256 shards (`shard` is the first byte of the blob id): what the collector of
+    /// orphaned bodies (written, never recorded) looks at. The default lists nothing,
+    /// so a backend that cannot do [`delete_if_unchanged`](Self::delete_if_unchanged)
+    /// safely is never swept.
+    async fn old_keys(
+        &self,
+        _shard: u8,
+        _cutoff: std::time::SystemTime,
+    ) -> Result<Vec<String>, BlobError> {
+        Ok(Vec::new())
+    }
+    /// Deletes an object only if nothing wrote it (or, for an existing identical
+    /// body, reused it) since `cutoff`, atomically with respect to a concurrent
+    /// [`put`](Self::put); returns whether it was deleted.
+    async fn delete_if_unchanged(
+        &self,
+        _key: &str,
+        _cutoff: std::time::SystemTime,
+    ) -> Result<bool, BlobError> {
+        Ok(false)
+    }
     /// The size of a stored body; `None` when the key does not exist. The light scrub
     /// uses it; backends that can answer without reading the body should.
     async fn size(&self, key: &str) -> Result<Option<u64>, BlobError> {

@@ -11,7 +11,9 @@
 //! - [`Maintainer::scrub`]: every copy re-checked, light (exists with the right size) or
 //!   deep (the whole BLAKE3 hash), its state and `verified_at` recorded.
 //! - [`Maintainer::collect_garbage`]: bodies no message references are deleted from
-//!   every store once they stayed unreferenced for the grace period.
+//!   every store once they stayed unreferenced for the grace period, and body files
+//!   no row records (a delivery that failed or crashed before its commit) once they
+//!   are older than the grace period and [`MIN_ORPHAN_AGE_SECS`].
 //!
 //! Every pass is paced ([`Pace`]: bytes and objects per second), so maintenance never
 //! starves deliveries of disk or network.
@@ -31,5 +33,5 @@ mod worker;
 
 pub use options::RaisOptions;
 pub use pace::Pace;
-pub use passes::{GcReport, Maintainer, Progress, RepairReport, ScrubReport};
+pub use passes::{GcReport, MIN_ORPHAN_AGE_SECS, Maintainer, Progress, RepairReport, ScrubReport};
 pub use worker::spawn_worker;

@@ -7,6 +7,11 @@ use evermail_types::BlobId;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+/// The youngest a body file no row records may be to count as orphaned: far longer
+/// than any delivery takes between writing its body and committing its rows (LMTP
+/// times out in minutes).
+pub const MIN_ORPHAN_AGE_SECS: u64 = 3600;
+
 /// How many rows a pass asks the metadata store for at once.
 const PAGE: u32 = 256;
 
@@ -60,6 +65,9 @@ pub struct GcReport {
     pub deleted: u64,
     /// Blobs whose deletion must be retried (a store did not answer).
     pub deferred: u64,
+    /// Body files no location row records (from a delivery that failed or crashed
+    /// between writing and committing) deleted after the grace period.
+    pub orphans_deleted: u64,
 }
 
 /// Runs the maintenance passes over one metadata store and one blob store.
@@ -446,6 +454,65 @@ impl Maintainer {
                 }
             }
         }
+        report.orphans_deleted = self.collect_orphans(grace_secs).await?;
         Ok(report)
+    }
+
+    /// Deletes the body files this node wrote more than `grace_secs` ago that no
+    /// location row records: what a delivery leaves when it fails (fewer than
+    /// `min_replicas` copies, a refused commit) or crashes between writing and
+    /// committing. Only backends that can delete safely against a racing write take
+    /// part (fs stores: a put that reuses a file stamps it, and the backend moves a file
+    /// aside before deciding); S3 stores are not swept.
+    ///
+    /// The grace period is at least [`MIN_ORPHAN_AGE_SECS`], whatever is asked: a file
+    /// younger than that may belong to a delivery that has written its body and not
+    /// committed yet.
+    pub async fn collect_orphans(&self, grace_secs: u64) -> Result<u64, MetaError> {
+        let age = grace_secs.max(MIN_ORPHAN_AGE_SECS);
+        let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(age);
+        let mut deleted = 0;
+        for store in self.blobs.stores().iter() {
+            for shard in 0..=255u8 {
+                let keys = match store.backend().old_keys(shard, cutoff).await {
+                    Ok(keys) => keys,
+                    Err(e) => {
+                        tracing::warn!(store = %store.id(), error = %e, "cannot list a store for orphaned bodies");
+                        break;
+                    }
+                };
+                for key in keys {
+                    let Some(id) = key
+                        .rsplit('/')
+                        .next()
+                        .and_then(|name| name.parse::<BlobId>().ok())
+                    else {
+                        continue;
+                    };
+                    let recorded = self
+                        .meta
+                        .blob_copies(id)
+                        .await?
+                        .iter()
+                        .any(|c| c.store == store.id() && c.key == key);
+                    if recorded {
+                        continue;
+                    }
+                    self.pace.take(0).await;
+                    match store.backend().delete_if_unchanged(&key, cutoff).await {
+                        Ok(true) => {
+                            deleted += 1;
+                            metrics::counter!("evermail_rais_gc_orphans_deleted_total")
+                                .increment(1);
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(store = %store.id(), key, error = %e, "could not delete an orphaned body")
+                        }
+                    }
+                }
+            }
+        }
+        Ok(deleted)
     }
 }

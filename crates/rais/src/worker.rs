@@ -55,7 +55,7 @@ pub fn spawn_worker(
                 if now >= next_gc {
                     next_gc = now + secs(options.gc_interval_secs);
                     match maintainer.collect_garbage(options.gc_grace_secs).await {
-                        Ok(r) if r.deleted > 0 || r.deferred > 0 => {
+                        Ok(r) if r.deleted + r.deferred + r.orphans_deleted > 0 => {
                             tracing::info!(?r, "garbage collection pass")
                         }
                         Ok(_) => {}

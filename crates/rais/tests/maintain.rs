@@ -402,3 +402,48 @@ async fn copies_on_a_store_marked_down_are_replaced_but_kept() {
         assert_eq!(&w.mail.body(*id).await.unwrap(), b);
     }
 }
+
+#[tokio::test]
+async fn orphaned_files_are_collected_after_the_grace_period_and_recorded_ones_never() {
+    let w = world(2).await;
+    let bodies = w.deliver(4).await;
+    // A delivery that wrote its body but never committed (a crash, a refused
+    // commit): files no row records.
+    let orphan = Bytes::from_static(b"Subject: never committed\r\n\r\nlost\r\n");
+    let (_, copies) = w.blobs.put(orphan).await.unwrap();
+    let files = |w: &World| w.files(0) + w.files(1) + w.files(2);
+    assert_eq!(files(&w), 10);
+    // Within the grace period nothing goes.
+    assert_eq!(w.maint.collect_orphans(3600).await.unwrap(), 0);
+    assert_eq!(files(&w), 10);
+    // Made old, the orphan's copies go; the recorded ones, just as old, stay.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for root in &w.roots {
+        for path in walk_files(root) {
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            file.set_modified(old).unwrap();
+        }
+    }
+    assert_eq!(w.maint.collect_orphans(3600).await.unwrap(), 2);
+    assert_eq!(files(&w), 8);
+    for copy in &copies {
+        let root = &w.roots[copy.store[1..].parse::<usize>().unwrap()];
+        assert!(!root.join(&copy.key).exists());
+    }
+    w.assert_whole(&bodies, 2, "").await;
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                out.extend(walk_files(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}

@@ -388,8 +388,8 @@ pub async fn run_blob(
             let r = maintainer(&storage, config).collect_garbage(grace).await?;
             println!(
                 "gc: {} bodies newly unreferenced (deleted after {grace} s), {} deleted, {} \
-                 deferred (a store did not answer)",
-                r.newly_unreferenced, r.deleted, r.deferred
+                 deferred (a store did not answer), {} orphaned files deleted",
+                r.newly_unreferenced, r.deleted, r.deferred, r.orphans_deleted
             );
         }
     }

@@ -292,6 +292,10 @@ fn describe_metrics() {
             "evermail_rais_gc_deleted_total",
             "Unreferenced bodies deleted after their grace period",
         ),
+        (
+            "evermail_rais_gc_orphans_deleted_total",
+            "Body files no location row records deleted after the grace period",
+        ),
     ] {
         metrics::describe_counter!(name, help);
     }
