@@ -38,6 +38,9 @@ pub enum FetchAttr {
     BodyStructure,
     Uid,
     ModSeq,
+    /// OBJECTID (RFC 8474).
+    EmailId,
+    ThreadId,
     /// `BODY[section]<partial>`, or `BODY.PEEK[...]` (which does not set \Seen).
     BodySection {
         peek: bool,
@@ -168,6 +171,8 @@ fn parse_attr(c: &mut Cursor<'_>) -> PResult<FetchAttr> {
         "BODYSTRUCTURE" => FetchAttr::BodyStructure,
         "UID" => FetchAttr::Uid,
         "MODSEQ" => FetchAttr::ModSeq,
+        "EMAILID" => FetchAttr::EmailId,
+        "THREADID" => FetchAttr::ThreadId,
         "BODY" if c.peek() != Some(b'[') => FetchAttr::Body,
         "BODY" | "BODY.PEEK" => {
             let section = parse_section(c)?;
@@ -366,7 +371,7 @@ mod tests {
                 )),
             ),
             (
-                "a FETCH $ (ENVELOPE INTERNALDATE RFC822 RFC822.HEADER RFC822.SIZE RFC822.TEXT BODY BODYSTRUCTURE MODSEQ)\r\n",
+                "a FETCH $ (ENVELOPE INTERNALDATE RFC822 RFC822.HEADER RFC822.SIZE RFC822.TEXT BODY BODYSTRUCTURE MODSEQ EMAILID THREADID)\r\n",
                 ok(fetch(
                     "$",
                     vec![
@@ -379,6 +384,8 @@ mod tests {
                         Body,
                         BodyStructure,
                         ModSeq,
+                        EmailId,
+                        ThreadId,
                     ],
                 )),
             ),

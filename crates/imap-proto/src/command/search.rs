@@ -78,6 +78,9 @@ pub enum SearchKey {
     Younger(u32),
     /// INTERNALDATE more than this many seconds ago.
     Older(u32),
+    /// OBJECTID (RFC 8474): the message with this EMAILID or THREADID.
+    EmailId(String),
+    ThreadId(String),
 }
 
 /// Nesting deeper than this is refused, so a line of `((((...` cannot exhaust the stack.
@@ -232,9 +235,25 @@ fn parse_key(c: &mut Cursor<'_>, depth: usize) -> PResult<SearchKey> {
             c.sp()?;
             SearchKey::Older(c.nz_number()?)
         }
+        "EMAILID" => SearchKey::EmailId(object_id(c)?),
+        "THREADID" => SearchKey::ThreadId(object_id(c)?),
         _ => return Err(ParseError::syntax(format!("unknown search key {name}"))),
     };
     Ok(key)
+}
+
+/// `objectid` (RFC 8474): 1 to 255 letters, digits, `_` and `-`.
+fn object_id(c: &mut Cursor<'_>) -> PResult<String> {
+    c.sp()?;
+    let id = c.atom()?;
+    if id.len() > 255
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(ParseError::syntax(format!("{id} is not an object id")));
+    }
+    Ok(id.to_string())
 }
 
 fn text(c: &mut Cursor<'_>) -> PResult<String> {
@@ -374,6 +393,14 @@ mod tests {
                     mod_seq: 5,
                 })),
             ),
+            (
+                "a SEARCH EMAILID Ma5c3-_9 OR THREADID T1 ALL\r\n",
+                ok(search(And(vec![
+                    EmailId("Ma5c3-_9".into()),
+                    Or(Box::new(ThreadId("T1".into())), Box::new(All)),
+                ]))),
+            ),
+            ("a SEARCH EMAILID a.b\r\n", Err("not an object id")),
             ("a SEARCH\r\n", Err("expected a space")),
             ("a SEARCH FOO\r\n", Err("unknown search key FOO")),
             ("a SEARCH ()\r\n", Err("empty list")),

@@ -23,6 +23,8 @@ pub enum StatusItem {
     DeletedStorage,
     Size,
     HighestModSeq,
+    /// OBJECTID (RFC 8474): the mailbox's MAILBOXID, an object id, not a number.
+    MailboxId,
 }
 
 impl StatusItem {
@@ -37,10 +39,11 @@ impl StatusItem {
             StatusItem::DeletedStorage => "DELETED-STORAGE",
             StatusItem::Size => "SIZE",
             StatusItem::HighestModSeq => "HIGHESTMODSEQ",
+            StatusItem::MailboxId => "MAILBOXID",
         }
     }
 
-    const ALL: [StatusItem; 9] = [
+    const ALL: [StatusItem; 10] = [
         StatusItem::Messages,
         StatusItem::Recent,
         StatusItem::UidNext,
@@ -50,6 +53,7 @@ impl StatusItem {
         StatusItem::DeletedStorage,
         StatusItem::Size,
         StatusItem::HighestModSeq,
+        StatusItem::MailboxId,
     ];
 
     pub(crate) fn parse(c: &mut Cursor<'_>) -> PResult<StatusItem> {

@@ -30,6 +30,10 @@ pub enum FetchItem<'a> {
     InternalDate(i64),
     Rfc822Size(u64),
     ModSeq(u64),
+    /// OBJECTID (RFC 8474): `EMAILID (id)`.
+    EmailId(String),
+    /// `THREADID (id)`, or `THREADID NIL` for a message in no thread.
+    ThreadId(Option<String>),
     Envelope(&'a Envelope),
     /// The non-extensible BODY structure.
     Body(&'a MimePart),
@@ -83,6 +87,11 @@ impl FetchItem<'_> {
                 out.extend_from_slice(format!("RFC822.SIZE {n}").as_bytes())
             }
             FetchItem::ModSeq(n) => out.extend_from_slice(format!("MODSEQ ({n})").as_bytes()),
+            FetchItem::EmailId(id) => out.extend_from_slice(format!("EMAILID ({id})").as_bytes()),
+            FetchItem::ThreadId(Some(id)) => {
+                out.extend_from_slice(format!("THREADID ({id})").as_bytes())
+            }
+            FetchItem::ThreadId(None) => out.extend_from_slice(b"THREADID NIL"),
             FetchItem::Envelope(env) => {
                 out.extend_from_slice(b"ENVELOPE ");
                 envelope(out, env);
@@ -194,6 +203,15 @@ mod tests {
             ),
             (FetchItem::Rfc822Size(44827), "RFC822.SIZE 44827"),
             (FetchItem::ModSeq(624140003), "MODSEQ (624140003)"),
+            (
+                FetchItem::EmailId("M6d99ac3275bb4e".into()),
+                "EMAILID (M6d99ac3275bb4e)",
+            ),
+            (FetchItem::ThreadId(None), "THREADID NIL"),
+            (
+                FetchItem::ThreadId(Some("T64b478a75b7ea9".into())),
+                "THREADID (T64b478a75b7ea9)",
+            ),
             (
                 FetchItem::BodySection {
                     section: Section::default(),

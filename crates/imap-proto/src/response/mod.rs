@@ -330,6 +330,20 @@ pub struct ESearch {
     pub mod_seq: Option<u64>,
 }
 
+/// The value of a STATUS item: a number, or for MAILBOXID an object id (sent in
+/// parentheses, RFC 8474).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusValue {
+    Number(u64),
+    ObjectId(String),
+}
+
+impl From<u64> for StatusValue {
+    fn from(n: u64) -> StatusValue {
+        StatusValue::Number(n)
+    }
+}
+
 /// One thread of a THREAD reply: a message (or, only at the top, a missing parent
 /// whose children are siblings) and its replies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -382,7 +396,7 @@ pub enum Data {
     Lsub(ListItem),
     Status {
         mailbox: String,
-        items: Vec<(StatusItem, u64)>,
+        items: Vec<(StatusItem, StatusValue)>,
     },
     /// `* FLAGS (...)`; `recent` adds `\Recent` for rev1 sessions.
     Flags {
@@ -455,8 +469,12 @@ impl Data {
                 out.extend_from_slice(b"STATUS ");
                 astring(out, mailbox.as_bytes());
                 out.extend_from_slice(b" (");
-                join(out, items, |out, (item, n)| {
-                    out.extend_from_slice(format!("{} {n}", item.name()).as_bytes())
+                join(out, items, |out, (item, value)| {
+                    let value = match value {
+                        StatusValue::Number(n) => n.to_string(),
+                        StatusValue::ObjectId(id) => format!("({id})"),
+                    };
+                    out.extend_from_slice(format!("{} {value}", item.name()).as_bytes())
                 });
                 out.push(b')');
             }

@@ -153,9 +153,23 @@ fn encodes_data() {
         (
             Data::Status {
                 mailbox: "blurdybloop".into(),
-                items: vec![(StatusItem::Messages, 231), (StatusItem::UidNext, 44292)],
+                items: vec![
+                    (StatusItem::Messages, 231.into()),
+                    (StatusItem::UidNext, 44292.into()),
+                ],
             },
             "STATUS blurdybloop (MESSAGES 231 UIDNEXT 44292)",
+        ),
+        // RFC 8474 section 4.2's example.
+        (
+            Data::Status {
+                mailbox: "foo".into(),
+                items: vec![(
+                    StatusItem::MailboxId,
+                    StatusValue::ObjectId("F2212ea87-6097-4256-9d51-71338625".into()),
+                )],
+            },
+            "STATUS foo (MAILBOXID (F2212ea87-6097-4256-9d51-71338625))",
         ),
         (
             Data::Flags {

@@ -39,6 +39,7 @@ const EXTENSIONS: &[&str] = &[
     "SORT",
     "THREAD=ORDEREDSUBJECT",
     "THREAD=REFERENCES",
+    "OBJECTID",
 ];
 
 impl Session {

@@ -52,7 +52,14 @@ impl Session {
             .create_mailbox(account.id, name, special_use)
             .await
         {
-            Ok(_) => Done::ok("CREATE completed"),
+            // OBJECTID (RFC 8474 section 4.1): the new mailbox's id.
+            Ok(record) => Done::ok_code(
+                Code::Other {
+                    name: "MAILBOXID".into(),
+                    value: Some(format!("({})", super::objectid::mailbox_id(&record))),
+                },
+                "CREATE completed",
+            ),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(CmdError::no(
                 Code::AlreadyExists,
                 format!("{name} already exists"),

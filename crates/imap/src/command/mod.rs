@@ -11,6 +11,7 @@ mod idle;
 mod list;
 mod login;
 mod manage;
+mod objectid;
 mod quota;
 mod rename;
 mod search;

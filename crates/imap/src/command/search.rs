@@ -267,6 +267,9 @@ fn matches(
         SearchKey::SentBefore(d) => sent(|a, b| a < b, d),
         SearchKey::SentOn(d) => sent(|a, b| a == b, d),
         SearchKey::SentSince(d) => sent(|a, b| a >= b, d),
+        SearchKey::EmailId(id) => super::objectid::email_id(m.blob) == *id,
+        // No message is in a stored thread (THREADID is NIL).
+        SearchKey::ThreadId(_) => false,
     }
 }
 

@@ -43,6 +43,7 @@ impl Session {
             .find_mailbox(account.id, &select.mailbox, Code::NonExistent)
             .await?;
         let record_special_use = record.special_use.clone();
+        let object_id = super::objectid::mailbox_id(&record);
         let selected = Selected::open(&self.mailstore, record, select.read_only).await?;
 
         let mut keywords = Flags::new();
@@ -101,6 +102,14 @@ impl Session {
         self.untagged_ok(
             Code::HighestModSeq(selected.highest_modseq.0),
             "highest MODSEQ",
+        );
+        // OBJECTID (RFC 8474 section 4.1).
+        self.untagged_ok(
+            Code::Other {
+                name: "MAILBOXID".into(),
+                value: Some(format!("({object_id})")),
+            },
+            "mailbox id",
         );
         let (code, verb) = if select.read_only {
             (Code::ReadOnly, "EXAMINE")

@@ -1,11 +1,12 @@
 //! STATUS: counts of a mailbox without selecting it.
 
 use evermail_imap_proto::command::{Status, StatusItem};
-use evermail_imap_proto::response::{Code, Data};
+use evermail_imap_proto::response::{Code, Data, StatusValue};
 use evermail_types::Flag;
 
 use evermail_mailbox::MailboxRecord;
 
+use super::objectid::mailbox_id;
 use crate::session::{CmdError, CmdResult, Done, Session};
 
 impl Session {
@@ -25,7 +26,7 @@ impl Session {
         &mut self,
         record: &MailboxRecord,
         items: &[StatusItem],
-    ) -> Result<Vec<(StatusItem, u64)>, CmdError> {
+    ) -> Result<Vec<(StatusItem, StatusValue)>, CmdError> {
         let account = self.account()?;
         if items.contains(&StatusItem::HighestModSeq) {
             self.enable_condstore();
@@ -71,8 +72,11 @@ impl Session {
                         .div_ceil(1024),
                     StatusItem::Size => messages.iter().map(|m| m.size).sum(),
                     StatusItem::HighestModSeq => record.highest_modseq.0,
+                    StatusItem::MailboxId => {
+                        return (item, StatusValue::ObjectId(mailbox_id(record)));
+                    }
                 };
-                (item, value)
+                (item, value.into())
             })
             .collect())
     }

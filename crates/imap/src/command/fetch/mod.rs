@@ -13,6 +13,7 @@ use evermail_imap_proto::response::{Code, FetchItem, FetchResponse};
 use evermail_mailbox::{FlagChange, MessageStructure};
 use evermail_types::{Flag, Flags};
 
+use super::objectid::email_id;
 use crate::session::{CmdError, CmdResult, Done, Session};
 use section::{apply_partial, binary_data, section_data};
 
@@ -153,6 +154,8 @@ impl Session {
                     FetchAttr::InternalDate => FetchItem::InternalDate(record.internal_date),
                     FetchAttr::Rfc822Size => FetchItem::Rfc822Size(record.size),
                     FetchAttr::ModSeq => FetchItem::ModSeq(record.modseq.0),
+                    FetchAttr::EmailId => FetchItem::EmailId(email_id(record.blob)),
+                    FetchAttr::ThreadId => FetchItem::ThreadId(None),
                     // `structure` is loaded whenever one of these is asked for.
                     FetchAttr::Envelope => match &structure {
                         Some(s) => FetchItem::Envelope(&s.envelope),
