@@ -35,6 +35,12 @@ async fn ids_stay_with_mailboxes_and_messages() {
         reply[0],
         format!("* STATUS Projects (MAILBOXID ({created}) MESSAGES 0)")
     );
+    // RENAME keeps it (section 4.1).
+    let reply = client.command("RENAME Projects Work").await;
+    assert!(client.ok(&reply), "{reply:?}");
+    let reply = client.command("STATUS Work (MAILBOXID)").await;
+    assert_eq!(reply[0], format!("* STATUS Work (MAILBOXID ({created}))"));
+    client.command("RENAME Work Projects").await;
     let reply = client.command("SELECT INBOX").await;
     let inbox = id_after(&reply, "MAILBOXID");
     assert_ne!(inbox, created);
