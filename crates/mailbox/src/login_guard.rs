@@ -44,9 +44,10 @@ pub struct LoginGuardOptions {
     /// from every address that has not logged in as that user successfully in the
     /// last 30 days. 0 turns it off. Default: 100.
     pub max_failures_per_user: u32,
-    /// The window over which failures are counted, in seconds. Default: 900.
+    /// The window over which failures are counted, in seconds (at most 30 days).
+    /// Default: 900.
     pub window_secs: u64,
-    /// How long a lockout lasts, in seconds. Default: 900.
+    /// How long a lockout lasts, in seconds (at most 30 days). Default: 900.
     pub lockout_secs: u64,
 }
 
@@ -64,6 +65,9 @@ impl Default for LoginGuardOptions {
 
 /// How long a successful login keeps its address trusted for that user.
 pub const TRUST_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The longest window or lockout: larger settings are cut to this, so that adding one
+/// to a clock reading can never overflow.
+const MAX_PERIOD: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The most entries any one table holds.
 const MAX_TRACKED: usize = 100_000;
 /// The most trusted addresses remembered per user (the most recent win).
@@ -213,11 +217,11 @@ impl LoginGuard {
     }
 
     fn window(&self) -> Duration {
-        Duration::from_secs(self.options.window_secs)
+        Duration::from_secs(self.options.window_secs).min(MAX_PERIOD)
     }
 
     fn lockout(&self) -> Duration {
-        Duration::from_secs(self.options.lockout_secs)
+        Duration::from_secs(self.options.lockout_secs).min(MAX_PERIOD)
     }
 
     /// Whether a login for `user` from `ip` is refused now, and by which counter.
@@ -436,6 +440,27 @@ mod tests {
             g.failed(much_later, ip(&format!("192.0.2.{i}")), "alice");
         }
         assert_eq!(g.refused(much_later, home, "alice"), Some(LockScope::User));
+    }
+
+    #[test]
+    fn huge_periods_are_capped_instead_of_overflowing() {
+        let g = LoginGuard::new(LoginGuardOptions {
+            max_failures_per_pair: 1,
+            window_secs: u64::MAX,
+            lockout_secs: u64::MAX,
+            ..LoginGuardOptions::default()
+        });
+        let t0 = Instant::now();
+        assert_eq!(
+            g.failed(t0, ip("192.0.2.1"), "alice"),
+            vec![LockScope::Pair]
+        );
+        let later = t0 + MAX_PERIOD - Duration::from_secs(1);
+        assert_eq!(
+            g.refused(later, ip("192.0.2.1"), "alice"),
+            Some(LockScope::Pair)
+        );
+        assert_eq!(g.refused(t0 + MAX_PERIOD, ip("192.0.2.1"), "alice"), None);
     }
 
     #[test]

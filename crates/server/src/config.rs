@@ -407,8 +407,9 @@ auth_failure_delay_ms = 1000
 [auth]
 # The failed-login lockout IMAP and POP3 share. A locked-out login is refused
 # without checking the password (IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP])
-# until lockout_secs have passed. Failures are counted over window_secs, IPv6
-# addresses by their /64, in each node's memory. 0 turns a counter off.
+# until lockout_secs have passed. Failures are counted over window_secs (both
+# at most 30 days), IPv6 addresses by their /64, in each node's memory. 0 turns a
+# counter off.
 window_secs = 900
 lockout_secs = 900
 # One user from one address: someone guessing a password.
