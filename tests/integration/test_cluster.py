@@ -309,3 +309,46 @@ def test_lmtp_through_the_proxy_survives_a_node_killed_mid_stream(
     assert not missing, f"acknowledged but not stored: {missing[:5]}"
     assert not twice, f"acknowledged and stored twice: {twice[:5]}"
     client.logout()
+
+
+def metric(srv, name: str) -> float:
+    _, _, body = srv.http_get("/metrics")
+    total = 0.0
+    for line in body.decode().splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_idle_on_one_node_sees_a_delivery_through_another(
+        mysql_db, make_mysql_server, tmp_path):
+    cluster, db, urls = mysql_db
+    blobs = tmp_path / "shared-blobs"
+    a = make_mysql_server("a", urls, blobs, extra=FAST)
+    b = make_mysql_server("b", urls[1:] + urls[:1], blobs, extra=FAST)
+    a.cli("db", "migrate")
+    a.start()
+    b.start()
+    a.add_account(*ALICE)
+    client = a.imap(*ALICE)
+    assert client.select("INBOX")[0] == "OK"
+    before = metric(a, "evermail_watched_changes_total")
+    tag = client._new_tag()
+    client.send(tag + b" IDLE\r\n")
+    assert client.readline().startswith(b"+"), "no IDLE continuation"
+
+    msg = b"Subject: via b\r\nMessage-ID: <idle-1@test>\r\n\r\nhello\r\n"
+    lmtp = b.lmtp()
+    started = time.monotonic()
+    assert lmtp_deliver(lmtp, "s@example.net", [ALICE[0]], msg)[ALICE[0]][0] == 250
+    lmtp.quit()
+    client.sock.settimeout(WAIT)
+    line = client.readline()
+    seen_after = time.monotonic() - started
+    assert line.strip() == b"* 1 EXISTS", line
+    client.send(b"DONE\r\n")
+    assert client.readline().startswith(tag + b" OK"), "IDLE not ended"
+    # The node learnt of it from its poll of watched mailboxes, not by chance.
+    assert metric(a, "evermail_watched_changes_total") > before
+    print(f"IDLE on node a saw the delivery through node b after {seen_after:.3f}s")
+    client.logout()

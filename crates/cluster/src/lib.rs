@@ -39,6 +39,10 @@ pub struct ClusterOptions {
     /// client it speaks for. Without it a node ignores such claims. It never logs
     /// anyone in: the node still checks the user's own password.
     pub secret: Option<String>,
+    /// How often a node reads the HIGHEST MODSEQ of the mailboxes its sessions have
+    /// selected, to tell them (IDLE included) of changes made through other nodes
+    /// (milliseconds). One query per interval per node.
+    pub change_poll_ms: u64,
 }
 
 impl Default for ClusterOptions {
@@ -47,6 +51,7 @@ impl Default for ClusterOptions {
             heartbeat_ms: 2_000,
             down_after_ms: 10_000,
             secret: None,
+            change_poll_ms: 500,
         }
     }
 }

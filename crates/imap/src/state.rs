@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use evermail_imap_proto::SequenceSet;
 use evermail_imap_proto::response::{Data, FetchItem, FetchResponse};
-use evermail_mailbox::{MailError, MailboxChange, MailboxRecord, Mailstore, MessageRecord};
+use evermail_mailbox::{
+    MailError, MailboxChange, MailboxRecord, MailboxWatch, Mailstore, MessageRecord,
+};
 use evermail_types::{AccountId, MailboxId, ModSeq, Uid};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::TryRecvError;
@@ -34,6 +36,8 @@ pub(crate) struct Enabled {
     /// QRESYNC (implies CONDSTORE): removals are reported as `VANISHED uids` instead of
     /// `EXPUNGE n`.
     pub(crate) qresync: bool,
+    /// UTF8=ACCEPT (RFC 6855): mailbox names are UTF-8, not modified UTF-7.
+    pub(crate) utf8_accept: bool,
 }
 
 /// How stale the view may get, without a notification, before a command re-reads it.
@@ -59,6 +63,9 @@ pub(crate) struct Selected {
     /// UIDs in ascending order. Expunged messages drop out when `$` is resolved.
     pub(crate) saved: Vec<Uid>,
     changes: broadcast::Receiver<MailboxChange>,
+    /// Keeps the mailbox in the node's watched set, so changes made through other
+    /// nodes are announced here within the node's poll interval.
+    _watch: Option<MailboxWatch>,
     dirty: bool,
     last_sync: Instant,
 }
@@ -81,6 +88,7 @@ impl Selected {
             .last()
             .map_or(0, |m| m.uid.get().saturating_add(1))
             .max(fresh.uidnext.get());
+        let watch = mailstore.watch(record.account, fresh.id, fresh.highest_modseq);
         Ok(Selected {
             id: fresh.id,
             name: fresh.name,
@@ -92,6 +100,7 @@ impl Selected {
             uid_next,
             saved: Vec::new(),
             changes,
+            _watch: Some(watch),
             dirty: false,
             last_sync: Instant::now(),
         })
@@ -336,6 +345,7 @@ mod tests {
             uid_next: 100,
             saved: Vec::new(),
             changes: rx,
+            _watch: None,
             dirty: false,
             last_sync: Instant::now(),
         }

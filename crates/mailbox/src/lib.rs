@@ -16,6 +16,8 @@
 //! - `maildrop`: the POP3 maildrop lock.
 //! - `parse`: the envelope and MIME structure, parsed once at delivery.
 //! - `text`: a message's header and body text, for searching.
+//! - `watch`: the mailboxes this node's sessions have selected, polled for changes
+//!   made through other nodes.
 //! - this file: [`Mailstore`], mailbox and message reads, flags, expunge, change
 //!   notifications.
 
@@ -27,6 +29,7 @@ mod login_guard;
 mod maildrop;
 mod parse;
 mod text;
+mod watch;
 
 pub use accounts::{Account, DEFAULT_MAILBOXES, LoginOutcome, check_address, hash_password};
 pub use decode::decode_transfer_encoding;
@@ -37,6 +40,7 @@ pub use login_guard::{LockScope, LoginGuardOptions};
 pub use maildrop::MaildropLock;
 pub use parse::{MessageStructure, parse_structure};
 pub use text::MessageText;
+pub use watch::MailboxWatch;
 
 use bytes::Bytes;
 use evermail_blob::{BlobStore, StoredCopy};
@@ -88,6 +92,7 @@ struct Inner {
     changes: broadcast::Sender<MailboxChange>,
     maildrops: maildrop::MaildropLocks,
     login_guard: login_guard::LoginGuard,
+    watched: watch::Watched,
 }
 
 impl Mailstore {
@@ -102,12 +107,17 @@ impl Mailstore {
                 login_guard,
                 changes,
                 maildrops: Default::default(),
+                watched: Default::default(),
             }),
         }
     }
 
     pub(crate) fn meta(&self) -> &Meta {
         &self.inner.meta
+    }
+
+    pub(crate) fn watched(&self) -> &watch::Watched {
+        &self.inner.watched
     }
 
     pub(crate) fn blobs(&self) -> &BlobStore {

@@ -1069,4 +1069,11 @@ impl MetaBackend for MysqlMeta {
     async fn forget_node(&self, name: &str) -> Result<bool, MetaError> {
         membership::forget_node(self, name).await
     }
+
+    async fn highest_modseqs(
+        &self,
+        ids: &[MailboxId],
+    ) -> Result<Vec<(MailboxId, ModSeq)>, MetaError> {
+        membership::highest_modseqs(self, ids).await
+    }
 }

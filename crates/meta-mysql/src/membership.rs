@@ -6,6 +6,7 @@ use crate::MysqlMeta;
 use crate::retry::{TxError, db};
 use crate::rows::{corrupt, text};
 use evermail_meta::*;
+use evermail_types::{MailboxId, ModSeq};
 use sqlx::mysql::MySqlRow;
 use sqlx::{MySqlConnection, Row};
 
@@ -133,4 +134,38 @@ pub(crate) async fn forget_node(meta: &MysqlMeta, name: &str) -> Result<bool, Me
         })
     })
     .await
+}
+
+/// At most this many ids per statement.
+const IDS_PER_QUERY: usize = 500;
+
+pub(crate) async fn highest_modseqs(
+    meta: &MysqlMeta,
+    ids: &[MailboxId],
+) -> Result<Vec<(MailboxId, ModSeq)>, MetaError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        let chunk: Vec<i64> = chunk.iter().map(|id| id.0).collect();
+        let rows = meta
+            .read(|conn| {
+                let chunk = chunk.clone();
+                Box::pin(async move {
+                    let sql = format!(
+                        "SELECT id, highest_modseq FROM mailboxes WHERE id IN ({})",
+                        vec!["?"; chunk.len()].join(", ")
+                    );
+                    let mut query = sqlx::query_as::<_, (i64, i64)>(&sql);
+                    for id in chunk {
+                        query = query.bind(id);
+                    }
+                    query.fetch_all(&mut *conn).await.map_err(db)
+                })
+            })
+            .await?;
+        for (id, modseq) in rows {
+            let modseq = u64::try_from(modseq).map_err(|_| corrupt("highest modseq"))?;
+            out.push((MailboxId(id), ModSeq(modseq)));
+        }
+    }
+    Ok(out)
 }

@@ -4,6 +4,7 @@
 
 use crate::{SqliteMeta, corrupt, db_error};
 use evermail_meta::*;
+use evermail_types::{MailboxId, ModSeq};
 use futures_util::future::BoxFuture;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -113,4 +114,29 @@ pub(crate) async fn forget_node(meta: &SqliteMeta, name: &str) -> Result<bool, M
             })
         })
         .await
+}
+
+/// At most this many ids per statement (SQLite's default parameter limit is far above).
+const IDS_PER_QUERY: usize = 500;
+
+pub(crate) async fn highest_modseqs(
+    meta: &SqliteMeta,
+    ids: &[MailboxId],
+) -> Result<Vec<(MailboxId, ModSeq)>, MetaError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        let sql = format!(
+            "SELECT id, highest_modseq FROM mailboxes WHERE id IN ({})",
+            vec!["?"; chunk.len()].join(", ")
+        );
+        let mut query = sqlx::query_as::<_, (i64, i64)>(&sql);
+        for id in chunk {
+            query = query.bind(id.0);
+        }
+        for (id, modseq) in query.fetch_all(&meta.readers).await.map_err(db_error)? {
+            let modseq = u64::try_from(modseq).map_err(|_| corrupt("highest modseq"))?;
+            out.push((MailboxId(id), ModSeq(modseq)));
+        }
+    }
+    Ok(out)
 }

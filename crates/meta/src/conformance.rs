@@ -55,6 +55,7 @@ macro_rules! meta_conformance_tests {
             moving_inbox_empties_it_and_logs_the_expunges,
             insert_messages_is_all_or_nothing,
             nodes_heartbeat_and_keep_their_state,
+            highest_modseqs_follow_every_change,
         );
     };
     (@each required $make:expr; $($name:ident),* $(,)?) => {

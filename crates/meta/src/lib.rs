@@ -232,6 +232,13 @@ pub trait MetaBackend: Send + Sync + 'static {
     /// Removes a node's row; returns whether there was one. A node still running
     /// writes it again at its next heartbeat.
     async fn forget_node(&self, name: &str) -> Result<bool, MetaError>;
+    /// The HIGHEST MODSEQ of each of the given mailboxes that exists, in one read: how
+    /// a node learns that a mailbox its sessions have selected was changed through
+    /// another node (every delivery, flag change and expunge advances it).
+    async fn highest_modseqs(
+        &self,
+        ids: &[MailboxId],
+    ) -> Result<Vec<(MailboxId, ModSeq)>, MetaError>;
 }
 
 /// A cheap, cloneable handle to a metadata backend.

@@ -564,6 +564,9 @@ down_after_ms = 10000
 # Shared by nodes and proxies: a proxy proves it when it tells a node the client's
 # address (for the failed-login lockout). It never logs anyone in.
 # secret = "a long random string"
+# How often a node looks for changes made through other nodes to the mailboxes its
+# sessions have selected (one query per interval), so IDLE hears of them.
+change_poll_ms = 500
 "#;
 
 #[cfg(test)]

@@ -123,6 +123,26 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
+    // Changes made through other nodes to mailboxes selected here.
+    {
+        let (m, s) = (mailstore.clone(), shutdown.clone());
+        let period = Duration::from_millis(config.cluster.change_poll_ms.max(10));
+        services.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = s.cancelled() => return,
+                    () = tokio::time::sleep(period) => {}
+                }
+                match m.poll_watched().await {
+                    Ok(n) => {
+                        metrics::counter!("evermail_watched_changes_total").increment(n as u64)
+                    }
+                    Err(error) => tracing::debug!(%error, "change poll failed"),
+                }
+            }
+        });
+    }
+
     let signal = wait_for_signal();
     tokio::pin!(signal);
     loop {
@@ -216,6 +236,10 @@ fn describe_metrics() {
         "Connections accepted, by protocol"
     );
     metrics::describe_gauge!("evermail_sessions_active", "Open sessions, by protocol");
+    metrics::describe_counter!(
+        "evermail_watched_changes_total",
+        "Selected mailboxes found changed by the cross-node poll (mostly changes made through other nodes)"
+    );
     metrics::describe_counter!(
         "evermail_meta_commits_total",
         "Metadata write transactions committed (each one WAL fsync)"

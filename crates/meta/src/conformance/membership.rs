@@ -1,6 +1,8 @@
 //! Conformance of cluster membership: heartbeats, states, and forgetting a node.
 
+use super::{blob, inbox, message, new_account};
 use crate::*;
+use evermail_types::{MailboxId, ModSeq};
 
 fn beat(name: &str, instance: &str, sessions: u32) -> NodeHeartbeat {
     NodeHeartbeat {
@@ -81,4 +83,33 @@ pub async fn nodes_heartbeat_and_keep_their_state(meta: Meta) {
         .map(|n| n.name)
         .collect();
     assert_eq!(names, ["a"]);
+}
+
+pub async fn highest_modseqs_follow_every_change(meta: Meta) {
+    let account = meta
+        .create_account(new_account("watch@example.com"))
+        .await
+        .unwrap();
+    let inbox = inbox(&meta, account.id).await;
+    let before = meta.highest_modseqs(&[inbox.id]).await.unwrap();
+    assert_eq!(before, vec![(inbox.id, inbox.highest_modseq)]);
+    let added = meta
+        .insert_message(message(&account, &inbox, blob(7, 70)))
+        .await
+        .unwrap();
+    let after = meta
+        .highest_modseqs(&[inbox.id, MailboxId(i64::MAX)])
+        .await
+        .unwrap();
+    assert_eq!(
+        after,
+        vec![(inbox.id, added.modseq)],
+        "unknown ids are left out"
+    );
+    assert!(added.modseq > inbox.highest_modseq);
+    meta.expunge(inbox.id, &[added.uid]).await.unwrap();
+    let (_, expunged) = meta.highest_modseqs(&[inbox.id]).await.unwrap()[0];
+    assert!(expunged > added.modseq, "an expunge advances it too");
+    assert!(meta.highest_modseqs(&[]).await.unwrap().is_empty());
+    let _: ModSeq = expunged;
 }
