@@ -35,6 +35,12 @@ const VALID: &[&[u8]] = &[
     b"c8 UID EXPUNGE $\r\n",
     b"c9 UID SORT (REVERSE DATE SUBJECT) UTF-8 OR FROM {3}\r\nbob TEXT \"x\"\r\n",
     b"d1 THREAD REFERENCES US-ASCII SINCE 1-Feb-1994 HEADER X-Foo \"\"\r\n",
+    // MULTIAPPEND and QUOTA.
+    b"q1 APPEND Drafts (\\Draft) {2+}\r\nhi (\\Seen) \"17-Jul-1996 02:44:25 -0700\" {3+}\r\nbye\r\n",
+    b"q2 GETQUOTAROOT INBOX\r\n",
+    b"q3 GETQUOTA \"\"\r\n",
+    b"q4 SETQUOTA \"\" (STORAGE 512 MESSAGE 1000)\r\n",
+    b"q5 STATUS INBOX (DELETED DELETED-STORAGE)\r\n",
 ];
 
 fn limits() -> Limits {
