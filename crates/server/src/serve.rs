@@ -251,7 +251,16 @@ fn describe_metrics() {
     for (name, help) in [
         ("evermail_imap_commands_total", "IMAP commands, by command"),
         ("evermail_imap_auth_failures_total", "Failed IMAP logins"),
+        (
+            "evermail_login_lockouts_total",
+            "Failed-login lockouts started, IMAP and POP3, by scope (pair, address, user)",
+        ),
+        (
+            "evermail_login_refused_total",
+            "Logins refused during a lockout without checking the password, by scope",
+        ),
         ("evermail_pop3_commands_total", "POP3 commands, by command"),
+        ("evermail_pop3_auth_failures_total", "Failed POP3 logins"),
         (
             "evermail_blob_put_errors_total",
             "Failed body writes, by store",
