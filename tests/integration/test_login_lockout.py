@@ -1,10 +1,13 @@
 """The failed-login lockout IMAP and POP3 share ([auth]), against the real binary:
 failures over IMAP lock the (address, user) pair out of IMAP and POP3 alike, the
 right password included, with the RFC 5530 and RFC 3206 codes for "try later";
-another user from the same address still gets in."""
+another user from the same address still gets in. Guessing spread over many
+addresses locks the user, but not out of an address the user logged in from
+(the test plays several clients on 127.0.0.0/8)."""
 
 import imaplib
 import poplib
+import socket
 
 import pytest
 
@@ -53,3 +56,48 @@ def test_failures_lock_the_pair_out_of_imap_and_pop3(make_server):
 
     client = server.imap(*BOB)
     client.logout()
+
+
+class IMAP4From(imaplib.IMAP4):
+    """imaplib.IMAP4 connecting from a chosen loopback address (127.0.0.0/8 is all
+    loopback on Linux), so one test can play clients on several addresses."""
+
+    def __init__(self, source: str, port: int):
+        self.source = source
+        super().__init__(HOST, port, timeout=NET_TIMEOUT)
+
+    def _create_socket(self, timeout):
+        return socket.create_connection((self.host, self.port), timeout, (self.source, 0))
+
+
+def login_from(server, source: str, password: str) -> str:
+    """'OK', or the text of the NO, for a LOGIN as alice from `source`."""
+    client = IMAP4From(source, server.ports["imap"])
+    try:
+        client.login(ALICE[0], password)
+        return "OK"
+    except imaplib.IMAP4.error as e:
+        return str(e)
+    finally:
+        client.shutdown()
+
+
+USER_LOCK_CONFIG = (
+    CONFIG.replace("[imap]\n", "[imap]\nauth_failure_delay_ms = 10\n")
+    + "\n[auth]\nmax_failures_per_pair = 100\nmax_failures_per_user = 5\nlockout_secs = 600\n"
+)
+
+
+def test_a_user_lockout_spares_the_users_own_addresses(make_server):
+    server = make_server(config=USER_LOCK_CONFIG).start()
+    server.add_account(*ALICE)
+    # Alice's own device logs in from 127.0.0.10.
+    assert login_from(server, "127.0.0.10", ALICE[1]) == "OK"
+    # Guessing spread over five addresses, one try each, locks the user...
+    for i in range(2, 7):
+        assert "[AUTHENTICATIONFAILED]" in login_from(server, f"127.0.0.{i}", "guess")
+    # ...for every address, even with the right password,
+    assert "[UNAVAILABLE]" in login_from(server, "127.0.0.20", ALICE[1])
+    assert "[UNAVAILABLE]" in login_from(server, "127.0.0.2", ALICE[1])
+    # but not for the address alice logged in from before.
+    assert login_from(server, "127.0.0.10", ALICE[1]) == "OK"
