@@ -101,7 +101,7 @@ import threading  # noqa: E402
 from conftest import BOB, lmtp_deliver, mysql_config  # noqa: E402
 
 PROXY = "\n[proxy]\n" + "\n".join(
-    f'{k} = ["{HOST}:0"]' for k in ("imap_listen", "imaps_listen", "lmtp_listen")
+    f'{k} = ["{HOST}:0"]' for k in ("imap_listen", "imaps_listen", "pop3_listen", "pop3s_listen", "lmtp_listen")
 ) + f'\nadmin_listen = "{HOST}:0"\nrefresh_ms = 200\nconnect_timeout_ms = 1000\n'
 ROUTED = re.compile(r"routed user=(\S+) node=(\S+)")
 USERS = [(f"user{i}@example.com", f"pw-{i}-Secret") for i in range(6)]
@@ -309,6 +309,23 @@ def test_lmtp_through_the_proxy_survives_a_node_killed_mid_stream(
     assert not missing, f"acknowledged but not stored: {missing[:5]}"
     assert not twice, f"acknowledged and stored twice: {twice[:5]}"
     client.logout()
+    imap_node = last_route(proxy, ALICE[0])
+
+    # POP3 through the proxy, in plaintext and with implicit TLS, reaches the same
+    # node as IMAP and sees the same mailbox.
+    import poplib
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    for pop in (poplib.POP3(HOST, proxy.ports["pop3"], timeout=30),
+                poplib.POP3_SSL(HOST, proxy.ports["pop3s"], context=ctx, timeout=30)):
+        pop.user(ALICE[0])
+        pop.pass_(ALICE[1])
+        count, _ = pop.stat()
+        assert count == sum(found.values()), count
+        pop.quit()
+        assert last_route(proxy, ALICE[0]) == imap_node
 
 
 def metric(srv, name: str) -> float:

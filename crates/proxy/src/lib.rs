@@ -1,4 +1,4 @@
-//! `evermail proxy`: the front door of a cluster. Clients (IMAP, LMTP) connect here;
+//! `evermail proxy`: the front door of a cluster. Clients (IMAP, POP3, LMTP) connect here;
 //! the proxy learns the user from the login, picks the mailbox node by rendezvous
 //! hashing of the user over the healthy nodes, and from then on copies bytes both
 //! ways. It keeps no mail state, so any number of proxies can run side by side.
@@ -23,13 +23,16 @@
 //! - `router`: membership, health, and the order of nodes to try.
 //! - `imap`: the IMAP front (plaintext, STARTTLS, implicit TLS), up to login.
 //! - `lmtp`: the LMTP front, transaction by transaction.
+//! - `pop3`: the POP3 front (plaintext, STLS, implicit TLS), up to login.
 
 mod imap;
 mod lmtp;
+mod pop3;
 mod router;
 
 pub use imap::serve_imap;
 pub use lmtp::serve_lmtp;
+pub use pop3::serve_pop3;
 pub use router::Router;
 
 use serde::Deserialize;
@@ -43,6 +46,10 @@ pub struct ProxyOptions {
     pub imap_listen: Vec<SocketAddr>,
     /// IMAP with implicit TLS. Default: `["127.0.0.1:2993"]`.
     pub imaps_listen: Vec<SocketAddr>,
+    /// POP3 in plaintext with STLS. Default: `["127.0.0.1:2110"]`.
+    pub pop3_listen: Vec<SocketAddr>,
+    /// POP3 with implicit TLS. Default: `["127.0.0.1:2995"]`.
+    pub pop3s_listen: Vec<SocketAddr>,
     /// LMTP. Default: `["127.0.0.1:2024"]`.
     pub lmtp_listen: Vec<SocketAddr>,
     /// The admin HTTP endpoint (health, readiness, metrics). Default: `127.0.0.1:2080`.
@@ -64,6 +71,8 @@ impl Default for ProxyOptions {
         ProxyOptions {
             imap_listen: vec![SocketAddr::from(([127, 0, 0, 1], 2143))],
             imaps_listen: vec![SocketAddr::from(([127, 0, 0, 1], 2993))],
+            pop3_listen: vec![SocketAddr::from(([127, 0, 0, 1], 2110))],
+            pop3s_listen: vec![SocketAddr::from(([127, 0, 0, 1], 2995))],
             lmtp_listen: vec![SocketAddr::from(([127, 0, 0, 1], 2024))],
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 2080)),
             refresh_ms: 1_000,

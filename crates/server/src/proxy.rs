@@ -41,6 +41,19 @@ pub async fn proxy(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
             ListenerTls::Implicit(tls.clone()),
         ));
     }
+    let mut pop3 = Vec::new();
+    for addr in &options.pop3_listen {
+        pop3.push((
+            bind("pop3", *addr).await?,
+            ListenerTls::StartTls(tls.clone()),
+        ));
+    }
+    for addr in &options.pop3s_listen {
+        pop3.push((
+            bind("pop3s", *addr).await?,
+            ListenerTls::Implicit(tls.clone()),
+        ));
+    }
     let mut lmtp = Vec::new();
     for addr in &options.lmtp_listen {
         lmtp.push(bind("lmtp", *addr).await?);
@@ -55,6 +68,15 @@ pub async fn proxy(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         services.spawn(async move {
             if let Err(e) = evermail_proxy::serve_imap(listener, r, tls, plaintext_auth, s).await {
                 tracing::error!(error = %e, "IMAP proxy listener failed");
+            }
+        });
+    }
+    for (listener, tls) in pop3 {
+        let (r, s) = (router.clone(), shutdown.clone());
+        let plaintext_auth = config.pop3.plaintext_auth;
+        services.spawn(async move {
+            if let Err(e) = evermail_proxy::serve_pop3(listener, r, tls, plaintext_auth, s).await {
+                tracing::error!(error = %e, "POP3 proxy listener failed");
             }
         });
     }
