@@ -411,6 +411,7 @@ mod tests {
         let enabled = Enabled {
             condstore: true,
             qresync: true,
+            ..Enabled::default()
         };
         // 4 was never in the view and is not reported.
         let gone: Vec<Uid> = [4, 5, 10, 11].map(|u| Uid::new(u).unwrap()).to_vec();

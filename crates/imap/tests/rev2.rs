@@ -329,3 +329,36 @@ async fn enable_imap4rev2_changes_the_session() {
     let reply = client.command("STATUS \"Entwürfe/Ärger\" (MESSAGES)").await;
     assert_eq!(reply[0], "* STATUS {16}\r\nEntwürfe/Ärger (MESSAGES 0)");
 }
+
+#[tokio::test]
+async fn utf8_accept_switches_names_and_charsets() {
+    let server = TestServer::start().await;
+    let alice = server.account("alice@example.com", "pw").await;
+    server.deliver(&alice, SIMPLE).await;
+    let mut client = server.login("alice@example.com").await;
+    let reply = client.command("CAPABILITY").await;
+    assert!(reply[0].contains(" UTF8=ACCEPT"), "{reply:?}");
+    let reply = client.command("ENABLE UTF8=ACCEPT").await;
+    assert_eq!(reply[0], "* ENABLED UTF8=ACCEPT");
+    // Names are UTF-8 now, as for a rev2 session (RFC 6855 section 3).
+    let reply = client.command("CREATE \"Grüße\"").await;
+    assert!(client.ok(&reply), "{reply:?}");
+    let reply = client.command("LIST \"\" \"Gr*\"").await;
+    assert_eq!(reply[0], "* LIST (\\HasNoChildren) \"/\" {7}\r\nGrüße");
+    // SEARCH takes no CHARSET any more.
+    client.command("SELECT INBOX").await;
+    let reply = client.command("SEARCH CHARSET UTF-8 ALL").await;
+    assert!(reply[0].contains(" BAD "), "{reply:?}");
+    // APPEND's UTF8 data item (section 4) stores a message with a UTF-8 header.
+    let message = "Subject: Grüße\r\n\r\nhallo\r\n";
+    client.last_tag = "u1".into();
+    let command = format!(
+        "u1 APPEND \"Grüße\" UTF8 (~{{{}+}}\r\n{message})\r\n",
+        message.len()
+    );
+    client.send(command.as_bytes()).await;
+    let reply = client.until_tagged().await;
+    assert!(reply[0].starts_with("u1 OK [APPENDUID"), "{reply:?}");
+    let reply = client.command("STATUS \"Grüße\" (MESSAGES)").await;
+    assert!(reply[0].ends_with("(MESSAGES 1)"), "{reply:?}");
+}

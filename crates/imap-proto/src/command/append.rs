@@ -65,10 +65,19 @@ fn parse_message(c: &mut Cursor<'_>) -> PResult<AppendMessage> {
         date = Some(DateTime::parse(c)?);
         c.sp()?;
     }
+    // RFC 6855 section 4: `UTF8 (literal8)` is a message whose header may be UTF-8.
+    let utf8 = c.eat_keyword("UTF8");
+    if utf8 {
+        c.sp()?;
+        c.expect(b'(')?;
+    }
     if !matches!(c.peek(), Some(b'{' | b'~')) {
         return Err(c.unexpected("the message as a literal"));
     }
     let (data, binary) = c.literal(true)?;
+    if utf8 {
+        c.expect(b')')?;
+    }
     if data.is_empty() {
         return Err(ParseError::syntax("empty message"));
     }
@@ -138,6 +147,16 @@ mod tests {
                     ],
                 ),
             ),
+            (
+                "a APPEND x UTF8 (~{4+}\r\nGr\u{fc})\r\n",
+                append("x", vec![msg(vec![], None, "Grü".as_bytes(), true)]),
+            ),
+            (
+                "a APPEND x (\\Seen) UTF8 ({1}\r\na)\r\n",
+                append("x", vec![msg(vec![Flag::Seen], None, b"a", false)]),
+            ),
+            ("a APPEND x UTF8 ~{1}\r\na\r\n", Err("expected '('")),
+            ("a APPEND x UTF8 (~{1}\r\na\r\n", Err("expected ')'")),
             ("a APPEND x\r\n", Err("expected a space")),
             ("a APPEND x \"hello\"\r\n", Err("malformed date")),
             (

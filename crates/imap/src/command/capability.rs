@@ -40,6 +40,7 @@ const EXTENSIONS: &[&str] = &[
     "THREAD=ORDEREDSUBJECT",
     "THREAD=REFERENCES",
     "OBJECTID",
+    "UTF8=ACCEPT",
 ];
 
 impl Session {
@@ -96,6 +97,10 @@ impl Session {
                 "CONDSTORE" if !self.enabled.condstore => {
                     self.enable_condstore();
                     enabled.push("CONDSTORE".to_string());
+                }
+                "UTF8=ACCEPT" if !self.enabled.utf8_accept => {
+                    self.enabled.utf8_accept = true;
+                    enabled.push("UTF8=ACCEPT".to_string());
                 }
                 // QRESYNC implies CONDSTORE (RFC 7162 section 3.2.3), which is
                 // then on without being listed.

@@ -166,7 +166,7 @@ impl Session {
                 let full = format!("{reference}{p}");
                 // A rev1 pattern is modified UTF-7 like a name; one that does not decode
                 // cannot match anything we store.
-                let full = if self.rev2 {
+                let full = if self.utf8_names() {
                     full
                 } else {
                     mutf7::decode(&full).ok()?

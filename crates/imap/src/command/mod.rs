@@ -33,10 +33,15 @@ use crate::session::{CmdError, Session};
 pub(crate) const DELIMITER: char = '/';
 
 impl Session {
+    /// Whether mailbox names travel as UTF-8: after ENABLE IMAP4rev2 or UTF8=ACCEPT.
+    pub(crate) fn utf8_names(&self) -> bool {
+        self.rev2 || self.enabled.utf8_accept
+    }
+
     /// A mailbox name from the client as stored: rev1 clients send modified UTF-7
     /// (RFC 3501 section 5.1.3), rev2 clients UTF-8.
     pub(crate) fn decode_name(&self, name: &MailboxName) -> Result<String, CmdError> {
-        if self.rev2 || name.is_inbox() {
+        if self.utf8_names() || name.is_inbox() {
             return Ok(name.as_str().to_string());
         }
         mutf7::decode(name.as_str())
@@ -45,7 +50,7 @@ impl Session {
 
     /// A stored mailbox name as this client expects to see it.
     pub(crate) fn encode_name(&self, name: &str) -> String {
-        if self.rev2 {
+        if self.utf8_names() {
             name.to_string()
         } else {
             mutf7::encode(name)

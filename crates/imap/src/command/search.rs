@@ -44,6 +44,10 @@ impl Session {
             Vec::new()
         };
         if let Some(charset) = &search.charset {
+            // RFC 6855 section 3: with UTF8=ACCEPT every string is UTF-8 already.
+            if self.enabled.utf8_accept {
+                return Err(CmdError::bad("no CHARSET after ENABLE UTF8=ACCEPT"));
+            }
             check_charset(charset)?;
         }
         let indices = self
