@@ -390,7 +390,9 @@ impl Session {
             // Before login only LITERAL- is offered (see `capabilities`), so an
             // anonymous client cannot push a large literal without asking first.
             literal_minus: self.account.is_none(),
-            // One message plus the command around it; we do not offer MULTIAPPEND.
+            // One message plus the command around it. A MULTIAPPEND's messages share
+            // this bound (more gets NO [TOOBIG]), so no session buffers more than one
+            // APPEND's worth of input.
             max_command: max_literal as usize + MAX_LINE * 4,
         }
     }

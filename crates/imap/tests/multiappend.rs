@@ -78,3 +78,30 @@ async fn a_missing_mailbox_gets_trycreate_and_nothing_is_stored() {
     let reply = client.command("STATUS INBOX (MESSAGES)").await;
     assert!(has(&reply, "(MESSAGES 0)"), "{reply:?}");
 }
+
+#[tokio::test]
+async fn a_batch_larger_than_the_command_limit_is_toobig() {
+    let mut options = common::test_options();
+    options.max_message_size = 200_000;
+    let server =
+        TestServer::start_with(options, evermail_mailbox::MailstoreOptions::default()).await;
+    server.account(ALICE, "pw").await;
+    let mut client = server.login(ALICE).await;
+    let body = format!("Subject: big\r\n\r\n{}\r\n", "b".repeat(190_000 - 18));
+    assert_eq!(body.len(), 190_000);
+    // Each message is within APPENDLIMIT; together they pass what one command may
+    // carry (one message and some lines). The last literal is synchronizing, so the
+    // server refuses it before its data is sent.
+    client
+        .send(
+            format!("t1 APPEND INBOX {{190000+}}\r\n{body} {{190000+}}\r\n{body} {{190000}}\r\n")
+                .as_bytes(),
+        )
+        .await;
+    client.last_tag = "t1".into();
+    let reply = client.until_tagged().await;
+    assert!(has(&reply, "t1 NO [TOOBIG]"), "{reply:?}");
+    // The session goes on, and nothing was stored.
+    let reply = client.command("STATUS INBOX (MESSAGES)").await;
+    assert!(has(&reply, "(MESSAGES 0)"), "{reply:?}");
+}
