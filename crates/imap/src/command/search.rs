@@ -137,43 +137,68 @@ impl Session {
     /// The positions in the view of the messages matching `key`, ascending. `saved`
     /// stands in for `$` when given (SEARCH ... SAVE has taken the old result out of
     /// the view already). SORT and THREAD search with this too.
+    ///
+    /// Each message is first judged on what the view holds; only one the header or
+    /// text keys could still decide (`UNSEEN FROM x` on an unseen message) has its
+    /// body read.
     pub(crate) async fn search_indices(
         &mut self,
         key: &SearchKey,
         saved: Option<Vec<evermail_types::Uid>>,
     ) -> Result<Vec<usize>, CmdError> {
-        let texts = if needs_text(key) {
-            self.message_texts().await?
-        } else {
-            Vec::new()
-        };
         let selected = self.selected_mut()?;
+        let saved = saved.unwrap_or_else(|| selected.saved.clone());
         let context = Context {
             exists: selected.exists(),
             largest_uid: selected.messages.last().map_or(0, |m| m.uid.get()),
             now: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64),
-            saved: saved.as_deref().unwrap_or(&selected.saved),
+            saved: &saved,
         };
-        Ok(selected
-            .messages
-            .iter()
-            .enumerate()
-            .filter(|(i, m)| matches(key, *i as u32 + 1, m, texts.get(*i), &context))
-            .map(|(i, _)| i)
-            .collect())
-    }
-
-    /// The searchable text of every message in the view, in view order.
-    async fn message_texts(&mut self) -> Result<Vec<MessageText>, CmdError> {
-        let selected = self.selected_mut()?;
-        let blobs: Vec<_> = selected.messages.iter().map(|m| m.blob).collect();
-        let mut texts = Vec::with_capacity(blobs.len());
-        for blob in blobs {
-            texts.push(self.mailstore.message_text(blob).await?);
+        let mut hits = Vec::new();
+        let mut undecided = Vec::new();
+        for (i, m) in selected.messages.iter().enumerate() {
+            match prefilter(key, i as u32 + 1, m, &context) {
+                Some(true) => hits.push(i),
+                Some(false) => {}
+                None => undecided.push((i, m.clone())),
+            }
         }
-        Ok(texts)
+        for (i, m) in undecided {
+            let text = self.mailstore.message_text(m.blob).await?;
+            if matches(key, i as u32 + 1, &m, Some(&text), &context) {
+                hits.push(i);
+            }
+        }
+        hits.sort_unstable();
+        Ok(hits)
+    }
+}
+
+/// `key` judged without the message's header and text: `None` when a header or text
+/// key decides it.
+fn prefilter(key: &SearchKey, seq: u32, m: &MessageRecord, cx: &Context<'_>) -> Option<bool> {
+    match key {
+        SearchKey::And(keys) => {
+            let mut all = Some(true);
+            for k in keys {
+                match prefilter(k, seq, m, cx) {
+                    Some(false) => return Some(false),
+                    Some(true) => {}
+                    None => all = None,
+                }
+            }
+            all
+        }
+        SearchKey::Or(a, b) => match (prefilter(a, seq, m, cx), prefilter(b, seq, m, cx)) {
+            (Some(true), _) | (_, Some(true)) => Some(true),
+            (Some(false), Some(false)) => Some(false),
+            _ => None,
+        },
+        SearchKey::Not(k) => prefilter(k, seq, m, cx).map(|b| !b),
+        k if needs_text(k) => None,
+        k => Some(matches(k, seq, m, None, cx)),
     }
 }
 
@@ -341,6 +366,33 @@ mod tests {
                 .map(|(i, _)| i as u32 + 1)
                 .collect();
             assert_eq!(got, want, "{key:?}");
+        }
+    }
+
+    #[test]
+    fn prefilter_reads_bodies_only_when_text_decides() {
+        let cx = Context {
+            exists: 2,
+            largest_uid: 5,
+            now: 0,
+            saved: &[],
+        };
+        let seen = record(2, &[Flag::Seen], 100);
+        let unseen = record(5, &[], 100);
+        let from = || SearchKey::From("x".into());
+        let and = SearchKey::And(vec![SearchKey::Flag(Flag::Seen), from()]);
+        let or = SearchKey::Or(Box::new(SearchKey::Flag(Flag::Seen)), Box::new(from()));
+        let not = SearchKey::Not(Box::new(and.clone()));
+        let cases = [
+            (&and, &unseen, Some(false)),
+            (&and, &seen, None),
+            (&or, &seen, Some(true)),
+            (&or, &unseen, None),
+            (&not, &unseen, Some(true)),
+            (&not, &seen, None),
+        ];
+        for (key, m, want) in cases {
+            assert_eq!(prefilter(key, 1, m, &cx), want, "{key:?} on {:?}", m.flags);
         }
     }
 }
