@@ -7,6 +7,7 @@ mod account;
 mod config;
 mod db;
 mod frontends;
+mod lab;
 mod node_cli;
 mod proxy;
 mod rais_cli;
@@ -66,6 +67,10 @@ enum Command {
     /// Run a proxy: IMAP and LMTP front door for the cluster's mailbox nodes ([proxy]
     /// section), routing each user to a node by rendezvous hashing, with failover.
     Proxy,
+    /// A local cluster in one command (mailbox nodes, two proxies, three stores):
+    /// up, status, down.
+    #[command(subcommand)]
+    Lab(lab::LabCommand),
     /// The mailbox nodes of the cluster: list, drain, undrain, forget.
     #[command(subcommand)]
     Node(node_cli::NodeCommand),
@@ -105,6 +110,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         print!("{}", config::EXAMPLE);
         return Ok(());
     }
+    if let Command::Lab(command) = cli.command {
+        return lab::run(command).await;
+    }
     let config = config::Config::load(cli.config.as_deref())?;
     let data_dir = config.data_dir(cli.data_dir.as_deref());
     match cli.command {
@@ -127,6 +135,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{config:#?}");
             Ok(())
         }
-        Command::Config(ConfigCommand::Example) => unreachable!("handled above"),
+        Command::Config(ConfigCommand::Example) | Command::Lab(_) => {
+            unreachable!("handled above")
+        }
     }
 }
