@@ -35,6 +35,11 @@ const VALID: &[&[u8]] = &[
     b"c8 UID EXPUNGE $\r\n",
     b"c9 UID SORT (REVERSE DATE SUBJECT) UTF-8 OR FROM {3}\r\nbob TEXT \"x\"\r\n",
     b"d1 THREAD REFERENCES US-ASCII SINCE 1-Feb-1994 HEADER X-Foo \"\"\r\n",
+    b"d2 UID FETCH 1:* (EMAILID THREADID)\r\n",
+    b"d3 STATUS foo (MAILBOXID SIZE)\r\n",
+    b"d4 SEARCH EMAILID E0123abc OR THREADID T-1 NOT EMAILID x_y\r\n",
+    b"d5 APPEND INBOX (\\Seen) UTF8 (~{4+}\r\nGr\xc3\xbc)\r\n",
+    b"d6 ENABLE UTF8=ACCEPT\r\n",
     // MULTIAPPEND and QUOTA.
     b"q1 APPEND Drafts (\\Draft) {2+}\r\nhi (\\Seen) \"17-Jul-1996 02:44:25 -0700\" {3+}\r\nbye\r\n",
     b"q2 GETQUOTAROOT INBOX\r\n",
