@@ -290,3 +290,40 @@ def test_text_search_sort_and_thread(users):
     typ, data = client.thread("ORDEREDSUBJECT", "UTF-8", "ALL")
     assert data == [b"(3)(1 2)"], data
     client.logout()
+
+
+def test_objectid_and_utf8_accept(users):
+    deliver(users, 1)
+    client = users.imap(*ALICE)
+    assert "OBJECTID" in client.capabilities and "UTF8=ACCEPT" in client.capabilities
+    # RFC 8474: CREATE names the new mailbox's id, STATUS repeats it, FETCH EMAILID.
+    typ, text, _ = command(client, "CREATE", "Projects")
+    created = re.match(r"\[MAILBOXID \((\w+)\)\]", text)
+    assert typ == "OK" and created, text
+    typ, data = client.status("Projects", "(MAILBOXID)")
+    assert data == [f"Projects (MAILBOXID ({created.group(1)}))".encode()], data
+    client.select("INBOX")
+    typ, data = client.fetch("1", "(EMAILID THREADID)")
+    assert re.fullmatch(rb"1 \(EMAILID \(E[0-9a-f]{24}\) THREADID NIL\)", data[0]), data
+    client.copy("1", "Projects")
+    client.select("Projects")
+    typ, copied = client.fetch("1", "(EMAILID)")
+    assert copied[0].split(b"EMAILID")[1] == data[0].split(b"EMAILID")[1].split(b" THREADID")[0] + b")", (data, copied)
+
+    # RFC 6855: after ENABLE UTF8=ACCEPT names are UTF-8 and SEARCH takes no CHARSET.
+    client.unselect()
+    client.untagged_responses.clear()
+    typ, data = client.enable("UTF8=ACCEPT")  # imaplib then sends UTF-8
+    assert client.untagged_responses.get("ENABLED") == [b"UTF8=ACCEPT"], client.untagged_responses
+    typ, data = client.create('"Grüße"')
+    assert typ == "OK", data
+    typ, data = client.list('""', '"Gr*"')
+    assert typ == "OK" and data[0][1] == "Grüße".encode(), data
+    client.select("INBOX")
+    try:
+        command(client, "SEARCH", "CHARSET UTF-8 ALL")  # imaplib's search() refuses it
+    except imaplib.IMAP4.error as e:
+        assert "no CHARSET after ENABLE UTF8=ACCEPT" in str(e), e
+    else:
+        raise AssertionError("SEARCH CHARSET was accepted after ENABLE UTF8=ACCEPT")
+    client.logout()
