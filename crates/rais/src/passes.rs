@@ -4,6 +4,7 @@ use crate::Pace;
 use evermail_blob::{BlobStore, CopyCheck, CopyProblem, StoreState, StoredCopy};
 use evermail_meta::{BlobCopy, BlobLocation, CopyState, Meta, MetaError};
 use evermail_types::BlobId;
+use futures_util::StreamExt;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -11,6 +12,9 @@ use std::sync::Arc;
 /// than any delivery takes between writing its body and committing its rows (LMTP
 /// times out in minutes).
 pub const MIN_ORPHAN_AGE_SECS: u64 = 3600;
+
+/// How many blobs a repair pass works on at once.
+const REPAIR_PARALLELISM: usize = 8;
 
 /// How many rows a pass asks the metadata store for at once.
 const PAGE: u32 = 256;
@@ -42,6 +46,18 @@ pub struct RepairReport {
     pub drained: u64,
     /// Bad (missing or corrupt) copies dropped after their blob was repaired.
     pub bad_copies_dropped: u64,
+}
+
+impl RepairReport {
+    fn add(&mut self, other: &RepairReport) {
+        self.under_replicated += other.under_replicated;
+        self.copies_added += other.copies_added;
+        self.bytes_copied += other.bytes_copied;
+        self.still_under_replicated += other.still_under_replicated;
+        self.lost += other.lost;
+        self.drained += other.drained;
+        self.bad_copies_dropped += other.bad_copies_dropped;
+    }
 }
 
 /// What a scrub pass found.
@@ -141,12 +157,29 @@ impl Maintainer {
             if fresh.is_empty() {
                 break;
             }
-            for blob in fresh {
-                tried.insert(blob.blob);
-                report.under_replicated += 1;
-                self.repair_one(blob.blob, blob.size, replicas, &uncounted, &mut report)
-                    .await?;
-                progress.advance(blob.size);
+            // Several blobs at once: each repair is a read, a durable write and a
+            // metadata commit, and concurrent ones share fsyncs (the fs store's
+            // directory sync, SQLite's group commit).
+            let mut repairs = futures_util::stream::iter(fresh)
+                .map(|blob| {
+                    tried.insert(blob.blob);
+                    let uncounted = &uncounted;
+                    async move {
+                        let mut one = RepairReport {
+                            under_replicated: 1,
+                            ..RepairReport::default()
+                        };
+                        let done = self
+                            .repair_one(blob.blob, blob.size, replicas, uncounted, &mut one)
+                            .await;
+                        (blob.size, one, done)
+                    }
+                })
+                .buffer_unordered(REPAIR_PARALLELISM);
+            while let Some((size, one, done)) = repairs.next().await {
+                report.add(&one);
+                progress.advance(size);
+                done?;
             }
         }
         self.drain(replicas, &draining, &uncounted, &mut report)
