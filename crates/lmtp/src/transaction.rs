@@ -32,6 +32,9 @@ pub(crate) struct Transaction {
     chunks: Option<Chunks>,
     /// When all of the data must have arrived; set by DATA or the first BDAT.
     data_deadline: Option<Instant>,
+    /// `XDELIVERY=` of MAIL FROM: the name a proxy gave this transaction, which makes
+    /// delivering it again (a replay on this or another node) store nothing twice.
+    delivery: Option<[u8; 16]>,
 }
 
 struct Recipient {
@@ -151,6 +154,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             recipients: Vec::new(),
             chunks: None,
             data_deadline: None,
+            delivery: mail.delivery,
         });
         self.accept(&Reply::sender_ok())
     }
@@ -361,7 +365,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let outcomes = if oversize {
             vec![Outcome::TooLarge; recipients.len()]
         } else {
-            self.deliver(message, &recipients).await
+            self.deliver(message, &recipients, transaction.delivery)
+                .await
         };
         for (recipient, outcome) in recipients.iter().zip(&outcomes) {
             metrics::counter!("evermail_lmtp_deliveries_total", "outcome" => outcome.label())
@@ -384,7 +389,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Delivers once to every distinct account and maps the results back to each
     /// RCPT, so two addresses of one account get one copy and two replies.
-    async fn deliver(&self, message: Vec<u8>, recipients: &[Recipient]) -> Vec<Outcome> {
+    async fn deliver(
+        &self,
+        message: Vec<u8>,
+        recipients: &[Recipient],
+        delivery: Option<[u8; 16]>,
+    ) -> Vec<Outcome> {
         let mut accounts: Vec<AccountId> = Vec::new();
         let mut slots = Vec::with_capacity(recipients.len());
         for recipient in recipients {
@@ -399,7 +409,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         match self
             .mailstore
-            .deliver(Bytes::from(message), &accounts)
+            .deliver_once(Bytes::from(message), &accounts, delivery)
             .await
         {
             Ok(results) => slots

@@ -608,3 +608,35 @@ async fn dsn_parameters_are_refused_because_dsn_is_not_offered() {
         .expect("RCPT TO:<alice@example.com>", 250, "2.1.5")
         .await;
 }
+
+#[tokio::test]
+async fn a_transaction_named_by_xdelivery_is_stored_once_however_often_sent() {
+    let (server, alice) = server_with_alice().await;
+    let mut client = server.client().await;
+    client.lhlo().await;
+    // A proxy replaying one transaction (the same XDELIVERY), then a new transaction.
+    for name in [
+        "00112233445566778899aabbccddeeff",
+        "00112233445566778899aabbccddeeff",
+        "ffeeddccbbaa99887766554433221100",
+    ] {
+        client
+            .expect(
+                &format!("MAIL FROM:<sender@example.org> XDELIVERY={name}"),
+                250,
+                "2.1.0",
+            )
+            .await;
+        client
+            .expect("RCPT TO:<alice@example.com>", 250, "2.1.5")
+            .await;
+        assert_eq!(client.cmd("DATA").await.code, 354);
+        client.send(&dot_stuffed(MESSAGE)).await;
+        let reply = client.reply().await;
+        assert_eq!(reply.code, 250, "{reply:?}");
+    }
+    assert_eq!(server.inbox(alice).await.len(), 2);
+    client
+        .expect("MAIL FROM:<sender@example.org> XDELIVERY=12", 501, "5.5.4")
+        .await;
+}

@@ -15,6 +15,17 @@ use futures_util::future::join_all;
 /// Where a delivered message landed.
 pub type Delivered = InsertedMessage;
 
+/// The delivery id of one recipient's message within a named delivery.
+fn recipient_delivery(delivery: &[u8; 16], account: AccountId) -> [u8; 16] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"evermail delivery\0");
+    hasher.update(delivery);
+    hasher.update(&account.0.to_le_bytes());
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    id
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -61,8 +72,20 @@ impl Mailstore {
     }
 
     async fn insert(&self, new: NewMessage) -> Result<InsertedMessage, MailError> {
+        self.insert_once(new, None).await
+    }
+
+    /// `insert`, idempotent in `delivery` when given (see `deliver_once`).
+    async fn insert_once(
+        &self,
+        new: NewMessage,
+        delivery: Option<[u8; 16]>,
+    ) -> Result<InsertedMessage, MailError> {
         let account = new.account;
-        let inserted = self.meta().insert_message(new).await?;
+        let inserted = match delivery {
+            Some(delivery) => self.meta().insert_message_once(new, delivery).await?,
+            None => self.meta().insert_message(new).await?,
+        };
         self.announce(MailboxChange {
             account,
             mailbox: inserted.mailbox,
@@ -81,6 +104,19 @@ impl Mailstore {
         body: Bytes,
         recipients: &[AccountId],
     ) -> Result<Vec<Result<Delivered, MailError>>, MailError> {
+        self.deliver_once(body, recipients, None).await
+    }
+
+    /// `deliver`, made idempotent by `delivery`, a name the sender gives the whole
+    /// delivery (an LMTP transaction; see `evermail-proxy`): each recipient's message
+    /// gets an id derived from it and the account, and delivering again under the
+    /// same name stores nothing new and reports the messages stored the first time.
+    pub async fn deliver_once(
+        &self,
+        body: Bytes,
+        recipients: &[AccountId],
+        delivery: Option<[u8; 16]>,
+    ) -> Result<Vec<Result<Delivered, MailError>>, MailError> {
         let started = std::time::Instant::now();
         let (blob, locations) = self.store_body(body).await?;
         let internal_date = now();
@@ -97,15 +133,16 @@ impl Mailstore {
                     .find_mailbox(account, "INBOX")
                     .await?
                     .ok_or_else(|| MailError::not_found("INBOX"))?;
-                self.insert(NewMessage {
+                let once = delivery.map(|d| recipient_delivery(&d, account));
+                let new = NewMessage {
                     account,
                     mailbox: inbox.id,
                     blob,
                     locations,
                     flags: Flags::new(),
                     internal_date,
-                })
-                .await
+                };
+                self.insert_once(new, once).await
             }
         });
         let outcomes = join_all(inserts).await;

@@ -784,6 +784,24 @@ impl MetaBackend for MysqlMeta {
         .await
     }
 
+    async fn insert_message_once(
+        &self,
+        new: NewMessage,
+        delivery: [u8; 16],
+    ) -> Result<InsertedMessage, MetaError> {
+        self.write(true, |conn, _| {
+            let new = new.clone();
+            Box::pin(async move {
+                // Any attempt may find it: the caller's earlier call may have committed.
+                if let Some(done) = delivered(conn, &delivery).await? {
+                    return Ok(done);
+                }
+                insert_message_rows(conn, &new, &delivery).await
+            })
+        })
+        .await
+    }
+
     async fn insert_messages(
         &self,
         new: Vec<NewMessage>,

@@ -886,6 +886,25 @@ impl MetaBackend for SqliteMeta {
             .await
     }
 
+    async fn insert_message_once(
+        &self,
+        new: NewMessage,
+        delivery: [u8; 16],
+    ) -> Result<InsertedMessage, MetaError> {
+        self.writer
+            .write(move |conn| -> BoxFuture<'_, _> {
+                Box::pin(async move {
+                    if let Some(done) = membership::delivered(conn, &delivery).await? {
+                        return Ok(done);
+                    }
+                    let inserted = insert_message_rows(conn, new).await?;
+                    membership::record_delivery(conn, &inserted, &delivery).await?;
+                    Ok(inserted)
+                })
+            })
+            .await
+    }
+
     async fn insert_messages(
         &self,
         new: Vec<NewMessage>,

@@ -140,3 +140,50 @@ pub(crate) async fn highest_modseqs(
     }
     Ok(out)
 }
+
+/// The message inserted with `delivery`, if any (see `insert_message_once`).
+pub(crate) async fn delivered(
+    conn: &mut sqlx::SqliteConnection,
+    delivery: &[u8; 16],
+) -> Result<Option<InsertedMessage>, MetaError> {
+    let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT m.mailbox_id, m.uid, m.modseq, b.uidvalidity
+           FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
+          WHERE m.delivery_id = ?",
+    )
+    .bind(&delivery[..])
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let Some((mailbox, uid, modseq, uidvalidity)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(InsertedMessage {
+        mailbox: MailboxId(mailbox),
+        uidvalidity: u32::try_from(uidvalidity)
+            .ok()
+            .and_then(evermail_types::UidValidity::new)
+            .ok_or_else(|| corrupt("UIDVALIDITY"))?,
+        uid: u32::try_from(uid)
+            .ok()
+            .and_then(evermail_types::Uid::new)
+            .ok_or_else(|| corrupt("UID"))?,
+        modseq: ModSeq(u64::try_from(modseq).map_err(|_| corrupt("MODSEQ"))?),
+    }))
+}
+
+/// Marks the message just inserted as the one of `delivery`.
+pub(crate) async fn record_delivery(
+    conn: &mut sqlx::SqliteConnection,
+    inserted: &InsertedMessage,
+    delivery: &[u8; 16],
+) -> Result<(), MetaError> {
+    sqlx::query("UPDATE messages SET delivery_id = ? WHERE mailbox_id = ? AND uid = ?")
+        .bind(&delivery[..])
+        .bind(inserted.mailbox.0)
+        .bind(i64::from(inserted.uid.get()))
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}

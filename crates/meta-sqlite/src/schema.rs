@@ -118,14 +118,25 @@ const MIGRATIONS: &[(i64, &str)] = &[
     );
     "#,
     ),
+    (
+        4,
+        // The idempotency key of insert_message_once: a replayed LMTP transaction
+        // finds the message its first attempt stored. NULL for every other message.
+        r#"
+    ALTER TABLE messages ADD COLUMN delivery_id BLOB;
+    CREATE UNIQUE INDEX messages_by_delivery ON messages (delivery_id)
+        WHERE delivery_id IS NOT NULL;
+    "#,
+    ),
 ];
 
 /// The migrations a build that does not know them may still run against, as `(version,
 /// compatible_down_to)`; see `evermail_meta::schema`. A migration not listed here is
 /// compatible only with builds that know it. 2 is not listed: a build without it would
 /// hand out a body that garbage collection has doomed. 3 only adds the `nodes` table,
-/// which a build without membership never reads.
-const COMPATIBLE_DOWN_TO: &[(i64, i64)] = &[(3, 2)];
+/// which a build without membership never reads; 4 only adds a nullable column and its
+/// index, which older builds leave NULL.
+const COMPATIBLE_DOWN_TO: &[(i64, i64)] = &[(3, 2), (4, 3)];
 
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {

@@ -56,6 +56,7 @@ macro_rules! meta_conformance_tests {
             insert_messages_is_all_or_nothing,
             nodes_heartbeat_and_keep_their_state,
             highest_modseqs_follow_every_change,
+            insert_message_once_stores_a_delivery_once,
         );
     };
     (@each required $make:expr; $($name:ident),* $(,)?) => {

@@ -108,6 +108,15 @@ pub trait MetaBackend: Send + Sync + 'static {
     /// or fails on its own. Fails with `OverQuota` when the account's usage plus the
     /// message would exceed its quota.
     async fn insert_message(&self, new: NewMessage) -> Result<InsertedMessage, MetaError>;
+    /// `insert_message`, idempotent in `delivery`: when a message was already inserted
+    /// with this delivery id, nothing is added and that message is returned. A proxy
+    /// that replays an LMTP transaction on another node after the first died names
+    /// it, so a delivery the dead node committed is not stored twice.
+    async fn insert_message_once(
+        &self,
+        new: NewMessage,
+        delivery: [u8; 16],
+    ) -> Result<InsertedMessage, MetaError>;
     /// Adds several messages in one transaction, in order: all commit or none does
     /// (IMAP MULTIAPPEND, RFC 3502). Fails as `insert_message` would for any of them,
     /// the quota counting the earlier ones.

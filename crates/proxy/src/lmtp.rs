@@ -4,9 +4,10 @@
 //! on the next node and the client gets that node's answers: a failure costs a retry
 //! inside the proxy, not a temporary error to the MTA.
 //!
-//! A replay after the node received the whole message but died before answering can
-//! store the message a second time for recipients the dead node had committed: nodes
-//! do not yet take a delivery id from the proxy (see ARCHITECTURE.md).
+//! Every transaction goes to nodes with `XDELIVERY=<random name>` added to its MAIL:
+//! a node stores each recipient's message under an id derived from that name, so a
+//! replay of a transaction the dead node had already committed stores nothing twice
+//! (`Mailstore::deliver_once`).
 
 use crate::router::Router;
 use evermail_listener::accept_sessions;
@@ -111,6 +112,10 @@ impl Session {
                         self.send("503 5.5.1 nested MAIL\r\n").await?;
                         continue;
                     }
+                    // The name every node hears this transaction by, replays included.
+                    let name: [u8; 16] = rand::random();
+                    let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
+                    let line = format!("{line} XDELIVERY={hex}");
                     let reply = self.on_node(&line).await;
                     if reply.starts_with('2') {
                         self.mail = Some(line);

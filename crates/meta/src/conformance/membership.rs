@@ -113,3 +113,33 @@ pub async fn highest_modseqs_follow_every_change(meta: Meta) {
     assert!(meta.highest_modseqs(&[]).await.unwrap().is_empty());
     let _: ModSeq = expunged;
 }
+
+pub async fn insert_message_once_stores_a_delivery_once(meta: Meta) {
+    let account = meta
+        .create_account(new_account("once@example.com"))
+        .await
+        .unwrap();
+    let inbox = inbox(&meta, account.id).await;
+    let first = meta
+        .insert_message_once(message(&account, &inbox, blob(9, 90)), [1; 16])
+        .await
+        .unwrap();
+    // The replay of the same delivery: the same message, nothing added.
+    let again = meta
+        .insert_message_once(message(&account, &inbox, blob(9, 90)), [1; 16])
+        .await
+        .unwrap();
+    assert_eq!(first, again);
+    // Another delivery of the same body is another message.
+    let other = meta
+        .insert_message_once(message(&account, &inbox, blob(9, 90)), [2; 16])
+        .await
+        .unwrap();
+    assert!(other.uid > first.uid);
+    let plain = meta
+        .insert_message(message(&account, &inbox, blob(9, 90)))
+        .await
+        .unwrap();
+    assert!(plain.uid > other.uid);
+    assert_eq!(meta.messages(inbox.id).await.unwrap().len(), 3);
+}

@@ -32,6 +32,10 @@ pub struct MailFrom {
     pub ret: Option<String>,
     /// `ENVID=xtext`, kept verbatim.
     pub envid: Option<String>,
+    /// `XDELIVERY=<32 hex digits>`: evermail's own parameter, by which a proxy names
+    /// the transaction it may replay on another node, so the replay stores nothing a
+    /// first attempt already stored. Sent by `evermail proxy`, never by an MTA.
+    pub delivery: Option<[u8; 16]>,
 }
 
 impl MailFrom {
@@ -44,6 +48,7 @@ impl MailFrom {
             smtputf8: false,
             ret: None,
             envid: None,
+            delivery: None,
         }
     }
 }
@@ -87,11 +92,28 @@ pub(super) fn parse(args: &str) -> Result<Command, CommandError> {
             mail.ret = Some(required_value(&param)?.to_owned());
         } else if param.is("ENVID") {
             mail.envid = Some(required_value(&param)?.to_owned());
+        } else if param.is("XDELIVERY") {
+            mail.delivery = Some(
+                parse_delivery(required_value(&param)?)
+                    .ok_or_else(|| params::syntax("XDELIVERY must be 32 hex digits"))?,
+            );
         } else {
             return Err(params::unsupported(&param));
         }
     }
     Ok(Command::Mail(mail))
+}
+
+/// 32 hex digits as 16 bytes.
+fn parse_delivery(text: &str) -> Option<[u8; 16]> {
+    if text.len() != 32 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }
 
 /// `s` without a leading ASCII `prefix`, compared case-insensitively.
@@ -186,6 +208,17 @@ mod tests {
                     smtputf8: true,
                     ..from("ü", "b.c")
                 })),
+            ),
+            (
+                "MAIL FROM:<a@b.c> XDELIVERY=000102030405060708090a0b0c0d0eff\r\n",
+                with(|m| {
+                    m.delivery = Some([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 255])
+                }),
+            ),
+            ("MAIL FROM:<a@b.c> XDELIVERY=00\r\n", Err(ParameterSyntax)),
+            (
+                "MAIL FROM:<a@b.c> XDELIVERY=zz0102030405060708090a0b0c0d0eff\r\n",
+                Err(ParameterSyntax),
             ),
             ("MAIL\r\n", Err(ParameterSyntax)),
             ("MAIL TO:<a@b.c>\r\n", Err(ParameterSyntax)),
