@@ -9,13 +9,16 @@
 //! - UIDs and MODSEQs come from `UPDATE mailboxes SET uidnext = uidnext + 1 ...` and a
 //!   read of the row this transaction just locked; never from AUTO_INCREMENT and never
 //!   from a plain SELECT followed by a write.
-//! - Certification alone is not trusted with that: Galera is not first-committer-wins,
-//!   and two transactions on different nodes have been seen to both commit after
-//!   advancing the same counter from the same value (a lost update). So each allocation
-//!   is also written under a key that two holders of the same value would share: the
-//!   `(mailbox_id, uid)` primary key of `messages` for a UID, and `(mailbox_id, modseq)`
-//!   of `modseq_allocations` for a MODSEQ. A duplicate there (1062) is treated like a
-//!   certification conflict: the whole transaction is replayed with fresh counters.
+//! - A transaction can be rolled back by Galera without being told (see
+//!   `MysqlMeta::write`): its later statements then ran outside it, and the counter
+//!   value it read was handed out again (a lost update, measured on the hot mailbox).
+//!   Every write transaction therefore runs with autocommit off and checks, just before
+//!   COMMIT, that the savepoint it set after BEGIN still exists; if not, it is replayed.
+//! - Each allocation is also written under a key that two holders of the same value
+//!   would share: the `(mailbox_id, uid)` primary key of `messages` for a UID, and
+//!   `(mailbox_id, modseq)` of `modseq_allocations` for a MODSEQ. A duplicate there
+//!   (1062) is treated like a certification conflict: the whole transaction is replayed
+//!   with fresh counters.
 //! - `insert_message` gives every call a random delivery id, stored with the message
 //!   under a unique key. A replay after a connection lost during COMMIT first looks for
 //!   that id, so a message is never delivered twice.
@@ -302,6 +305,19 @@ impl MysqlMeta {
 
     /// Runs `f` as one transaction on a usable node and commits it, replaying the whole
     /// transaction after failures `with_retry` allows. `f` gets the attempt number.
+    ///
+    /// Guarded against a rollback nobody is told about. Galera's applier rolls back a
+    /// local transaction that holds a lock a replicated write set needs (a brute-force
+    /// abort), and the next statement should then fail with 1213. Measured on MariaDB
+    /// 10.11 with sqlx's prepared statements, it sometimes does not: a statement returns
+    /// an ordinary (or empty) result, the connection is back in autocommit mode, every
+    /// later statement of the "transaction" commits on its own, and COMMIT succeeds with
+    /// nothing to commit. The transaction's counter increment is gone while its UID or
+    /// MODSEQ is used anyway: the lost update the backstops in `rows` catch when they
+    /// can. So each transaction runs with autocommit off (statements after such a
+    /// rollback join a new transaction instead of committing one by one) and sets a
+    /// savepoint right after BEGIN; if that savepoint is gone just before COMMIT (1305),
+    /// the transaction was rolled back, and it is rolled back again and replayed.
     async fn write<T, F>(&self, replay_unknown_outcome: bool, f: F) -> Result<T, MetaError>
     where
         T: Send,
@@ -314,20 +330,45 @@ impl MysqlMeta {
             async move {
                 let node = self.nodes.pick();
                 let result = async {
-                    let mut conn = node.pool.acquire().await.map_err(db)?;
+                    let mut conn = Checkout(node.pool.acquire().await.map_err(db)?, false);
+                    sqlx::Executor::execute(&mut *conn, "SET autocommit = 0")
+                        .await
+                        .map_err(db)?;
                     let mut tx = conn.begin().await.map_err(db)?;
-                    match f(&mut tx, attempt).await {
-                        Ok(value) => {
-                            tx.commit().await.map_err(commit_error)?;
-                            Ok(value)
-                        }
+                    sqlx::Executor::execute(&mut *tx, "SAVEPOINT evermail_tx")
+                        .await
+                        .map_err(db)?;
+                    let outcome = match f(&mut tx, attempt).await {
+                        Ok(value) => match still_open(&mut tx).await {
+                            Ok(true) => Ok(value),
+                            Ok(false) => Err(silently_rolled_back()),
+                            Err(e) => Err(e),
+                        },
+                        // A final error may itself come from such a rollback (a row the
+                        // transaction had just updated, not found by its next SELECT).
+                        Err(e) if e.retry == Retry::Never => match still_open(&mut tx).await {
+                            Ok(false) => Err(silently_rolled_back()),
+                            _ => Err(e),
+                        },
+                        Err(e) => Err(e),
+                    };
+                    let outcome = match outcome {
+                        Ok(value) => tx.commit().await.map(|()| value).map_err(commit_error),
                         Err(e) => {
-                            // A failed rollback means a broken connection, which the
-                            // pool discards; the server rolls back on its own.
+                            // A failed rollback means a broken connection, which is
+                            // closed (see `Checkout`); the server rolls back on its own.
                             let _ = tx.rollback().await;
                             Err(e)
                         }
+                    };
+                    // Only a connection back in autocommit mode goes back to the pool.
+                    if sqlx::Executor::execute(&mut *conn, "SET autocommit = 1")
+                        .await
+                        .is_ok()
+                    {
+                        conn.1 = true;
                     }
+                    outcome
                 }
                 .await;
                 self.note_failure(node, &result);
@@ -336,7 +377,68 @@ impl MysqlMeta {
         })
         .await
     }
+}
 
+/// A pooled connection used by `write`, which turns autocommit off for its transaction:
+/// unless `write` got to turn it back on (`.1`), the connection is closed when dropped
+/// (an error or a cancelled future on the way) rather than handed to the next user, whose
+/// reads would then run inside a transaction that never ends.
+struct Checkout(sqlx::pool::PoolConnection<sqlx::MySql>, bool);
+
+impl std::ops::Deref for Checkout {
+    type Target = MySqlConnection;
+    fn deref(&self) -> &MySqlConnection {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Checkout {
+    fn deref_mut(&mut self) -> &mut MySqlConnection {
+        &mut self.0
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.close_on_drop();
+        }
+    }
+}
+
+/// Whether the transaction `write` began is still the one running: false when its
+/// savepoint is gone because the server rolled it back (see `write`).
+async fn still_open(conn: &mut MySqlConnection) -> Result<bool, TxError> {
+    /// "SAVEPOINT does not exist".
+    const ER_SP_DOES_NOT_EXIST: u16 = 1305;
+    match sqlx::Executor::execute(conn, "RELEASE SAVEPOINT evermail_tx").await {
+        Ok(_) => Ok(true),
+        Err(sqlx::Error::Database(d))
+            if d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .is_some_and(|m| m.number() == ER_SP_DOES_NOT_EXIST) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(db(e)),
+    }
+}
+
+/// The conflict a transaction found rolled back behind its back is replayed as.
+fn silently_rolled_back() -> TxError {
+    metrics::counter!("evermail_meta_silent_rollbacks_total").increment(1);
+    tracing::warn!(
+        "a metadata transaction was rolled back without an error reaching it; replaying it"
+    );
+    TxError {
+        error: MetaError::new(
+            ErrorKind::Unavailable,
+            "the transaction was rolled back by a replicated write without an error reaching              it (a Galera brute-force abort)",
+        ),
+        retry: Retry::Conflict,
+    }
+}
+
+impl MysqlMeta {
     /// Reads are always safe to replay; they go through `on_node` without a transaction.
     async fn read<T, F>(&self, f: F) -> Result<T, MetaError>
     where

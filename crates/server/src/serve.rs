@@ -301,6 +301,10 @@ fn describe_metrics() {
             "evermail_meta_counter_duplicates_total",
             "UIDs or MODSEQs Galera let two transactions allocate, caught by a unique key and replayed",
         ),
+        (
+            "evermail_meta_silent_rollbacks_total",
+            "MySQL transactions Galera rolled back without an error reaching them, caught before COMMIT and replayed",
+        ),
     ] {
         metrics::describe_counter!(name, help);
     }
