@@ -220,6 +220,10 @@ def test_the_proxy_keeps_users_on_their_node_and_fails_over(
     assert typ == "OK" and data[0][1] == msg, data
     client.logout()
 
+    # The proxy's own view: two healthy nodes left.
+    wait_for("the proxy sees two healthy nodes",
+             lambda: metric(proxy, "evermail_proxy_healthy_nodes") == 2)
+
     # Draining the survivor: its session is told BYE [UNAVAILABLE], and the client's
     # reconnect lands on the remaining node.
     client = login(proxy, user, pw)
@@ -233,6 +237,9 @@ def test_the_proxy_keeps_users_on_their_node_and_fails_over(
         raise AssertionError("the drained node kept the session")
     except imaplib.IMAP4.abort as err:
         assert "UNAVAILABLE" in str(err), err
+    # The drained node leaves the proxy's healthy set too.
+    wait_for("the proxy sees one healthy node",
+             lambda: metric(proxy, "evermail_proxy_healthy_nodes") == 1)
     remaining = ({"a", "b", "c"} - {home[user], survivor}).pop()
     client = wait_for("reconnect after the drain", lambda: try_login(proxy, user, pw))
     assert last_route(proxy, user) == remaining

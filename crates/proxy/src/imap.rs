@@ -96,6 +96,8 @@ impl Session {
             match self.open_backend(&target, &login).await {
                 Ok(backend) => {
                     tracing::info!(user = %login.user, node = %target.node, "routed");
+                    metrics::counter!("evermail_proxy_routed_total", "protocol" => "imap", "node" => target.node.clone())
+                        .increment(1);
                     return self.splice(backend).await;
                 }
                 Err(error) => {

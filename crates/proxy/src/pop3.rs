@@ -87,6 +87,8 @@ impl Session {
             match self.open_backend(&target, &login).await {
                 Ok(backend) => {
                     tracing::info!(user = %login.user, node = %target.node, "routed");
+                    metrics::counter!("evermail_proxy_routed_total", "protocol" => "pop3", "node" => target.node.clone())
+                        .increment(1);
                     tokio::select! {
                         result = splice(&mut self.stream, backend) => return result,
                         () = self.shutdown.cancelled() => return Ok(()),

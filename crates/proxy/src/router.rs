@@ -79,6 +79,7 @@ impl Router {
         }
         let names: Vec<&str> = healthy.iter().map(|n| n.name.as_str()).collect();
         tracing::debug!(healthy = ?names, "membership refreshed");
+        metrics::gauge!("evermail_proxy_healthy_nodes").set(healthy.len() as f64);
         *self.0.healthy.write().unwrap_or_else(|e| e.into_inner()) = healthy;
     }
 
@@ -179,4 +180,5 @@ impl Router {
 
 fn metrics_failover(node: &str) {
     tracing::warn!(node, "node failed; trying the next");
+    metrics::counter!("evermail_proxy_failovers_total", "node" => node.to_string()).increment(1);
 }

@@ -24,6 +24,23 @@ pub async fn proxy(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
     let meta = open_meta(&config, &data_dir).await?;
     let tls = evermail_tls::server_config(&config.tls, &data_dir, &config.node_name())
         .context("setting up TLS (the [tls] section)")?;
+    metrics::describe_counter!(
+        "evermail_proxy_failovers_total",
+        "Times a node could not be used and the next was tried, by node"
+    );
+    metrics::describe_counter!(
+        "evermail_proxy_routed_total",
+        "Logins routed to a node, by protocol and node"
+    );
+    metrics::describe_gauge!(
+        "evermail_proxy_healthy_nodes",
+        "Nodes the proxy judged healthy at its last refresh"
+    );
+    metrics::describe_counter!(
+        "evermail_sessions_total",
+        "Connections accepted, by protocol"
+    );
+    metrics::describe_gauge!("evermail_sessions_active", "Open sessions, by protocol");
     let options = &config.proxy;
     let router = Router::new(meta, options.clone(), config.cluster.clone());
     router.refresh().await;
