@@ -380,3 +380,138 @@ def test_idle_on_one_node_sees_a_delivery_through_another(
     assert metric(a, "evermail_watched_changes_total") > before
     print(f"IDLE on node a saw the delivery through node b after {seen_after:.3f}s")
     client.logout()
+
+
+def test_chaos_through_two_proxies_loses_and_duplicates_nothing(
+        mysql_db, make_mysql_server, tmp_path):
+    """Continuous LMTP deliveries and IMAP sessions through both proxies while each
+    mailbox node in turn is killed -9 and restarted, one proxy is killed and
+    restarted, a fourth node joins and another is drained. Bounded: every wait has a
+    deadline and the load threads stop at the end or after 2000 deliveries."""
+    nodes, p1 = cluster_of(mysql_db, make_mysql_server, tmp_path)
+    _, _, urls = mysql_db
+    p2 = start_proxy(make_mysql_server, tmp_path, urls, name="p2")
+    proxies = [p1, p2]
+    for proxy in proxies:
+        served_by_proxy(proxy, *USERS[0])
+    stop = threading.Event()
+    acked: dict[str, str] = {}
+    counts = {"temporary": 0, "reconnects": 0, "sessions": 0}
+    outage = {"longest": 0.0}
+    uid_seen: dict[str, int] = {}
+    errors: list[str] = []
+
+    def deliveries():
+        client, via = None, 0
+        for i in range(2000):
+            if stop.is_set():
+                break
+            user = USERS[i % len(USERS)][0]
+            msgid = f"<chaos-{i}@test>"
+            data = f"Subject: chaos {i}\r\nMessage-ID: {msgid}\r\n\r\nbody {i}\r\n".encode()
+            try:
+                if client is None:
+                    client = smtplib_lmtp(proxies[via % 2])
+                code = lmtp_deliver(client, "s@example.net", [user], data)[user][0]
+            except Exception:
+                client, via = None, via + 1
+                counts["temporary"] += 1
+                time.sleep(0.05)
+                continue
+            if code == 250:
+                acked[msgid] = user
+            else:
+                counts["temporary"] += 1
+
+    def sessions(k: int):
+        user, pw = USERS[k]
+        failing_since = None
+        via = k
+        while not stop.is_set():
+            try:
+                client = login(proxies[via % 2], user, pw)
+                typ, _ = client.select("INBOX")
+                assert typ == "OK"
+                typ, data = client.uid("SEARCH", "ALL")
+                uids = [int(u) for u in data[0].split()]
+                assert uids == sorted(set(uids)), "UIDs not unique and ascending"
+                top = max(uids, default=0)
+                if top < uid_seen.get(user, 0):
+                    errors.append(f"{user}: UID went back from {uid_seen[user]} to {top}")
+                uid_seen[user] = max(top, uid_seen.get(user, 0))
+                client.logout()
+                counts["sessions"] += 1
+                if failing_since is not None:
+                    outage["longest"] = max(outage["longest"],
+                                            time.monotonic() - failing_since)
+                    failing_since = None
+            except (OSError, imaplib.IMAP4.error, imaplib.IMAP4.abort, AssertionError) as e:
+                if isinstance(e, AssertionError):
+                    errors.append(str(e))
+                counts["reconnects"] += 1
+                failing_since = failing_since or time.monotonic()
+                via += 1
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=deliveries, daemon=True)]
+    threads += [threading.Thread(target=sessions, args=(k,), daemon=True) for k in range(3)]
+    for t in threads:
+        t.start()
+
+    def up(name):
+        # Asked through another node's CLI: any node's config reaches the database.
+        other = nodes["b" if name == "a" else "a"]
+        wait_for(f"{name} up", lambda: " active up " in node_lines(other).get(name, ""))
+
+    def progress(n=20):
+        start = len(acked)
+        wait_for("deliveries continue", lambda: len(acked) >= start + n, timeout=60)
+
+    progress()
+    for name in ("a", "b", "c"):
+        nodes[name].kill()
+        progress()
+        nodes[name].start()
+        up(name)
+        progress()
+    p1.kill()
+    progress()
+    p1.start()
+    progress()
+    nodes["d"] = make_mysql_server("d", urls, tmp_path / "shared-blobs", extra=FAST)
+    nodes["d"].start()
+    up("d")
+    progress()
+    node_cmd(nodes["a"], "drain", "b")
+    wait_for("b draining", lambda: " draining " in node_lines(nodes["a"]).get("b", ""))
+    progress()
+    stop.set()
+    for t in threads:
+        t.join(timeout=120)
+        assert not t.is_alive(), "a load thread did not stop"
+
+    # Every acknowledged message exactly once, byte for byte, in its user's INBOX.
+    stored: dict[str, int] = {}
+    for user, pw in USERS:
+        client = wait_for("login after the chaos", lambda: try_login(p2, user, pw))
+        typ, data = client.select("INBOX")
+        assert typ == "OK"
+        typ, data = client.fetch("1:*", "(BODY.PEEK[])") if int(data[0]) else ("OK", [])
+        for item in data:
+            if isinstance(item, tuple):
+                m = re.search(rb"<chaos-(\d+)@test>", item[1])
+                if m:
+                    i = int(m.group(1))
+                    assert item[1] == (f"Subject: chaos {i}\r\nMessage-ID: <chaos-{i}@test>"
+                                       f"\r\n\r\nbody {i}\r\n").encode()
+                    key = m.group().decode()
+                    stored[key] = stored.get(key, 0) + 1
+        client.logout()
+    missing = [m for m in acked if m not in stored]
+    twice = [m for m, n in stored.items() if n > 1 and m in acked]
+    print(f"chaos: deliveries acked={len(acked)} temporary={counts['temporary']} "
+          f"stored={len(stored)} imap sessions={counts['sessions']} "
+          f"reconnects={counts['reconnects']} longest outage={outage['longest']:.2f}s")
+    assert not errors, errors[:5]
+    assert not missing, f"acknowledged but lost: {missing[:5]}"
+    assert not twice, f"acknowledged and stored twice: {twice[:5]}"
