@@ -136,13 +136,25 @@ def login(proxy, user, password) -> imaplib.IMAP4:
     return client
 
 
-def cluster_of(mysql_db, make_mysql_server, tmp_path, names=("a", "b", "c")):
+def three_stores(tmp_path) -> str:
+    """Config for three fs stores in three zones, every body on two of them."""
+    text = "\n[storage]\nreplicas = 2\nmin_replicas = 2\n"
+    for n in (1, 2, 3):
+        text += (f'\n[[storage.stores]]\nkind = "fs"\nid = "s{n}"\nzone = "z{n}"\n'
+                 f'path = "{tmp_path / f"store-{n}"}"\n')
+    return text
+
+
+def cluster_of(mysql_db, make_mysql_server, tmp_path, names=("a", "b", "c"),
+               stores: str | None = None):
+    """Nodes `names` on one fresh database, with one shared fs store (or `stores`,
+    extra config naming several), and a proxy; accounts USERS, ALICE and BOB."""
     cluster, db, urls = mysql_db
-    blobs = tmp_path / "shared-blobs"
+    blobs = None if stores else tmp_path / "shared-blobs"
     nodes = {}
     for i, name in enumerate(names):
         order = urls[i % 3:] + urls[:i % 3]
-        nodes[name] = make_mysql_server(name, order, blobs, extra=FAST)
+        nodes[name] = make_mysql_server(name, order, blobs, extra=FAST + (stores or ""))
     first = nodes[names[0]]
     first.cli("db", "migrate")
     for srv in nodes.values():
@@ -387,8 +399,10 @@ def test_chaos_through_two_proxies_loses_and_duplicates_nothing(
     """Continuous LMTP deliveries and IMAP sessions through both proxies while each
     mailbox node in turn is killed -9 and restarted, one proxy is killed and
     restarted, a fourth node joins and another is drained. Bounded: every wait has a
-    deadline and the load threads stop at the end or after 2000 deliveries."""
-    nodes, p1 = cluster_of(mysql_db, make_mysql_server, tmp_path)
+    deadline and the load threads stop at the end or after 2000 deliveries. Bodies
+    are on three fs stores, two copies each; one store is taken away for a while."""
+    stores = three_stores(tmp_path)
+    nodes, p1 = cluster_of(mysql_db, make_mysql_server, tmp_path, stores=stores)
     _, _, urls = mysql_db
     p2 = start_proxy(make_mysql_server, tmp_path, urls, name="p2")
     proxies = [p1, p2]
@@ -478,7 +492,16 @@ def test_chaos_through_two_proxies_loses_and_duplicates_nothing(
     progress()
     p1.start()
     progress()
-    nodes["d"] = make_mysql_server("d", urls, tmp_path / "shared-blobs", extra=FAST)
+    # A store dies: its directory is replaced by a file, so every write and read
+    # there fails; deliveries go to the other two, reads fall back to the other copy.
+    store = tmp_path / "store-2"
+    store.rename(tmp_path / "store-2.away")
+    store.write_text("gone")
+    progress(40)
+    store.unlink()
+    (tmp_path / "store-2.away").rename(store)
+    progress()
+    nodes["d"] = make_mysql_server("d", urls, None, extra=FAST + stores)
     nodes["d"].start()
     up("d")
     progress()
