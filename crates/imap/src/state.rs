@@ -17,7 +17,9 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use evermail_imap_proto::SequenceSet;
-use evermail_imap_proto::response::{Data, FetchItem, FetchResponse};
+use evermail_imap_proto::response::{
+    Code, Data, FetchItem, FetchResponse, StatusKind, StatusResponse,
+};
 use evermail_mailbox::{
     MailError, MailboxChange, MailboxRecord, MailboxWatch, Mailstore, MessageRecord,
 };
@@ -55,6 +57,11 @@ pub(crate) struct Selected {
     pub(crate) messages: Vec<MessageRecord>,
     /// UIDs removed elsewhere whose EXPUNGE has not been sent yet.
     pub(crate) pending_expunge: BTreeSet<Uid>,
+    /// A MODSEQ below every pending removal's: where the view stood when the first
+    /// of them was found. While removals wait, a QRESYNC client is told this as its
+    /// HIGHESTMODSEQ, so a cache saved then still learns of them (RFC 7162 section
+    /// 3.2).
+    pending_floor: Option<ModSeq>,
     /// Every change up to this MODSEQ is reflected in `messages` or `pending_expunge`.
     pub(crate) highest_modseq: ModSeq,
     /// The UIDNEXT reported at SELECT, kept up to date as messages arrive.
@@ -96,6 +103,7 @@ impl Selected {
             uid_validity: fresh.uidvalidity.get(),
             messages,
             pending_expunge: BTreeSet::new(),
+            pending_floor: None,
             highest_modseq: fresh.highest_modseq,
             uid_next,
             saved: Vec::new(),
@@ -219,6 +227,7 @@ impl Selected {
             for uid in changes.expunged {
                 if self.index_of(uid).is_some() {
                     self.pending_expunge.insert(uid);
+                    self.pending_floor.get_or_insert(self.highest_modseq);
                 }
             }
             for message in changes.messages {
@@ -271,6 +280,16 @@ impl Selected {
                 .encode(out);
             }
         }
+        // FETCH responses may have carried MODSEQs above a removal the client has not
+        // been told of; this lower HIGHESTMODSEQ keeps a cache saved now from
+        // skipping it.
+        if let (true, Some(floor)) = (enabled.qresync, self.pending_floor)
+            && !self.pending_expunge.is_empty()
+        {
+            StatusResponse::new(None, StatusKind::Ok, "expunges pending")
+                .with_code(Code::HighestModSeq(floor.0))
+                .encode(out);
+        }
         Ok(())
     }
 
@@ -280,6 +299,7 @@ impl Selected {
     /// UID instead (RFC 7162 section 3.2.10).
     fn announce_expunges(&mut self, enabled: Enabled, out: &mut Vec<u8>) {
         let pending = std::mem::take(&mut self.pending_expunge);
+        self.pending_floor = None;
         if enabled.qresync {
             let gone: Vec<u32> = pending
                 .iter()
@@ -341,6 +361,7 @@ mod tests {
                 })
                 .collect(),
             pending_expunge: BTreeSet::new(),
+            pending_floor: None,
             highest_modseq: ModSeq(1),
             uid_next: 100,
             saved: Vec::new(),

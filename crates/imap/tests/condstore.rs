@@ -255,3 +255,34 @@ async fn uid_fetch_vanished_reports_earlier_expunges() {
         .await;
     assert!(reply.last().unwrap().contains(" BAD "), "{reply:?}");
 }
+
+#[tokio::test]
+async fn held_back_expunges_lower_the_reported_highestmodseq() {
+    let server = TestServer::start().await;
+    let mut client = inbox_with(&server, 3).await;
+    let mut other = server.login("alice@example.com").await;
+    client.command("ENABLE QRESYNC").await;
+    let reply = client.command("SELECT INBOX").await;
+    let selected_at = number_after(&reply, "HIGHESTMODSEQ");
+    other.command("SELECT INBOX").await;
+    other.command("UID STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    other.command("EXPUNGE").await;
+    other.command("UID STORE 3 +FLAGS.SILENT (\\Flagged)").await;
+
+    // A STORE by sequence number may not announce the removal, but its FETCH carries
+    // a MODSEQ above it; RFC 7162 section 3.2 then wants a HIGHESTMODSEQ below it.
+    let reply = client.command("STORE 2 +FLAGS (\\Seen)").await;
+    assert!(!has(&reply, "VANISHED"), "{reply:?}");
+    let stored = reply
+        .iter()
+        .find(|l| l.contains("FETCH (UID 2"))
+        .map(|l| number_after(std::slice::from_ref(l), "MODSEQ"))
+        .unwrap_or_else(|| panic!("{reply:?}"));
+    let floor = number_after(&reply, "[HIGHESTMODSEQ");
+    assert!(floor < stored, "{reply:?}");
+    assert_eq!(floor, selected_at, "{reply:?}");
+    // The next command that may announce it does, and the floor goes away.
+    let reply = client.command("NOOP").await;
+    assert!(has(&reply, "* VANISHED 1"), "{reply:?}");
+    assert!(!has(&reply, "[HIGHESTMODSEQ"), "{reply:?}");
+}
