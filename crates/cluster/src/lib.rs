@@ -37,7 +37,8 @@ pub struct ClusterOptions {
     pub down_after_ms: u64,
     /// The secret a proxy proves to a node when it tells the node the address of the
     /// client it speaks for. Without it a node ignores such claims. It never logs
-    /// anyone in: the node still checks the user's own password.
+    /// anyone in: the node still checks the user's own password. No spaces (POP3's
+    /// `XCLIENT` carries it as one word).
     pub secret: Option<String>,
     /// How often a node reads the HIGHEST MODSEQ of the mailboxes its sessions have
     /// selected, to tell them (IDLE included) of changes made through other nodes

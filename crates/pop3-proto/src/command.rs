@@ -61,6 +61,14 @@ pub enum Command {
     Uidl(Option<NonZeroU32>),
     Capa,
     Stls,
+    /// `XCLIENT ADDR=ip [PORT=n] SECRET=s`: a proxy telling the server which client it
+    /// speaks for, proven by the cluster secret (evermail's own, after Postfix's
+    /// XCLIENT). Values are kept as text; the session judges them.
+    Xclient {
+        addr: String,
+        port: Option<String>,
+        secret: Secret<String>,
+    },
 }
 
 impl Command {
@@ -82,6 +90,7 @@ impl Command {
             Command::Uidl(_) => "UIDL",
             Command::Capa => "CAPA",
             Command::Stls => "STLS",
+            Command::Xclient { .. } => "XCLIENT",
         }
     }
 }
@@ -127,6 +136,31 @@ pub(crate) fn next_line(buf: &[u8], max: usize) -> Option<(&[u8], usize)> {
     Some((line.strip_suffix(b"\r").unwrap_or(line), lf + 1))
 }
 
+/// `XCLIENT` attributes: `ADDR` and `SECRET` required, `PORT` optional, nothing else.
+fn parse_xclient(args: &[&str]) -> Result<Command, ParseError> {
+    let (mut addr, mut port, mut secret) = (None, None, None);
+    for arg in args {
+        let (key, value) = arg
+            .split_once('=')
+            .ok_or_else(|| ParseError::syntax("XCLIENT attributes are NAME=value"))?;
+        let slot = match key.to_ascii_uppercase().as_str() {
+            "ADDR" => &mut addr,
+            "PORT" => &mut port,
+            "SECRET" => &mut secret,
+            _ => return Err(ParseError::syntax("XCLIENT knows ADDR, PORT and SECRET")),
+        };
+        *slot = Some(value.to_string());
+    }
+    match (addr, secret) {
+        (Some(addr), Some(secret)) => Ok(Command::Xclient {
+            addr,
+            port,
+            secret: Secret(secret),
+        }),
+        _ => Err(ParseError::syntax("XCLIENT needs ADDR and SECRET")),
+    }
+}
+
 fn parse_line(line: &[u8]) -> Result<Command, ParseError> {
     let Ok(line) = std::str::from_utf8(line) else {
         return Err(ParseError::syntax("command line is not UTF-8"));
@@ -167,6 +201,7 @@ fn parse_line(line: &[u8]) -> Result<Command, ParseError> {
         "RSET" => none(&args, Command::Rset)?,
         "CAPA" => none(&args, Command::Capa)?,
         "STLS" => none(&args, Command::Stls)?,
+        "XCLIENT" => parse_xclient(&args)?,
         "LIST" => Command::List(optional_message(&args, "LIST")?),
         "UIDL" => Command::Uidl(optional_message(&args, "UIDL")?),
         "RETR" => {
@@ -370,6 +405,28 @@ mod tests {
             ("StLs", Ok(Command::Stls)),
             ("STAT 1", Err(Syntax)),
             ("QUIT now", Err(Syntax)),
+        ]);
+    }
+
+    #[test]
+    fn xclient() {
+        let xclient = |addr: &str, port: Option<&str>, secret: &str| {
+            Ok(Command::Xclient {
+                addr: addr.into(),
+                port: port.map(Into::into),
+                secret: Secret(secret.into()),
+            })
+        };
+        check(&[
+            (
+                "XCLIENT ADDR=192.0.2.7 PORT=4000 SECRET=s",
+                xclient("192.0.2.7", Some("4000"), "s"),
+            ),
+            ("xclient secret=s addr=::1", xclient("::1", None, "s")),
+            ("XCLIENT ADDR=192.0.2.7", Err(Syntax)),
+            ("XCLIENT SECRET=s", Err(Syntax)),
+            ("XCLIENT ADDR=1 SECRET=s HELO=x", Err(Syntax)),
+            ("XCLIENT ADDR", Err(Syntax)),
         ]);
     }
 

@@ -31,6 +31,12 @@ pub struct Pop3Options {
     /// Milliseconds to wait before answering a failed login, to slow down password
     /// guessing. Only the failing session waits. Default: 1000.
     pub auth_failure_delay_ms: u64,
+    /// The cluster secret (`[cluster] secret`, copied here by the server, never read
+    /// from `[pop3]`): a proxy that sends it in `XCLIENT` before login names the
+    /// client's address, which the failed-login lockout and the logs then use. It
+    /// never logs anyone in.
+    #[serde(skip)]
+    pub proxy_secret: Option<String>,
 }
 
 impl Default for Pop3Options {
@@ -41,6 +47,7 @@ impl Default for Pop3Options {
             idle_timeout_secs: 600,
             plaintext_auth: PlaintextAuth::Loopback,
             auth_failure_delay_ms: 1000,
+            proxy_secret: None,
         }
     }
 }

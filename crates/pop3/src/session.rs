@@ -56,6 +56,8 @@ pub(crate) struct Session {
     /// Set for an implicit-TLS listener: the handshake comes before the greeting.
     implicit_tls: Option<TlsAcceptor>,
     pub(crate) peer: SocketAddr,
+    /// The client's address as a trusted proxy told it (`XCLIENT`), for the lockout.
+    pub(crate) forwarded_peer: Option<SocketAddr>,
     pub(crate) mailstore: Mailstore,
     pub(crate) options: Arc<Pop3Options>,
     pub(crate) shutdown: CancellationToken,
@@ -82,6 +84,7 @@ impl Session {
             starttls,
             implicit_tls,
             peer,
+            forwarded_peer: None,
             mailstore,
             options,
             shutdown,
@@ -259,11 +262,15 @@ impl Session {
             } if !in_transaction => self.auth(mechanism, initial_response.map(|r| r.0)).await,
             Command::Apop { .. } if !in_transaction => self.apop(),
             Command::Stls if !in_transaction => self.stls().await,
+            Command::Xclient { addr, port, secret } if !in_transaction => {
+                self.xclient(&addr, port.as_deref(), &secret.0)
+            }
             Command::User(_)
             | Command::Pass(_)
             | Command::Auth { .. }
             | Command::Apop { .. }
-            | Command::Stls => {
+            | Command::Stls
+            | Command::Xclient { .. } => {
                 self.reply(Response::err("already logged in"));
                 Ok(Flow::Continue)
             }

@@ -493,3 +493,52 @@ async fn autologout_closes_without_deleting() {
     let mut again = login_when_free(&server).await;
     assert!(again.cmd("STAT").await.starts_with("+OK 1 "));
 }
+
+#[tokio::test]
+async fn xclient_with_the_secret_makes_the_lockout_see_the_client() {
+    let store = evermail_mailbox::MailstoreOptions {
+        login_guard: evermail_mailbox::LoginGuardOptions {
+            max_failures_per_pair: 4,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let options = Pop3Options {
+        proxy_secret: Some("s3cret".into()),
+        ..test_options()
+    };
+    let server = TestServer::start_with_store(options, store).await;
+    server.account(ALICE, "pw").await;
+    let forwarded = |addr: &'static str| {
+        let server_addr = server.addr;
+        async move {
+            let mut client = Client::connect(server_addr).await;
+            let reply = client
+                .cmd(&format!("XCLIENT ADDR={addr} PORT=4000 SECRET=s3cret"))
+                .await;
+            assert!(reply.starts_with("+OK"), "{reply}");
+            client
+        }
+    };
+    // Without the secret the claim is refused.
+    let mut client = Client::connect(server.addr).await;
+    assert!(client.cmd("XCLIENT ADDR=192.0.2.7 SECRET=guess").await.starts_with("-ERR"));
+    assert!(client.cmd("XCLIENT ADDR=192.0.2.7").await.starts_with("-ERR"));
+    // Four failures from the forwarded 192.0.2.7 lock that client out...
+    for failures in [3, 1] {
+        let mut client = forwarded("192.0.2.7").await;
+        for _ in 0..failures {
+            client.cmd(&format!("USER {ALICE}")).await;
+            assert!(client.cmd("PASS wrong").await.starts_with("-ERR [AUTH]"));
+        }
+    }
+    let mut client = forwarded("192.0.2.7").await;
+    client.cmd(&format!("USER {ALICE}")).await;
+    assert!(client.cmd("PASS pw").await.starts_with("-ERR [SYS/TEMP]"));
+    // ...but neither another forwarded client nor the proxy's own address.
+    let mut client = forwarded("192.0.2.8").await;
+    client.cmd(&format!("USER {ALICE}")).await;
+    assert!(client.cmd("PASS pw").await.starts_with("+OK"));
+    assert!(client.cmd("XCLIENT ADDR=192.0.2.9 SECRET=s3cret").await.starts_with("-ERR"));
+    client.cmd("QUIT").await;
+}

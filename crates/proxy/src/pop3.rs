@@ -1,9 +1,9 @@
 //! The POP3 front of the proxy: greet, offer STLS, read USER/PASS or AUTH PLAIN,
 //! connect to the user's node, replay the login there, then copy bytes both ways.
 //!
-//! POP3 has no command for a proxy to vouch for the client's address, so a node's
-//! lockout sees POP3 logins through a proxy as coming from the proxy (IMAP's go
-//! through `ID`; see the crate docs).
+//! Before the login the proxy sends `XCLIENT ADDR=.. PORT=.. SECRET=..` (evermail's
+//! own command, after Postfix's) when a cluster secret is configured, so the node's
+//! lockout and logs see the client's address, as IMAP's `ID` does.
 
 use crate::router::{Router, Target};
 use evermail_imap_proto::command::auth::{decode_base64, encode_base64};
@@ -238,6 +238,15 @@ impl Session {
             let _ = stream.set_nodelay(true);
             let mut backend = BufReader::new(stream);
             expect_ok(&mut backend).await?;
+            if let Some(secret) = &self.router.cluster().secret {
+                let xclient = format!(
+                    "XCLIENT ADDR={} PORT={} SECRET={secret}\r\n",
+                    self.peer.ip().to_canonical(),
+                    self.peer.port()
+                );
+                backend.get_mut().write_all(xclient.as_bytes()).await?;
+                expect_ok(&mut backend).await?;
+            }
             let (last, first) = login.commands.split_last().expect("a login command");
             for command in first {
                 backend.get_mut().write_all(command.as_bytes()).await?;

@@ -87,11 +87,13 @@ impl FrontEnds {
         }
         let mut imap = config.imap.clone();
         imap.proxy_secret = config.cluster.secret.clone();
+        let mut pop3 = config.pop3.clone();
+        pop3.proxy_secret = config.cluster.secret.clone();
         let frontends = FrontEnds {
             mailstore,
             tls,
             imap: Arc::new(imap),
-            pop3: Arc::new(config.pop3.clone()),
+            pop3: Arc::new(pop3),
             lmtp: Arc::new(config.lmtp.clone()),
             addresses,
         };

@@ -179,7 +179,8 @@ impl Session {
     /// Checks the password, takes the maildrop lock and the snapshot of the INBOX, and
     /// enters the TRANSACTION state.
     async fn finish_login(&mut self, user: &str, password: &str) -> CmdResult {
-        let outcome = self.mailstore.log_in(self.peer.ip(), user, password).await;
+        let client = self.forwarded_peer.unwrap_or(self.peer);
+        let outcome = self.mailstore.log_in(client.ip(), user, password).await;
         let account = match outcome {
             Ok(LoginOutcome::LoggedIn(account)) => account,
             Ok(LoginOutcome::Failed) => {

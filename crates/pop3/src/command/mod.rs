@@ -5,3 +5,4 @@ mod capa;
 mod quit;
 mod stls;
 mod transaction;
+mod xclient;
