@@ -114,6 +114,15 @@ impl Selected {
         })
     }
 
+    /// The HIGHESTMODSEQ a client may save its cache at: below any removal it has not
+    /// been told of yet.
+    pub(crate) fn reportable_modseq(&self) -> ModSeq {
+        match self.pending_floor {
+            Some(floor) if !self.pending_expunge.is_empty() => floor,
+            _ => self.highest_modseq,
+        }
+    }
+
     pub(crate) fn exists(&self) -> u32 {
         self.messages.len() as u32
     }

@@ -94,8 +94,13 @@ async fn search_modseq_reports_the_highest_match() {
     let reply = client
         .command(&format!("SEARCH MODSEQ {}", highest + 1))
         .await;
-    let stored = number_after(&reply, "MODSEQ");
-    assert_eq!(reply[0], format!("* SEARCH 3 (MODSEQ {stored})"));
+    // SEARCH MODSEQ turned CONDSTORE on in the selected state (RFC 7162 section 3.1).
+    let stored = number_after(&reply, "HIGHESTMODSEQ");
+    assert_eq!(
+        reply[0],
+        format!("* OK [HIGHESTMODSEQ {stored}] CONDSTORE enabled")
+    );
+    assert_eq!(reply[1], format!("* SEARCH 3 (MODSEQ {stored})"));
     let reply = client
         .command(&format!("UID SEARCH RETURN (COUNT) MODSEQ {}", highest + 1))
         .await;
@@ -118,6 +123,7 @@ async fn store_unchangedsince_refuses_changed_messages() {
     let highest = number_after(&reply, "HIGHESTMODSEQ");
     // Message 2 changes after the client read `highest`.
     client.command("STORE 2 +FLAGS.SILENT (\\Answered)").await;
+    client.command("ENABLE CONDSTORE").await;
 
     let reply = client
         .command(&format!(

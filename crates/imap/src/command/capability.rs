@@ -1,7 +1,7 @@
 //! What the server says about itself: CAPABILITY, ENABLE, ID, NAMESPACE; and LOGOUT.
 
 use evermail_imap_proto::command::Enable;
-use evermail_imap_proto::response::{Data, Namespace, StatusResponse};
+use evermail_imap_proto::response::{Code, Data, Namespace, StatusKind, StatusResponse};
 
 use super::DELIMITER;
 use crate::session::{CmdResult, Done, Session};
@@ -117,10 +117,20 @@ impl Session {
     }
 
     /// Turns CONDSTORE on, as ENABLE and every "CONDSTORE enabling command" do (RFC 7162
-    /// section 3.1). When it comes with a selected mailbox the client now expects MODSEQs
-    /// from the HIGHESTMODSEQ it was given at SELECT, which the view already tracks.
+    /// section 3.1).
     pub(crate) fn enable_condstore(&mut self) {
+        if self.enabled.condstore {
+            return;
+        }
         self.enabled.condstore = true;
+        // RFC 7162 section 3.1: turned on in the selected state, the client learns the
+        // mailbox's HIGHESTMODSEQ before the command completes.
+        if let Some(modseq) = self.selected.as_ref().map(|s| s.reportable_modseq()) {
+            self.write_status(
+                StatusResponse::new(None, StatusKind::Ok, "CONDSTORE enabled")
+                    .with_code(Code::HighestModSeq(modseq.0)),
+            );
+        }
     }
 
     /// RFC 2971. The client's own ID is only logged.
