@@ -567,6 +567,25 @@ down_after_ms = 10000
 # How often a node looks for changes made through other nodes to the mailboxes its
 # sessions have selected (one query per interval), so IDLE hears of them.
 change_poll_ms = 500
+
+[proxy]
+# Only `evermail proxy` reads this: where it listens (TLS certificate from [tls]; where
+# a password may arrive in plaintext from [imap] and [pop3] plaintext_auth), and how
+# it judges mailbox nodes (membership from [metadata], its own /readyz probes).
+imap_listen = ["127.0.0.1:2143"]
+imaps_listen = ["127.0.0.1:2993"]
+pop3_listen = ["127.0.0.1:2110"]
+pop3s_listen = ["127.0.0.1:2995"]
+lmtp_listen = ["127.0.0.1:2024"]
+admin_listen = "127.0.0.1:2080"
+# Re-read membership and probe nodes this often (milliseconds).
+refresh_ms = 1000
+# A node that does not answer within this is skipped for the next (milliseconds).
+connect_timeout_ms = 2000
+# A node this proxy failed to reach goes last in every order for this long.
+failure_hold_ms = 3000
+max_message_size = 52428800
+login_timeout_secs = 60
 "#;
 
 #[cfg(test)]
@@ -577,6 +596,8 @@ mod tests {
     fn example_parses_and_matches_the_defaults() {
         let parsed: Config = toml::from_str(EXAMPLE).unwrap();
         let default = Config::default();
+        assert_eq!(parsed.proxy, default.proxy);
+        assert_eq!(parsed.cluster, default.cluster);
         assert_eq!(parsed.lmtp.listen, default.lmtp.listen);
         assert_eq!(parsed.lmtp.max_message_size, default.lmtp.max_message_size);
         assert_eq!(parsed.lmtp.timeout_secs, default.lmtp.timeout_secs);
