@@ -201,6 +201,12 @@ def test_the_proxy_keeps_users_on_their_node_and_fails_over(
     assert client.login(user, pw)[0] == "OK"
     client.logout()
     assert last_route(proxy, user) == home[user]
+    client = imaplib.IMAP4(HOST, proxy.ports["imap"], timeout=30)
+    assert "STARTTLS" in client.capabilities
+    assert client.starttls(ssl_context=ctx)[0] == "OK"
+    assert client.login(user, pw)[0] == "OK"
+    client.logout()
+    assert last_route(proxy, user) == home[user]
 
     # Mail delivered through the proxy, then the user's node is killed -9 while the
     # client has a session open: its reconnect is served by another node, with the mail.
