@@ -327,11 +327,20 @@ impl Mailstore {
         Ok(body)
     }
 
-    /// The searchable text of a body (IMAP SEARCH on headers and text), read from
-    /// the verified body and parsed on every call.
-    pub async fn message_text(&self, blob: BlobId) -> Result<MessageText, MailError> {
+    /// The searchable text of a body (IMAP SEARCH on headers and text, SORT, THREAD),
+    /// read from the verified body and parsed on every call. Without `with_body` only
+    /// the header is parsed, so an attachment is never decoded for a SUBJECT search.
+    pub async fn message_text(
+        &self,
+        blob: BlobId,
+        with_body: bool,
+    ) -> Result<MessageText, MailError> {
         let body = self.body(blob).await?;
-        Ok(MessageText::parse(&body))
+        Ok(if with_body {
+            MessageText::parse(&body)
+        } else {
+            MessageText::parse_header(&body)
+        })
     }
 
     /// Changes flags; returns the messages whose flags changed, with their new MODSEQ.

@@ -111,6 +111,17 @@ impl MessageText {
         }
     }
 
+    /// Like [`MessageText::parse`], for the header alone: the body text stays empty.
+    pub fn parse_header(raw: &[u8]) -> MessageText {
+        let end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|p| p + 4)
+            .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 2))
+            .unwrap_or(raw.len());
+        MessageText::parse(&raw[..end])
+    }
+
     /// Whether a field called `name` (any case) contains `needle`; an empty needle
     /// matches any message that has the field (RFC 9051 `HEADER`).
     pub fn header_contains(&self, name: &str, needle: &str) -> bool {
@@ -204,6 +215,16 @@ Sch=F6ne Gr=FC=DFe, see the REPORT.\r\n"
         assert_eq!(with_refs.references, ["a@x", "b@x"]);
         let reply = MessageText::parse(b"In-Reply-To: <b@x>\r\n\r\nhi\r\n");
         assert_eq!(reply.references, ["b@x"]);
+    }
+
+    #[test]
+    fn the_header_alone_has_no_body_text() {
+        let full = MessageText::parse(MESSAGE);
+        let header = MessageText::parse_header(MESSAGE);
+        assert_eq!(header.subject, full.subject);
+        assert_eq!(header.sent_day, full.sent_day);
+        assert!(header.header_contains("from", "jörg"));
+        assert!(!header.body_contains("report"));
     }
 
     #[test]

@@ -165,8 +165,9 @@ impl Session {
                 None => undecided.push((i, m.clone())),
             }
         }
+        let with_body = needs_body_text(key);
         for (i, m) in undecided {
-            let text = self.mailstore.message_text(m.blob).await?;
+            let text = self.mailstore.message_text(m.blob, with_body).await?;
             if matches(key, i as u32 + 1, &m, Some(&text), &context) {
                 hits.push(i);
             }
@@ -230,6 +231,17 @@ fn needs_text(key: &SearchKey) -> bool {
         | SearchKey::SentBefore(_)
         | SearchKey::SentOn(_)
         | SearchKey::SentSince(_) => true,
+        _ => false,
+    }
+}
+
+/// Whether the criteria look into the body (BODY, TEXT), not just the header.
+fn needs_body_text(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.iter().any(needs_body_text),
+        SearchKey::Or(a, b) => needs_body_text(a) || needs_body_text(b),
+        SearchKey::Not(k) => needs_body_text(k),
+        SearchKey::Body(_) | SearchKey::Text(_) => true,
         _ => false,
     }
 }

@@ -92,7 +92,8 @@ impl Session {
             .collect();
         let mut out = Vec::with_capacity(records.len());
         for (seq, record) in records {
-            let text = self.mailstore.message_text(record.blob).await?;
+            // SORT and THREAD look at header fields only.
+            let text = self.mailstore.message_text(record.blob, false).await?;
             out.push(Candidate { seq, record, text });
         }
         Ok(out)
