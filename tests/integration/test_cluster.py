@@ -89,6 +89,33 @@ def test_a_node_registers_heartbeats_and_drains_through_the_database(make_server
     assert "n1" not in node_lines(srv)
 
 
+
+def test_a_drain_lets_a_delivery_in_progress_finish(make_server):
+    srv = make_server("n1", 'node_name = "n1"\n' + CONFIG + FAST).start()
+    srv.add_account(*ALICE)
+    wait_for("n1 listed", lambda: node_lines(srv).get("n1"))
+    conn = srv.raw_lmtp()
+    assert conn.cmd("LHLO client.test")[0] == 250
+    assert conn.cmd("MAIL FROM:<s@example.net>")[0] == 250
+    assert conn.cmd(f"RCPT TO:<{ALICE[0]}>")[0] == 250
+    assert conn.cmd("DATA")[0] == 354
+    conn.send(b"Subject: in flight\r\nMessage-ID: <drain-1@test>\r\n\r\nfirst half\r\n")
+    node_cmd(srv, "drain", "n1")
+    wait_for("the drain is seen", lambda: srv.http_get("/readyz")[0] == 503)
+    # The transaction that was under way is finished and acknowledged.
+    conn.send(b"second half\r\n.\r\n")
+    code, lines = conn.reply()
+    assert code == 250, (code, lines)
+    conn.close()
+    node_cmd(srv, "undrain", "n1")
+    wait_for("undrained", lambda: srv.http_get("/readyz")[0] == 200)
+    client = srv.imap(*ALICE)
+    typ, data = client.select("INBOX")
+    assert typ == "OK" and int(data[0]) == 1, data
+    body = client.fetch("1", "(BODY.PEEK[TEXT])")[1][0][1]
+    assert body == b"first half\r\nsecond half\r\n", body
+    client.logout()
+
 # --------------------------------------------------------------------------
 # The proxy in front of several nodes (Galera)
 # --------------------------------------------------------------------------
