@@ -16,6 +16,9 @@ pub const MIN_ORPHAN_AGE_SECS: u64 = 3600;
 /// How many blobs a repair pass works on at once.
 const REPAIR_PARALLELISM: usize = 8;
 
+/// How many copies a scrub checks at once.
+const SCRUB_PARALLELISM: usize = 8;
+
 /// How many rows a pass asks the metadata store for at once.
 const PAGE: u32 = 256;
 
@@ -402,35 +405,55 @@ impl Maintainer {
                 break;
             };
             after = Some((last.blob, last.copy.store.clone()));
-            for listed in page {
-                self.pace.take(if deep { listed.size } else { 0 }).await;
-                let check = self
-                    .blobs
-                    .check_copy(listed.blob, listed.size, &stored(&listed.copy), deep)
-                    .await;
-                report.checked += 1;
-                let (state, label) = match check {
-                    CopyCheck::Ok => (Some(CopyState::Ok), "ok"),
-                    CopyCheck::Missing => (Some(CopyState::Missing), "missing"),
-                    CopyCheck::Corrupt => (Some(CopyState::Corrupt), "corrupt"),
-                    CopyCheck::Unknown(_) => (None, "unknown"),
-                };
-                match state {
-                    Some(CopyState::Ok) => report.ok += 1,
-                    Some(CopyState::Missing) => report.missing += 1,
-                    Some(CopyState::Corrupt) => report.corrupt += 1,
-                    None => report.unknown += 1,
-                }
-                if let Some(state) = state {
-                    if state != CopyState::Ok {
-                        tracing::error!(blob = %listed.blob, store = %listed.copy.store, result = label, "scrub found a bad copy");
+            // Several copies at once, so reads overlap and the state updates share
+            // commits.
+            let mut checks = futures_util::stream::iter(page)
+                .map(|listed| async move {
+                    self.pace.take(if deep { listed.size } else { 0 }).await;
+                    let check = self
+                        .blobs
+                        .check_copy(listed.blob, listed.size, &stored(&listed.copy), deep)
+                        .await;
+                    let state = match check {
+                        CopyCheck::Ok => Some(CopyState::Ok),
+                        CopyCheck::Missing => Some(CopyState::Missing),
+                        CopyCheck::Corrupt => Some(CopyState::Corrupt),
+                        CopyCheck::Unknown(_) => None,
+                    };
+                    if let Some(state) = state {
+                        if state != CopyState::Ok {
+                            tracing::error!(blob = %listed.blob, store = %listed.copy.store, result = state.as_str(), "scrub found a bad copy");
+                        }
+                        let verified = (state == CopyState::Ok).then(now);
+                        self.meta
+                            .set_copy_state(listed.blob, &listed.copy.store, state, verified)
+                            .await?;
                     }
-                    let verified = (state == CopyState::Ok).then(now);
-                    self.meta
-                        .set_copy_state(listed.blob, &listed.copy.store, state, verified)
-                        .await?;
-                }
-                let bytes = if deep { listed.size } else { 0 };
+                    Ok::<_, MetaError>((state, listed.size))
+                })
+                .buffer_unordered(SCRUB_PARALLELISM);
+            while let Some(checked) = checks.next().await {
+                let (state, size) = checked?;
+                report.checked += 1;
+                let label = match state {
+                    Some(CopyState::Ok) => {
+                        report.ok += 1;
+                        "ok"
+                    }
+                    Some(CopyState::Missing) => {
+                        report.missing += 1;
+                        "missing"
+                    }
+                    Some(CopyState::Corrupt) => {
+                        report.corrupt += 1;
+                        "corrupt"
+                    }
+                    None => {
+                        report.unknown += 1;
+                        "unknown"
+                    }
+                };
+                let bytes = if deep { size } else { 0 };
                 report.bytes += bytes;
                 metrics::counter!("evermail_rais_scrub_checked_total", "kind" => kind, "result" => label)
                     .increment(1);
