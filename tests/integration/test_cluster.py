@@ -71,6 +71,7 @@ def test_a_node_registers_heartbeats_and_drains_through_the_database(make_server
         pass
     line = node_lines(srv)["n1"]
     assert " draining up " in line, line
+    assert metric(srv, "evermail_node_draining") == 1
     assert srv.running, "drain must not stop the process"
 
     # Undrain: the same addresses serve again.

@@ -47,6 +47,7 @@ pub async fn run_heartbeat(
                 });
             }
             Err(error) => {
+                metrics::counter!("evermail_heartbeat_failures_total").increment(1);
                 if !failing {
                     tracing::warn!(node = %name, %error, "heartbeat not written");
                 }

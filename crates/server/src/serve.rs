@@ -159,6 +159,7 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
                         // endpoint and its heartbeat, and can be undrained.
                         tracing::info!("draining: no new sessions; ending the open ones");
                         println!("draining");
+                        metrics::gauge!("evermail_node_draining").set(1.0);
                         readiness.set(false);
                         sessions.cancel();
                     }
@@ -167,6 +168,7 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
                         sessions = shutdown.child_token();
                         frontends.start(listeners, &sessions, &services);
                         readiness.set(true);
+                        metrics::gauge!("evermail_node_draining").set(0.0);
                         tracing::info!("undrained: taking sessions again");
                         println!("ready");
                     }
@@ -236,6 +238,15 @@ fn describe_metrics() {
         "Connections accepted, by protocol"
     );
     metrics::describe_gauge!("evermail_sessions_active", "Open sessions, by protocol");
+    metrics::describe_gauge!(
+        "evermail_node_draining",
+        "1 while this node is drained (evermail node drain), else 0"
+    );
+    metrics::describe_counter!(
+        "evermail_heartbeat_failures_total",
+        "Membership heartbeats this node could not write"
+    );
+    metrics::gauge!("evermail_node_draining").set(0.0);
     metrics::describe_counter!(
         "evermail_watched_changes_total",
         "Selected mailboxes found changed by the cross-node poll (mostly changes made through other nodes)"
