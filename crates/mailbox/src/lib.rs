@@ -39,7 +39,7 @@ pub use evermail_meta::{Changes, FlagChange, FlagUpdate, MailboxRecord, MessageR
 pub use login_guard::{LockScope, LoginGuardOptions};
 pub use maildrop::MaildropLock;
 pub use parse::{MessageStructure, parse_structure};
-pub use text::MessageText;
+pub use text::{HeaderFields, MessageText};
 pub use watch::MailboxWatch;
 
 use bytes::Bytes;

@@ -19,6 +19,14 @@ pub struct MessageText {
     /// The day of the Date: field as written (time and zone disregarded, RFC 9051
     /// SENTBEFORE), in days since 1970-01-01.
     pub sent_day: Option<i64>,
+    /// What SORT and THREAD order by.
+    pub fields: HeaderFields,
+}
+
+/// The header fields SORT and THREAD order by (RFC 5256), small enough to keep for
+/// every message of a mailbox while sorting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderFields {
     /// The Date: field as an instant (Unix seconds), for SORT DATE and THREAD.
     pub sent_at: Option<i64>,
     /// The Subject: field, encoded words decoded, as written otherwise.
@@ -95,10 +103,7 @@ impl MessageText {
         if references.is_empty() {
             references = ids(message.in_reply_to()).into_iter().take(1).collect();
         }
-        MessageText {
-            headers,
-            body,
-            sent_day,
+        let fields = HeaderFields {
             sent_at: message.date().map(|d| d.to_timestamp()),
             subject: message.subject().map(str::to_string),
             from_mailbox: first_mailbox(message.from()),
@@ -108,6 +113,12 @@ impl MessageText {
                 .message_id()
                 .map(|id| id.trim_matches(['<', '>', ' ']).to_string()),
             references,
+        };
+        MessageText {
+            headers,
+            body,
+            sent_day,
+            fields,
         }
     }
 
@@ -195,12 +206,12 @@ Sch=F6ne Gr=FC=DFe, see the REPORT.\r\n"
         for (i, (got, want)) in cases.into_iter().enumerate() {
             assert_eq!(got, want, "case {i}");
         }
-        assert_eq!(text.subject.as_deref(), Some("Grüße aus Köln"));
-        assert_eq!(text.from_mailbox.as_deref(), Some("joerg"));
-        assert_eq!(text.to_mailbox.as_deref(), Some("alice"));
-        assert_eq!(text.cc_mailbox, None);
-        assert_eq!(text.message_id.as_deref(), Some("m1@example.net"));
-        assert!(text.references.is_empty());
+        assert_eq!(text.fields.subject.as_deref(), Some("Grüße aus Köln"));
+        assert_eq!(text.fields.from_mailbox.as_deref(), Some("joerg"));
+        assert_eq!(text.fields.to_mailbox.as_deref(), Some("alice"));
+        assert_eq!(text.fields.cc_mailbox, None);
+        assert_eq!(text.fields.message_id.as_deref(), Some("m1@example.net"));
+        assert!(text.fields.references.is_empty());
         // 23 Nov 2026 as written, although it is already the 24th in UTC.
         assert_eq!(text.sent_day, Some(days_from_civil(2026, 11, 23)));
         assert_eq!(days_from_civil(1970, 1, 1), 0);
@@ -212,16 +223,16 @@ Sch=F6ne Gr=FC=DFe, see the REPORT.\r\n"
         let with_refs = MessageText::parse(
             b"Message-ID: <c@x>\r\nReferences: <a@x> <b@x>\r\nIn-Reply-To: <b@x>\r\n\r\nhi\r\n",
         );
-        assert_eq!(with_refs.references, ["a@x", "b@x"]);
+        assert_eq!(with_refs.fields.references, ["a@x", "b@x"]);
         let reply = MessageText::parse(b"In-Reply-To: <b@x>\r\n\r\nhi\r\n");
-        assert_eq!(reply.references, ["b@x"]);
+        assert_eq!(reply.fields.references, ["b@x"]);
     }
 
     #[test]
     fn the_header_alone_has_no_body_text() {
         let full = MessageText::parse(MESSAGE);
         let header = MessageText::parse_header(MESSAGE);
-        assert_eq!(header.subject, full.subject);
+        assert_eq!(header.fields, full.fields);
         assert_eq!(header.sent_day, full.sent_day);
         assert!(header.header_contains("from", "jörg"));
         assert!(!header.body_contains("report"));

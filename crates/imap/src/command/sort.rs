@@ -6,23 +6,25 @@ use std::cmp::Ordering;
 
 use evermail_imap_proto::command::{Sort, SortKey, Thread, ThreadAlgorithm};
 use evermail_imap_proto::response::Data;
-use evermail_mailbox::{MessageRecord, MessageText};
+use evermail_mailbox::{HeaderFields, MessageRecord};
 
 use super::search::check_charset;
 use super::thread::{Threadable, base_subject, ordered_subject, references};
 use crate::session::{CmdResult, Done, Session};
 
-/// One matching message with what sorting it needs.
+/// One matching message with what sorting it needs: its header fields, not the whole
+/// header, and the base subject worked out once rather than in every comparison.
 struct Candidate {
     seq: u32,
     record: MessageRecord,
-    text: MessageText,
+    fields: HeaderFields,
+    base_subject: String,
 }
 
 impl Candidate {
     /// RFC 5256: the Date: field, or the internal date when there is none.
     fn sent(&self) -> i64 {
-        self.text.sent_at.unwrap_or(self.record.internal_date)
+        self.fields.sent_at.unwrap_or(self.record.internal_date)
     }
 
     fn number(&self, uid: bool) -> u32 {
@@ -62,9 +64,9 @@ impl Session {
             .map(|c| Threadable {
                 number: c.number(thread.uid),
                 sent: c.sent(),
-                subject: c.text.subject.clone().unwrap_or_default(),
-                message_id: c.text.message_id.clone(),
-                references: c.text.references.clone(),
+                subject: c.fields.subject.clone().unwrap_or_default(),
+                message_id: c.fields.message_id.clone(),
+                references: c.fields.references.clone(),
             })
             .collect();
         let trees = match thread.algorithm {
@@ -93,8 +95,18 @@ impl Session {
         let mut out = Vec::with_capacity(records.len());
         for (seq, record) in records {
             // SORT and THREAD look at header fields only.
-            let text = self.mailstore.message_text(record.blob, false).await?;
-            out.push(Candidate { seq, record, text });
+            let fields = self
+                .mailstore
+                .message_text(record.blob, false)
+                .await?
+                .fields;
+            let base_subject = base_subject(fields.subject.as_deref().unwrap_or("")).0;
+            out.push(Candidate {
+                seq,
+                record,
+                fields,
+                base_subject,
+            });
         }
         Ok(out)
     }
@@ -103,8 +115,9 @@ impl Session {
 /// One sort key's order (RFC 5256 section 3). Missing addresses and subjects sort as
 /// empty strings, first.
 fn compare(key: SortKey, a: &Candidate, b: &Candidate) -> Ordering {
-    let text = |f: fn(&MessageText) -> &Option<String>, c: &Candidate| {
-        f(&c.text).clone().unwrap_or_default()
+    let text = |f: fn(&HeaderFields) -> &Option<String>| {
+        let (x, y) = (f(&a.fields), f(&b.fields));
+        x.as_deref().unwrap_or("").cmp(y.as_deref().unwrap_or(""))
     };
     match key {
         // Internal dates have whole seconds; within one, UIDs give the arrival order.
@@ -113,12 +126,9 @@ fn compare(key: SortKey, a: &Candidate, b: &Candidate) -> Ordering {
         }
         SortKey::Date => a.sent().cmp(&b.sent()),
         SortKey::Size => a.record.size.cmp(&b.record.size),
-        SortKey::Subject => {
-            let subject = |c: &Candidate| base_subject(c.text.subject.as_deref().unwrap_or("")).0;
-            subject(a).cmp(&subject(b))
-        }
-        SortKey::From => text(|t| &t.from_mailbox, a).cmp(&text(|t| &t.from_mailbox, b)),
-        SortKey::To => text(|t| &t.to_mailbox, a).cmp(&text(|t| &t.to_mailbox, b)),
-        SortKey::Cc => text(|t| &t.cc_mailbox, a).cmp(&text(|t| &t.cc_mailbox, b)),
+        SortKey::Subject => a.base_subject.cmp(&b.base_subject),
+        SortKey::From => text(|t| &t.from_mailbox),
+        SortKey::To => text(|t| &t.to_mailbox),
+        SortKey::Cc => text(|t| &t.cc_mailbox),
     }
 }
