@@ -12,7 +12,7 @@
 //! differ between nodes, and otherwise from the registry's copy of the entry that
 //! added it. Each node re-reads the registry every `registry_refresh_secs`.
 
-use crate::config::StoreConfig;
+use crate::config::{Config, StoreConfig};
 use anyhow::Context;
 use evermail_blob::fs::FsBackend;
 use evermail_blob::{BlobBackend, BlobStore, StoreHandle, StoreState};
@@ -80,22 +80,22 @@ struct Inner {
 }
 
 impl Registry {
-    /// Seeds the registry with the configured stores it lacks, then applies it to
-    /// `blobs`, whose initial stores (`initial`, built from the config) are reused.
+    /// Seeds the registry with the stores `configured` (the config's, or the default
+    /// `local` one when it names none) that it lacks, then applies it to `blobs`,
+    /// whose initial stores (`initial`, built from the config) are reused.
     ///
-    /// `implicit` says the config names no store and `configured` is the default
-    /// `local` one: that seeds only an empty registry, so an admin command run
+    /// The default `local` store seeds only an empty registry, so an admin command run
     /// without the config file cannot add a store to a running installation.
     pub async fn attach(
         meta: Meta,
         blobs: BlobStore,
-        configured: Vec<StoreConfig>,
-        implicit: bool,
-        reserve_percent: u8,
+        config: &Config,
+        configured: &[StoreConfig],
         initial: Vec<StoreHandle>,
         data_dir: &Path,
-        node: &str,
     ) -> anyhow::Result<Registry> {
+        let implicit = config.storage.stores.is_empty();
+        let configured = configured.to_vec();
         let seed = !implicit
             || meta
                 .stores()
@@ -122,8 +122,8 @@ impl Registry {
                 blobs,
                 configured,
                 data_dir: data_dir.to_path_buf(),
-                node: node.to_string(),
-                reserve_percent,
+                node: config.node_name(),
+                reserve_percent: config.storage.min_free_percent,
                 opened: Mutex::new(opened),
             }),
         };

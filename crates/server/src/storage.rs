@@ -84,12 +84,10 @@ pub async fn open_storage(config: &Config, data_dir: &Path) -> anyhow::Result<St
     let registry = Registry::attach(
         meta.clone(),
         blobs.clone(),
-        stores.to_vec(),
-        config.storage.stores.is_empty(),
-        config.storage.min_free_percent,
+        config,
+        stores,
         handles,
         data_dir,
-        &node,
     )
     .await?;
     // Ends by itself when the last clone of `blobs` is dropped.
