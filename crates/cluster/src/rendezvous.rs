@@ -66,7 +66,10 @@ mod tests {
             }
             *per_node.entry(before).or_insert(0) += 1;
         }
-        println!("{moved} of {} users moved to the new fourth node", users.len());
+        println!(
+            "{moved} of {} users moved to the new fourth node",
+            users.len()
+        );
         // About a quarter move; each of three nodes gets about a third.
         assert!((800..1200).contains(&moved), "{moved} moved");
         for (name, count) in per_node {

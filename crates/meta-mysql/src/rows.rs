@@ -259,7 +259,10 @@ async fn claim_modseq(
 
 /// Advances the mailbox's MODSEQ counter and returns the new value. The UPDATE takes
 /// the row lock first; the read after it sees this transaction's own write.
-pub(crate) async fn next_modseq(conn: &mut MySqlConnection, mailbox: MailboxId) -> Result<ModSeq, TxError> {
+pub(crate) async fn next_modseq(
+    conn: &mut MySqlConnection,
+    mailbox: MailboxId,
+) -> Result<ModSeq, TxError> {
     sqlx::query("UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?")
         .bind(mailbox.0)
         .execute(&mut *conn)

@@ -522,8 +522,18 @@ async fn xclient_with_the_secret_makes_the_lockout_see_the_client() {
     };
     // Without the secret the claim is refused.
     let mut client = Client::connect(server.addr).await;
-    assert!(client.cmd("XCLIENT ADDR=192.0.2.7 SECRET=guess").await.starts_with("-ERR"));
-    assert!(client.cmd("XCLIENT ADDR=192.0.2.7").await.starts_with("-ERR"));
+    assert!(
+        client
+            .cmd("XCLIENT ADDR=192.0.2.7 SECRET=guess")
+            .await
+            .starts_with("-ERR")
+    );
+    assert!(
+        client
+            .cmd("XCLIENT ADDR=192.0.2.7")
+            .await
+            .starts_with("-ERR")
+    );
     // Four failures from the forwarded 192.0.2.7 lock that client out...
     for failures in [3, 1] {
         let mut client = forwarded("192.0.2.7").await;
@@ -539,6 +549,11 @@ async fn xclient_with_the_secret_makes_the_lockout_see_the_client() {
     let mut client = forwarded("192.0.2.8").await;
     client.cmd(&format!("USER {ALICE}")).await;
     assert!(client.cmd("PASS pw").await.starts_with("+OK"));
-    assert!(client.cmd("XCLIENT ADDR=192.0.2.9 SECRET=s3cret").await.starts_with("-ERR"));
+    assert!(
+        client
+            .cmd("XCLIENT ADDR=192.0.2.9 SECRET=s3cret")
+            .await
+            .starts_with("-ERR")
+    );
     client.cmd("QUIT").await;
 }
