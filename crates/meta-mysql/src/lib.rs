@@ -830,6 +830,38 @@ impl MetaBackend for MysqlMeta {
         .await
     }
 
+    async fn claim_recent(&self, mailbox: MailboxId, up_to: Uid) -> Result<Uid, MetaError> {
+        // A replay after an unknown outcome would find the mark already raised and
+        // claim nothing; losing a claim only makes messages not recent, so that is
+        // allowed.
+        self.write(true, |conn, _| {
+            Box::pin(async move {
+                let mark: Option<i64> =
+                    sqlx::query_scalar("SELECT recent_uid FROM mailboxes WHERE id = ? FOR UPDATE")
+                        .bind(mailbox.0)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(db)?;
+                let mark =
+                    mark.ok_or_else(|| MetaError::not_found(format!("mailbox {}", mailbox.0)))?;
+                let mark = u32::try_from(mark)
+                    .ok()
+                    .and_then(Uid::new)
+                    .ok_or_else(|| rows::corrupt("recent UID mark"))?;
+                if mark < up_to {
+                    sqlx::query("UPDATE mailboxes SET recent_uid = ? WHERE id = ?")
+                        .bind(i64::from(up_to.get()))
+                        .bind(mailbox.0)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db)?;
+                }
+                Ok(mark)
+            })
+        })
+        .await
+    }
+
     async fn delete_mailbox(&self, id: MailboxId) -> Result<(), MetaError> {
         // Deleting again what is gone deletes nothing, so an unknown outcome may replay.
         self.write(true, |conn, _| {

@@ -15,8 +15,7 @@ use sqlx::mysql::MySqlRow;
 use sqlx::{MySqlConnection, Row};
 
 pub(crate) const ACCOUNT_COLUMNS: &str = "id, address, password_hash, quota_bytes, used_bytes";
-pub(crate) const MAILBOX_COLUMNS: &str =
-    "id, account_id, name, special_use, subscribed, uidvalidity, uidnext, highest_modseq";
+pub(crate) const MAILBOX_COLUMNS: &str = "id, account_id, name, special_use, subscribed, uidvalidity, uidnext, highest_modseq, recent_uid";
 pub(crate) const MESSAGE_COLUMNS: &str =
     "uid, modseq, flags, keywords, size, internal_date, blob_id";
 
@@ -77,6 +76,10 @@ pub(crate) fn mailbox_from_row(row: &MySqlRow) -> Result<MailboxRecord, TxError>
             .and_then(Uid::new)
             .ok_or_else(|| corrupt("UIDNEXT"))?,
         highest_modseq: ModSeq(int(row, "highest_modseq")? as u64),
+        recent_uid: u32::try_from(int(row, "recent_uid")?)
+            .ok()
+            .and_then(Uid::new)
+            .ok_or_else(|| corrupt("recent UID mark"))?,
     })
 }
 

@@ -165,6 +165,16 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
         ) {table}",
         ],
     ),
+    (
+        5,
+        &[
+            // The \Recent mark of RFC 3501 section 2.3.2: UIDs at or above it are not
+            // yet claimed by a session. Messages already stored are not recent to anyone.
+            // The UPDATE sets what the ALTER just added, so replaying both is harmless.
+            "ALTER TABLE mailboxes ADD COLUMN IF NOT EXISTS recent_uid BIGINT NOT NULL DEFAULT 1",
+            "UPDATE mailboxes SET recent_uid = uidnext WHERE recent_uid = 1",
+        ],
+    ),
 ];
 
 /// The migrations a build that does not know them may still run against, as `(version,
@@ -172,8 +182,9 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
 /// compatible only with builds that know it. Neither 2 nor 3 is listed: a build without
 /// 2 would not write the MODSEQ backstop, one without 3 would hand out a body that
 /// garbage collection has doomed. 4 only adds the `nodes` table, which a build without
-/// membership never reads.
-const COMPATIBLE_DOWN_TO: &[(i64, i64)] = &[(4, 3)];
+/// membership never reads. 5 only adds a column with a default, which older builds
+/// neither read nor write.
+const COMPATIBLE_DOWN_TO: &[(i64, i64)] = &[(4, 3), (5, 4)];
 
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {

@@ -194,8 +194,7 @@ fn account_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AccountRecord, Meta
 }
 
 const ACCOUNT_COLUMNS: &str = "id, address, password_hash, quota_bytes, used_bytes";
-const MAILBOX_COLUMNS: &str =
-    "id, account_id, name, special_use, subscribed, uidvalidity, uidnext, highest_modseq";
+const MAILBOX_COLUMNS: &str = "id, account_id, name, special_use, subscribed, uidvalidity, uidnext, highest_modseq, recent_uid";
 const MESSAGE_COLUMNS: &str = "uid, modseq, flags, keywords, size, internal_date, blob_id";
 
 fn mailbox_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<MailboxRecord, MetaError> {
@@ -216,6 +215,10 @@ fn mailbox_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<MailboxRecord, Meta
             .and_then(Uid::new)
             .ok_or_else(|| corrupt("UIDNEXT"))?,
         highest_modseq: ModSeq(row.try_get::<i64, _>("highest_modseq").map_err(db_error)? as u64),
+        recent_uid: u32::try_from(row.try_get::<i64, _>("recent_uid").map_err(db_error)?)
+            .ok()
+            .and_then(Uid::new)
+            .ok_or_else(|| corrupt("recent UID mark"))?,
     })
 }
 
@@ -841,6 +844,36 @@ impl MetaBackend for SqliteMeta {
     async fn set_subscribed(&self, id: MailboxId, subscribed: bool) -> Result<(), MetaError> {
         let sql = "UPDATE mailboxes SET subscribed = ? WHERE id = ?";
         self.update_row(sql, subscribed as i64, id.0, "mailbox")
+            .await
+    }
+
+    async fn claim_recent(&self, mailbox: MailboxId, up_to: Uid) -> Result<Uid, MetaError> {
+        self.writer
+            .write(move |conn| -> BoxFuture<'_, _> {
+                Box::pin(async move {
+                    let mark: Option<i64> =
+                        sqlx::query_scalar("SELECT recent_uid FROM mailboxes WHERE id = ?")
+                            .bind(mailbox.0)
+                            .fetch_optional(&mut *conn)
+                            .await
+                            .map_err(db_error)?;
+                    let mark =
+                        mark.ok_or_else(|| MetaError::not_found(format!("mailbox {}", mailbox.0)))?;
+                    let mark = u32::try_from(mark)
+                        .ok()
+                        .and_then(Uid::new)
+                        .ok_or_else(|| corrupt("recent UID mark"))?;
+                    if mark < up_to {
+                        sqlx::query("UPDATE mailboxes SET recent_uid = ? WHERE id = ?")
+                            .bind(i64::from(up_to.get()))
+                            .bind(mailbox.0)
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(db_error)?;
+                    }
+                    Ok(mark)
+                })
+            })
             .await
     }
 

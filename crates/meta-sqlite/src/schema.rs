@@ -128,6 +128,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
         WHERE delivery_id IS NOT NULL;
     "#,
     ),
+    (
+        5,
+        // The \Recent mark of RFC 3501 section 2.3.2: UIDs at or above it are not yet
+        // claimed by a session. Messages already stored are not recent to anyone.
+        r#"
+    ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1;
+    UPDATE mailboxes SET recent_uid = uidnext;
+    "#,
+    ),
 ];
 
 /// The migrations a build that does not know them may still run against, as `(version,
@@ -136,7 +145,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// hand out a body that garbage collection has doomed. 3 only adds the `nodes` table,
 /// which a build without membership never reads; 4 only adds a nullable column and its
 /// index, which older builds leave NULL.
-const COMPATIBLE_DOWN_TO: &[(i64, i64)] = &[(3, 2), (4, 3)];
+/// 5 only adds a column with a default, which older builds neither read nor write (a
+/// mailbox they create starts at 1, as it should).
+const COMPATIBLE_DOWN_TO: &[(i64, i64)] = &[(3, 2), (4, 3), (5, 4)];
 
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {

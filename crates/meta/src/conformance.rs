@@ -57,6 +57,7 @@ macro_rules! meta_conformance_tests {
             nodes_heartbeat_and_keep_their_state,
             highest_modseqs_follow_every_change,
             insert_message_once_stores_a_delivery_once,
+            recent_messages_are_claimed_once,
         );
     };
     (@each required $make:expr; $($name:ident),* $(,)?) => {
@@ -364,6 +365,59 @@ pub async fn uids_and_modseqs_only_grow(meta: Meta) {
     let listed = meta.messages(inbox.id).await.unwrap();
     assert_eq!(listed.len(), 10);
     assert!(listed.windows(2).all(|w| w[0].uid < w[1].uid));
+}
+
+pub async fn recent_messages_are_claimed_once(meta: Meta) {
+    let alice = meta
+        .create_account(new_account("alice@example.com"))
+        .await
+        .unwrap();
+    let inbox = inbox(&meta, alice.id).await;
+    assert_eq!(
+        inbox.recent_uid,
+        Uid::FIRST,
+        "a new mailbox has nothing claimed"
+    );
+    for i in 0..3u8 {
+        meta.insert_message(message(&alice, &inbox, blob(i, 10)))
+            .await
+            .unwrap();
+    }
+    let uid = |n: u32| Uid::new(n).unwrap();
+    // The first claim gets UIDs 1..4, the second, racing it up to the same UIDNEXT,
+    // gets none.
+    let claims: Vec<_> = (0..4)
+        .map(|_| {
+            let meta = meta.clone();
+            tokio::spawn(async move { meta.claim_recent(inbox.id, uid(4)).await })
+        })
+        .collect();
+    let mut marks = Vec::new();
+    for claim in claims {
+        marks.push(claim.await.unwrap().unwrap().get());
+    }
+    marks.sort();
+    assert_eq!(
+        marks,
+        [1, 4, 4, 4],
+        "exactly one claim gets the recent messages"
+    );
+    assert_eq!(
+        meta.mailbox(inbox.id).await.unwrap().unwrap().recent_uid,
+        uid(4)
+    );
+    // A claim below the mark lowers nothing.
+    assert_eq!(meta.claim_recent(inbox.id, uid(2)).await.unwrap(), uid(4));
+    meta.insert_message(message(&alice, &inbox, blob(9, 10)))
+        .await
+        .unwrap();
+    assert_eq!(meta.claim_recent(inbox.id, uid(5)).await.unwrap(), uid(4));
+    assert_eq!(
+        meta.mailbox(inbox.id).await.unwrap().unwrap().recent_uid,
+        uid(5)
+    );
+    let missing = meta.claim_recent(MailboxId(i64::MAX), uid(5)).await;
+    assert_eq!(missing.unwrap_err().kind(), ErrorKind::NotFound);
 }
 
 pub async fn concurrent_inserts_get_distinct_uids(meta: Meta) {

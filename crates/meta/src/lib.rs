@@ -151,6 +151,11 @@ pub trait MetaBackend: Send + Sync + 'static {
     ) -> Result<FlagUpdate, MetaError>;
     /// Removes messages, records them in the expunge log and returns the UIDs removed.
     async fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>, MetaError>;
+    /// Claims a mailbox's \Recent messages for one session (RFC 3501 section 2.3.2):
+    /// raises the mailbox's `recent_uid` mark to `up_to` if it is below, in one
+    /// transaction, and returns the mark as it was. The caller's recent messages are
+    /// the UIDs in `[returned, up_to)`; nobody else can claim them.
+    async fn claim_recent(&self, mailbox: MailboxId, up_to: Uid) -> Result<Uid, MetaError>;
 
     async fn blob(&self, id: BlobId) -> Result<Option<BlobRecord>, MetaError>;
     async fn blob_locations(&self, id: BlobId) -> Result<Vec<BlobLocation>, MetaError>;

@@ -42,6 +42,9 @@ pub struct MailboxRecord {
     /// The UID the next message will get.
     pub uidnext: Uid,
     pub highest_modseq: ModSeq,
+    /// The \Recent mark (RFC 3501 section 2.3.2): messages with a UID at or above it
+    /// are recent to the next session that claims them (see `MetaBackend::claim_recent`).
+    pub recent_uid: Uid,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
