@@ -69,6 +69,12 @@ pub(crate) struct Selected {
     /// The result of the last `SEARCH RETURN (SAVE)`, which `$` names (RFC 5182), as
     /// UIDs in ascending order. Expunged messages drop out when `$` is resolved.
     pub(crate) saved: Vec<Uid>,
+    /// Whether this session claims \Recent messages (RFC 3501 section 2.3.2): a rev1
+    /// session that selected the mailbox with SELECT, not EXAMINE.
+    claims_recent: bool,
+    /// The UIDs that are \Recent to this session: claimed at SELECT and as new
+    /// messages are announced. Expunged ones may linger; see `recent_count`.
+    pub(crate) recent: BTreeSet<Uid>,
     changes: broadcast::Receiver<MailboxChange>,
     /// Keeps the mailbox in the node's watched set, so changes made through other
     /// nodes are announced here within the node's poll interval.
@@ -78,11 +84,13 @@ pub(crate) struct Selected {
 }
 
 impl Selected {
-    /// Reads a mailbox for SELECT or EXAMINE.
+    /// Reads a mailbox for SELECT or EXAMINE. With `claims_recent` (SELECT by a rev1
+    /// session) the messages nobody has claimed yet become \Recent to this session.
     pub(crate) async fn open(
         mailstore: &Mailstore,
         record: MailboxRecord,
         read_only: bool,
+        claims_recent: bool,
     ) -> Result<Selected, MailError> {
         // Subscribe before reading, so a change committed in between is at worst
         // reported twice (and then found to be no change), never missed.
@@ -96,6 +104,18 @@ impl Selected {
             .map_or(0, |m| m.uid.get().saturating_add(1))
             .max(fresh.uidnext.get());
         let watch = mailstore.watch(record.account, fresh.id, fresh.highest_modseq);
+        let mut recent = BTreeSet::new();
+        if claims_recent && let Some(up_to) = Uid::new(uid_next) {
+            let from = mailstore
+                .claim_recent(record.account, fresh.id, up_to)
+                .await?;
+            recent.extend(
+                messages
+                    .iter()
+                    .map(|m| m.uid)
+                    .filter(|&uid| uid >= from && uid < up_to),
+            );
+        }
         Ok(Selected {
             id: fresh.id,
             name: fresh.name,
@@ -107,6 +127,8 @@ impl Selected {
             highest_modseq: fresh.highest_modseq,
             uid_next,
             saved: Vec::new(),
+            claims_recent,
+            recent,
             changes,
             _watch: Some(watch),
             dirty: false,
@@ -125,6 +147,14 @@ impl Selected {
 
     pub(crate) fn exists(&self) -> u32 {
         self.messages.len() as u32
+    }
+
+    /// How many of the messages in the view are \Recent to this session.
+    pub(crate) fn recent_count(&self) -> u32 {
+        self.recent
+            .iter()
+            .filter(|&&uid| self.index_of(uid).is_some())
+            .count() as u32
     }
 
     /// The index of a UID in `messages`.
@@ -267,7 +297,17 @@ impl Selected {
             self.announce_expunges(enabled, out);
         }
         if grew {
+            // The view already holds the new messages: a failed claim leaves them not
+            // recent rather than unannounced.
+            if self.claims_recent
+                && let Err(e) = self.claim_new_recent(mailstore, account).await
+            {
+                tracing::warn!(mailbox = self.id.0, "could not claim recent messages: {e}");
+            }
             Data::Exists(self.exists()).encode(out);
+            if self.claims_recent {
+                Data::Recent(self.recent_count()).encode(out);
+            }
         }
         for uid in flag_changes {
             if let Some(i) = self.index_of(uid) {
@@ -276,7 +316,7 @@ impl Selected {
                     FetchItem::Uid(m.uid.get()),
                     FetchItem::Flags {
                         flags: &m.flags,
-                        recent: false,
+                        recent: self.recent.contains(&m.uid),
                     },
                 ];
                 if enabled.condstore {
@@ -299,6 +339,26 @@ impl Selected {
                 .with_code(Code::HighestModSeq(floor.0))
                 .encode(out);
         }
+        Ok(())
+    }
+
+    /// Claims the messages that arrived since the last claim, up to the view's UIDNEXT;
+    /// another session that selected the mailbox meanwhile may have claimed them first.
+    async fn claim_new_recent(
+        &mut self,
+        mailstore: &Mailstore,
+        account: AccountId,
+    ) -> Result<(), MailError> {
+        let Some(up_to) = Uid::new(self.uid_next) else {
+            return Ok(());
+        };
+        let from = mailstore.claim_recent(account, self.id, up_to).await?;
+        let claimed = self
+            .messages
+            .iter()
+            .map(|m| m.uid)
+            .filter(|&uid| uid >= from && uid < up_to);
+        self.recent.extend(claimed);
         Ok(())
     }
 
@@ -374,6 +434,8 @@ mod tests {
             highest_modseq: ModSeq(1),
             uid_next: 100,
             saved: Vec::new(),
+            claims_recent: false,
+            recent: BTreeSet::new(),
             changes: rx,
             _watch: None,
             dirty: false,

@@ -57,7 +57,7 @@ async fn select_condstore_fetch_changedsince_and_modseq() {
     // Once CONDSTORE is on, a STORE reply carries UID and MODSEQ.
     let reply = client.command("STORE 2 +FLAGS (\\Flagged)").await;
     assert!(
-        reply[0].starts_with("* 2 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ ("),
+        reply[0].starts_with("* 2 FETCH (UID 2 FLAGS (\\Recent \\Flagged) MODSEQ ("),
         "{reply:?}"
     );
     let stored = number_after(&reply, "MODSEQ");
@@ -69,7 +69,7 @@ async fn select_condstore_fetch_changedsince_and_modseq() {
     assert_eq!(
         reply[..2],
         [
-            format!("* 2 FETCH (FLAGS (\\Flagged) MODSEQ ({stored}))"),
+            format!("* 2 FETCH (FLAGS (\\Recent \\Flagged) MODSEQ ({stored}))"),
             format!("{} OK FETCH completed", client.last_tag)
         ]
     );
@@ -133,14 +133,17 @@ async fn store_unchangedsince_refuses_changed_messages() {
     // RFC 7162 section 3.1.3: changed messages are reported even under .SILENT, with
     // their MODSEQ; the refused one is named in MODIFIED, and the reply is still OK.
     assert_eq!(reply.len(), 3, "{reply:?}");
-    assert!(reply[0].starts_with("* 1 FETCH (UID 1 FLAGS (\\Deleted) MODSEQ ("));
-    assert!(reply[1].starts_with("* 3 FETCH (UID 3 FLAGS (\\Deleted) MODSEQ ("));
+    assert!(reply[0].starts_with("* 1 FETCH (UID 1 FLAGS (\\Recent \\Deleted) MODSEQ ("));
+    assert!(reply[1].starts_with("* 3 FETCH (UID 3 FLAGS (\\Recent \\Deleted) MODSEQ ("));
     assert!(
         reply[2].starts_with(&format!("{} OK [MODIFIED 2]", client.last_tag)),
         "{reply:?}"
     );
     let reply = client.command("FETCH 2 FLAGS").await;
-    assert!(reply[0].contains("FLAGS (\\Answered)"), "{reply:?}");
+    assert!(
+        reply[0].contains("FLAGS (\\Recent \\Answered)"),
+        "{reply:?}"
+    );
 
     // UNCHANGEDSINCE 0 always fails; UID STORE names UIDs.
     let reply = client
@@ -249,7 +252,7 @@ async fn uid_fetch_vanished_reports_earlier_expunges() {
     let reply = client.command(&query).await;
     assert_eq!(reply[0], "* VANISHED (EARLIER) 2");
     assert!(
-        reply[1].starts_with("* 2 FETCH (UID 3 FLAGS (\\Seen) MODSEQ ("),
+        reply[1].starts_with("* 2 FETCH (UID 3 FLAGS (\\Recent \\Seen) MODSEQ ("),
         "{reply:?}"
     );
     assert!(client.ok(&reply));

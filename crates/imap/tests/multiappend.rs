@@ -37,8 +37,14 @@ async fn several_messages_land_together_with_one_appenduid() {
     let reply = client.command("SELECT INBOX").await;
     assert!(has(&reply, "* 3 EXISTS"), "{reply:?}");
     let reply = client.command("FETCH 1:3 (FLAGS BODY.PEEK[TEXT])").await;
-    assert!(has(&reply, "* 1 FETCH (FLAGS (\\Seen)"), "{reply:?}");
-    assert!(has(&reply, "* 2 FETCH (FLAGS (\\Flagged)"), "{reply:?}");
+    assert!(
+        has(&reply, "* 1 FETCH (FLAGS (\\Recent \\Seen)"),
+        "{reply:?}"
+    );
+    assert!(
+        has(&reply, "* 2 FETCH (FLAGS (\\Recent \\Flagged)"),
+        "{reply:?}"
+    );
     assert!(has(&reply, "third"), "{reply:?}");
 }
 

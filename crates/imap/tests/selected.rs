@@ -19,8 +19,8 @@ async fn store_changes_flags_and_reports_them() {
     assert_eq!(
         reply[..2],
         [
-            "* 1 FETCH (FLAGS (\\Flagged $Work))",
-            "* 2 FETCH (FLAGS (\\Flagged $Work))"
+            "* 1 FETCH (FLAGS (\\Recent \\Flagged $Work))",
+            "* 2 FETCH (FLAGS (\\Recent \\Flagged $Work))"
         ]
     );
     let reply = client
@@ -29,11 +29,14 @@ async fn store_changes_flags_and_reports_them() {
     assert_eq!(reply.len(), 1, "{reply:?}");
     assert!(client.ok(&reply));
     let reply = client.command("STORE 1 FLAGS (\\Seen)").await;
-    assert_eq!(reply[0], "* 1 FETCH (FLAGS (\\Seen))");
+    assert_eq!(reply[0], "* 1 FETCH (FLAGS (\\Recent \\Seen))");
     let reply = client.command("FETCH 1:* FLAGS").await;
     assert_eq!(
         reply[..2],
-        ["* 1 FETCH (FLAGS (\\Seen))", "* 2 FETCH (FLAGS ($Work))"]
+        [
+            "* 1 FETCH (FLAGS (\\Recent \\Seen))",
+            "* 2 FETCH (FLAGS (\\Recent $Work))"
+        ]
     );
     let reply = client.command("STORE 1 +FLAGS (\\Recent)").await;
     assert!(reply[0].contains("BAD"), "{reply:?}");
@@ -90,13 +93,14 @@ async fn idle_sees_a_delivery_within_a_second() {
     });
     assert_eq!(client.line().await.unwrap(), "* 1 EXISTS");
     assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(client.line().await.unwrap(), "* 1 RECENT");
     // Flag changes and expunges by another session arrive too.
     let mut other = server.login("alice@example.com").await;
     other.command("SELECT INBOX").await;
     other.command("STORE 1 +FLAGS (\\Deleted)").await;
     assert_eq!(
         client.line().await.unwrap(),
-        "* 1 FETCH (UID 1 FLAGS (\\Deleted))"
+        "* 1 FETCH (UID 1 FLAGS (\\Recent \\Deleted))"
     );
     other.command("EXPUNGE").await;
     assert_eq!(client.line().await.unwrap(), "* 1 EXPUNGE");
@@ -153,8 +157,11 @@ async fn noop_reports_new_messages_and_flag_changes() {
     assert_eq!(
         reply,
         [
+            // This session selected first and hears of the delivery first: both
+            // messages are recent to it alone.
             "* 2 EXISTS",
-            "* 1 FETCH (UID 1 FLAGS (\\Answered))",
+            "* 2 RECENT",
+            "* 1 FETCH (UID 1 FLAGS (\\Recent \\Answered))",
             "t3 OK NOOP completed"
         ]
     );
@@ -221,7 +228,7 @@ async fn append_then_fetch() {
         .command("FETCH 1 (FLAGS INTERNALDATE BODY.PEEK[])")
         .await;
     let line = &reply[0];
-    assert!(line.contains("FLAGS (\\Seen \\Draft)"), "{line}");
+    assert!(line.contains("FLAGS (\\Recent \\Seen \\Draft)"), "{line}");
     assert!(
         line.contains("INTERNALDATE \"05-Jan-2024 09:00:00 +0000\""),
         "{line}"
@@ -334,7 +341,9 @@ async fn search_by_flags_and_numbers() {
         ("SEARCH OR FLAGGED 2 UNDELETED", "* SEARCH 2 3"),
         ("SEARCH 2:3 SEEN", "* SEARCH 3"),
         ("UID SEARCH UID 2:* UNSEEN", "* SEARCH 2 4"),
-        ("SEARCH NEW", "* SEARCH"),
+        // All four arrived before this session's SELECT: recent to it.
+        ("SEARCH NEW", "* SEARCH 2 4"),
+        ("SEARCH OLD", "* SEARCH"),
         ("SEARCH CHARSET UTF-8 DELETED", "* SEARCH"),
     ];
     for (command, want) in cases {

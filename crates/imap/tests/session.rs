@@ -239,7 +239,7 @@ async fn select_reports_the_mailbox() {
     );
     for want in [
         "* 2 EXISTS",
-        "* 0 RECENT",
+        "* 2 RECENT",
         "* OK [UNSEEN 1]",
         "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)]",
         "* OK [UIDVALIDITY ",
@@ -364,14 +364,17 @@ async fn fetch_sections_partials_envelope_and_bodystructure() {
         "{line}"
     );
     assert!(line.contains("\"mixed\""), "{line}");
-    assert!(line.ends_with("FLAGS ())"), "{line}");
+    assert!(line.ends_with("FLAGS (\\Recent))"), "{line}");
     let reply = client.command("FETCH 1 RFC822.HEADER").await;
     assert!(
         reply[0].starts_with("* 1 FETCH (RFC822.HEADER {"),
         "{reply:?}"
     );
     let reply = client.command("FETCH 1 FLAGS").await;
-    assert_eq!(reply[0], "* 1 FETCH (FLAGS ())", "peeks leave \\Seen alone");
+    assert_eq!(
+        reply[0], "* 1 FETCH (FLAGS (\\Recent))",
+        "peeks leave \\Seen alone"
+    );
 }
 
 #[tokio::test]
@@ -387,10 +390,10 @@ async fn a_body_fetch_sets_seen_and_reports_it() {
     let reply = client.command("FETCH 1 BODY[TEXT]").await;
     assert_eq!(
         reply[0],
-        "* 1 FETCH (BODY[TEXT] {13}\r\nhello world\r\n FLAGS (\\Seen))"
+        "* 1 FETCH (BODY[TEXT] {13}\r\nhello world\r\n FLAGS (\\Recent \\Seen))"
     );
     let reply = client.command("UID FETCH 1 (FLAGS)").await;
-    assert_eq!(reply[0], "* 1 FETCH (UID 1 FLAGS (\\Seen))");
+    assert_eq!(reply[0], "* 1 FETCH (UID 1 FLAGS (\\Recent \\Seen))");
 }
 
 #[tokio::test]
@@ -405,7 +408,7 @@ async fn fetch_by_sequence_number_and_uid_sets() {
     let reply = client.command("FETCH 2:* (UID)").await;
     assert_eq!(reply[..2], ["* 2 FETCH (UID 2)", "* 3 FETCH (UID 3)"]);
     let reply = client.command("UID FETCH 3:* FLAGS").await;
-    assert_eq!(reply[0], "* 3 FETCH (UID 3 FLAGS ())");
+    assert_eq!(reply[0], "* 3 FETCH (UID 3 FLAGS (\\Recent))");
     let reply = client.command("UID FETCH 99 FLAGS").await;
     assert!(client.ok(&reply) && reply.len() == 1, "{reply:?}");
     let reply = client.command("FETCH 4 FLAGS").await;

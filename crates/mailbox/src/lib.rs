@@ -279,6 +279,19 @@ impl Mailstore {
         Ok(self.meta().changes_since(mailbox, since).await?)
     }
 
+    /// Claims the mailbox's \Recent messages below `up_to` for the calling session
+    /// (RFC 3501 section 2.3.2): returns where the claim starts, so the caller's recent
+    /// UIDs are those in `[returned, up_to)`; none when it is not below `up_to`.
+    pub async fn claim_recent(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        up_to: Uid,
+    ) -> Result<Uid, MailError> {
+        self.mailbox(account, mailbox).await?;
+        Ok(self.meta().claim_recent(mailbox, up_to).await?)
+    }
+
     /// The envelope and MIME structure of a body.
     pub async fn structure(&self, blob: BlobId) -> Result<MessageStructure, MailError> {
         let record = self.meta().blob(blob).await?.ok_or_else(|| {

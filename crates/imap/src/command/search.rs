@@ -20,6 +20,8 @@ struct Context<'a> {
     now: i64,
     /// What `$` names: the UIDs the last `RETURN (SAVE)` kept, ascending.
     saved: &'a [evermail_types::Uid],
+    /// The UIDs \Recent to this session.
+    recent: &'a std::collections::BTreeSet<evermail_types::Uid>,
 }
 
 impl Session {
@@ -148,6 +150,7 @@ impl Session {
     ) -> Result<Vec<usize>, CmdError> {
         let selected = self.selected_mut()?;
         let saved = saved.unwrap_or_else(|| selected.saved.clone());
+        let recent = selected.recent.clone();
         let context = Context {
             exists: selected.exists(),
             largest_uid: selected.messages.last().map_or(0, |m| m.uid.get()),
@@ -155,6 +158,7 @@ impl Session {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64),
             saved: &saved,
+            recent: &recent,
         };
         let mut hits = Vec::new();
         let mut undecided = Vec::new();
@@ -284,9 +288,11 @@ fn matches(
         SearchKey::Uid(set) => set.contains(m.uid.get(), cx.largest_uid),
         SearchKey::Flag(flag) => m.flags.contains(flag),
         SearchKey::NotFlag(flag) => !m.flags.contains(flag),
-        // No message is \Recent to this session, so none is NEW and all are OLD.
-        SearchKey::Recent | SearchKey::New => false,
-        SearchKey::Old => true,
+        SearchKey::Recent => cx.recent.contains(&m.uid),
+        SearchKey::New => {
+            cx.recent.contains(&m.uid) && !m.flags.contains(&evermail_types::Flag::Seen)
+        }
+        SearchKey::Old => !cx.recent.contains(&m.uid),
         // INTERNALDATE days are counted in UTC, the server's time zone for IMAP.
         SearchKey::Before(d) => day < d.days_since_epoch(),
         SearchKey::On(d) => day == d.days_since_epoch(),
@@ -333,11 +339,13 @@ mod tests {
     #[test]
     fn evaluates_flag_and_number_keys() {
         let saved = [Uid::new(5).unwrap(), Uid::new(7).unwrap()];
+        let recent = saved.iter().copied().collect();
         let cx = Context {
             exists: 3,
             largest_uid: 7,
             now: 86_400 * 11,
             saved: &saved,
+            recent: &recent,
         };
         let messages = [
             record(2, &[Flag::Seen], 100),
@@ -364,7 +372,10 @@ mod tests {
                 SearchKey::And(vec![SearchKey::Larger(60), SearchKey::Smaller(1000)]),
                 vec![1],
             ),
-            (SearchKey::New, vec![]),
+            // UIDs 5 and 7 are recent; 7 is seen.
+            (SearchKey::Recent, vec![2, 3]),
+            (SearchKey::New, vec![2]),
+            (SearchKey::Old, vec![1]),
             (SearchKey::SequenceSet("$".parse().unwrap()), vec![2, 3]),
             (not(SearchKey::Uid("$".parse().unwrap())), vec![1]),
             (SearchKey::Younger(86_400), vec![1, 2, 3]),
@@ -388,6 +399,7 @@ mod tests {
             largest_uid: 5,
             now: 0,
             saved: &[],
+            recent: &Default::default(),
         };
         let seen = record(2, &[Flag::Seen], 100);
         let unseen = record(5, &[], 100);

@@ -44,7 +44,9 @@ impl Session {
             .await?;
         let record_special_use = record.special_use.clone();
         let object_id = super::objectid::mailbox_id(&record);
-        let selected = Selected::open(&self.mailstore, record, select.read_only).await?;
+        let claims_recent = !select.read_only && !self.rev2;
+        let selected =
+            Selected::open(&self.mailstore, record, select.read_only, claims_recent).await?;
 
         let mut keywords = Flags::new();
         let mut first_unseen = None;
@@ -79,8 +81,7 @@ impl Session {
             }));
         }
         if !self.rev2 {
-            // \Recent is not tracked: no message is ever recent to this session.
-            self.write_data(Data::Recent(0));
+            self.write_data(Data::Recent(selected.recent_count()));
             if let Some(seq) = first_unseen {
                 self.untagged_ok(Code::Unseen(seq), "first unseen message");
             }
@@ -203,7 +204,7 @@ impl Session {
                     FetchItem::Uid(m.uid.get()),
                     FetchItem::Flags {
                         flags: &m.flags,
-                        recent: false,
+                        recent: selected.recent.contains(&m.uid),
                     },
                     FetchItem::ModSeq(m.modseq.0),
                 ],

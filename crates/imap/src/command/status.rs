@@ -35,6 +35,7 @@ impl Session {
             matches!(
                 i,
                 StatusItem::Messages
+                    | StatusItem::Recent
                     | StatusItem::Unseen
                     | StatusItem::Deleted
                     | StatusItem::DeletedStorage
@@ -57,8 +58,11 @@ impl Session {
             .map(|&item| {
                 let value = match item {
                     StatusItem::Messages => messages.len() as u64,
-                    // \Recent is not tracked; no message is recent.
-                    StatusItem::Recent => 0,
+                    // Not yet claimed by any session (RFC 3501 section 2.3.2).
+                    StatusItem::Recent => messages
+                        .iter()
+                        .filter(|m| m.uid >= record.recent_uid)
+                        .count() as u64,
                     StatusItem::UidNext => u64::from(record.uidnext.get()),
                     StatusItem::UidValidity => u64::from(record.uidvalidity.get()),
                     StatusItem::Unseen => count(&Flag::Seen, false),

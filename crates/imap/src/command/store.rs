@@ -68,7 +68,11 @@ impl Session {
         // changed message is reported even under .SILENT, with its new MODSEQ (RFC 7162
         // section 3.1.3); a refused one is not, it is in MODIFIED.
         for i in indices {
-            let Some(m) = self.selected.as_ref().map(|s| &s.messages[i]) else {
+            let Some((m, recent)) = self
+                .selected
+                .as_ref()
+                .map(|s| (&s.messages[i], s.recent.contains(&s.messages[i].uid)))
+            else {
                 break;
             };
             let was_changed = changed_uids.contains(&m.uid);
@@ -82,7 +86,7 @@ impl Session {
             }
             items.push(FetchItem::Flags {
                 flags: &m.flags,
-                recent: false,
+                recent,
             });
             if condstore {
                 items.push(FetchItem::ModSeq(m.modseq.0));

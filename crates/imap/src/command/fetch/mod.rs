@@ -101,7 +101,11 @@ impl Session {
         let mut failed = 0usize;
         let mut undecodable = 0usize;
         for i in indices {
-            let Some(record) = self.selected.as_ref().map(|s| s.messages[i].clone()) else {
+            let Some((record, recent)) = self
+                .selected
+                .as_ref()
+                .map(|s| (s.messages[i].clone(), s.recent.contains(&s.messages[i].uid)))
+            else {
                 break;
             };
             let structure = if needs_structure {
@@ -149,7 +153,7 @@ impl Session {
                     FetchAttr::Uid => FetchItem::Uid(record.uid.get()),
                     FetchAttr::Flags => FetchItem::Flags {
                         flags: &record.flags,
-                        recent: false,
+                        recent,
                     },
                     FetchAttr::InternalDate => FetchItem::InternalDate(record.internal_date),
                     FetchAttr::Rfc822Size => FetchItem::Rfc822Size(record.size),
@@ -201,7 +205,7 @@ impl Session {
                 if !attrs.contains(&FetchAttr::Flags) {
                     items.push(FetchItem::Flags {
                         flags: &record.flags,
-                        recent: false,
+                        recent,
                     });
                 }
                 if condstore && !attrs.contains(&FetchAttr::Uid) {
