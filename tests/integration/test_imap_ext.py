@@ -64,7 +64,7 @@ def test_condstore_store_fetch_search(users):
     assert typ == "OK" and text.startswith("[MODIFIED 2]"), (typ, text)
     fetched = texts(untagged, "FETCH")
     assert len(fetched) == 2, fetched
-    assert all(re.match(r"[13] \(UID [13] FLAGS \(\\Deleted\) MODSEQ \(\d+\)\)", f) for f in fetched), fetched
+    assert all(re.match(r"[13] \(UID [13] FLAGS \(\\Recent \\Deleted\) MODSEQ \(\d+\)\)", f) for f in fetched), fetched
 
     # FETCH (CHANGEDSINCE) returns only what changed, with MODSEQ.
     typ, data = client.fetch("1:*", f"(FLAGS) (CHANGEDSINCE {highest})")
@@ -327,3 +327,46 @@ def test_objectid_and_utf8_accept(users):
     else:
         raise AssertionError("SEARCH CHARSET was accepted after ENABLE UTF8=ACCEPT")
     client.logout()
+
+
+def test_recent_belongs_to_one_rev1_session(users):
+    """RFC 3501 section 2.3.2: a message is \\Recent in exactly one session; EXAMINE
+    and STATUS look without claiming, and a session with the mailbox selected claims a
+    delivery when it is first told of it."""
+    deliver(users, 2)
+    looker = users.imap(*ALICE)
+    typ, data = looker.status("INBOX", "(RECENT)")
+    assert data[0] == b"INBOX (RECENT 2)", data
+    looker.select("INBOX", readonly=True)
+    assert looker.untagged_responses.get("RECENT") == [b"0"], looker.untagged_responses
+    looker.close()
+
+    first = users.imap(*ALICE)
+    typ, data = first.select("INBOX")
+    assert first.untagged_responses.get("RECENT") == [b"2"], first.untagged_responses
+    typ, data = first.fetch("1:*", "(FLAGS)")
+    assert all(b"\\Recent" in d for d in data), data
+    first.store("1", "+FLAGS", "(\\Seen)")
+    assert first.search(None, "NEW")[1] == [b"2"]
+    assert first.search(None, "RECENT")[1] == [b"1 2"]
+
+    second = users.imap(*ALICE)
+    second.select("INBOX")
+    assert second.untagged_responses.get("RECENT") == [b"0"], second.untagged_responses
+    assert second.search(None, "OLD")[1] == [b"1 2"]
+    typ, data = looker.status("INBOX", "(RECENT)")
+    assert data[0] == b"INBOX (RECENT 0)", data
+
+    # Delivered while both have INBOX selected: the first to ask gets it.
+    deliver(users, 1)
+    second.untagged_responses.clear()
+    typ, data = second.noop()
+    assert second.untagged_responses.get("EXISTS") == [b"3"], second.untagged_responses
+    assert second.untagged_responses.get("RECENT") == [b"1"], second.untagged_responses
+    assert second.search(None, "RECENT")[1] == [b"3"]
+    first.noop()
+    assert first.search(None, "RECENT")[1] == [b"1 2"]
+    typ, data = first.fetch("3", "(FLAGS)")
+    assert b"\\Recent" not in data[0], data
+    for client in (looker, first, second):
+        client.logout()
