@@ -63,6 +63,7 @@
 //! - No capability advertised that is not implemented (see `command/capability.rs`).
 
 mod command;
+mod compress;
 mod options;
 mod server;
 mod session;

@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::ImapOptions;
+use crate::compress::Deflate;
 use crate::server::SessionTls;
 use crate::state::{Enabled, Selected};
 
@@ -166,6 +167,9 @@ pub(crate) struct Session {
     pub(crate) enabled: Enabled,
     /// The `data_offset` of the literal we last sent `+` for, so we send it only once.
     continued_at: Option<usize>,
+    /// COMPRESS=DEFLATE, once active: everything read is inflated into `input` and
+    /// everything flushed is deflated.
+    pub(crate) deflate: Option<Box<Deflate>>,
 }
 
 impl Session {
@@ -198,6 +202,7 @@ impl Session {
             rev2: false,
             enabled: Enabled::default(),
             continued_at: None,
+            deflate: None,
         }
     }
 
@@ -316,14 +321,28 @@ impl Session {
         if self.input.capacity() - self.input.len() < READ_CHUNK / 4 {
             self.input.reserve(READ_CHUNK);
         }
-        tokio::select! {
+        let target = match &mut self.deflate {
+            Some(deflate) => &mut deflate.raw,
+            None => &mut self.input,
+        };
+        let input = tokio::select! {
             biased;
-            () = self.shutdown.cancelled() => Ok(Input::Shutdown),
-            read = self.stream.read_buf(&mut self.input) => match read? {
-                0 => Ok(Input::Closed),
-                _ => Ok(Input::Data),
+            () = self.shutdown.cancelled() => Input::Shutdown,
+            read = self.stream.read_buf(target) => match read? {
+                0 => Input::Closed,
+                _ => Input::Data,
             },
-            () = tokio::time::sleep(timeout) => Ok(Input::Timeout),
+            () = tokio::time::sleep(timeout) => Input::Timeout,
+        };
+        self.inflate_input()?;
+        Ok(input)
+    }
+
+    /// Under COMPRESS, moves what was read into `input`, inflated.
+    fn inflate_input(&mut self) -> io::Result<()> {
+        match &mut self.deflate {
+            Some(deflate) => deflate.inflate_into(&mut self.input),
+            None => Ok(()),
         }
     }
 
@@ -344,17 +363,23 @@ impl Session {
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
+        let target = match &mut self.deflate {
+            Some(deflate) => &mut deflate.raw,
+            None => &mut self.input,
+        };
+        let event = tokio::select! {
             biased;
-            () = self.shutdown.cancelled() => Ok(IdleEvent::Input(Input::Shutdown)),
-            read = self.stream.read_buf(&mut self.input) => match read? {
-                0 => Ok(IdleEvent::Input(Input::Closed)),
-                _ => Ok(IdleEvent::Input(Input::Data)),
+            () = self.shutdown.cancelled() => IdleEvent::Input(Input::Shutdown),
+            read = self.stream.read_buf(target) => match read? {
+                0 => IdleEvent::Input(Input::Closed),
+                _ => IdleEvent::Input(Input::Data),
             },
-            () = changed => Ok(IdleEvent::Changed),
-            _ = poll.tick() => Ok(IdleEvent::Poll),
-            () = tokio::time::sleep_until(deadline) => Ok(IdleEvent::Input(Input::Timeout)),
-        }
+            () = changed => IdleEvent::Changed,
+            _ = poll.tick() => IdleEvent::Poll,
+            () = tokio::time::sleep_until(deadline) => IdleEvent::Input(Input::Timeout),
+        };
+        self.inflate_input()?;
+        Ok(event)
     }
 
     pub(crate) fn bye_shutdown(&mut self) {
@@ -412,7 +437,15 @@ impl Session {
             return Ok(());
         }
         let timeout = self.autologout();
-        match tokio::time::timeout(timeout, self.stream.write_all(&self.output)).await {
+        let packed;
+        let bytes = match &mut self.deflate {
+            Some(deflate) => {
+                packed = deflate.deflate(&self.output)?;
+                &packed
+            }
+            None => &self.output,
+        };
+        match tokio::time::timeout(timeout, self.stream.write_all(bytes)).await {
             Ok(result) => result?,
             Err(_) => {
                 return Err(io::Error::new(
@@ -541,6 +574,7 @@ impl Session {
             CommandBody::Idle => self.idle(tag).await,
             CommandBody::Close => self.close().await,
             CommandBody::Unselect => self.unselect(),
+            CommandBody::Compress(mechanism) => self.compress(tag, &mechanism).await,
             CommandBody::Expunge { uids } => self.expunge(uids).await,
             CommandBody::Fetch(fetch) => self.fetch(fetch).await,
             CommandBody::Store(store) => self.store(store).await,

@@ -92,6 +92,8 @@ pub enum CommandBody {
     GetQuota(String),
     GetQuotaRoot(MailboxName),
     SetQuota(SetQuota),
+    /// COMPRESS (RFC 4978) with its mechanism, upper-cased.
+    Compress(String),
 }
 
 impl CommandBody {
@@ -142,6 +144,7 @@ impl CommandBody {
             CommandBody::GetQuota(_) => "GETQUOTA",
             CommandBody::GetQuotaRoot(_) => "GETQUOTAROOT",
             CommandBody::SetQuota(_) => "SETQUOTA",
+            CommandBody::Compress(_) => "COMPRESS",
         }
     }
 }
@@ -173,6 +176,10 @@ fn parse_body(c: &mut Cursor<'_>) -> PResult<CommandBody> {
         "CHECK" => CommandBody::Check,
         "CLOSE" => CommandBody::Close,
         "UNSELECT" => CommandBody::Unselect,
+        "COMPRESS" => {
+            c.sp()?;
+            CommandBody::Compress(c.atom()?.to_ascii_uppercase())
+        }
         "EXPUNGE" => CommandBody::Expunge { uids: None },
         "AUTHENTICATE" => CommandBody::Authenticate(auth::parse_authenticate(c)?),
         "LOGIN" => CommandBody::Login(auth::parse_login(c)?),
@@ -324,6 +331,10 @@ mod tests {
             ("a CHECK\r\n", Ok(CommandBody::Check)),
             ("a CLOSE\r\n", Ok(CommandBody::Close)),
             ("a UNSELECT\r\n", Ok(CommandBody::Unselect)),
+            (
+                "a compress deflate\r\n",
+                Ok(CommandBody::Compress("DEFLATE".into())),
+            ),
             ("a EXPUNGE\r\n", Ok(CommandBody::Expunge { uids: None })),
             (
                 "a UID EXPUNGE 1:3\r\n",

@@ -74,6 +74,10 @@ impl Session {
             .into(),
         );
         caps.extend(EXTENSIONS.iter().map(|c| c.to_string()));
+        // RFC 4978: after login, and not once active.
+        if self.account.is_some() && self.deflate.is_none() {
+            caps.push("COMPRESS=DEFLATE".into());
+        }
         caps.push(format!("APPENDLIMIT={}", self.options.max_message_size));
         caps
     }

@@ -4,6 +4,7 @@
 
 mod append;
 mod capability;
+mod compress;
 mod copy;
 mod expunge;
 mod fetch;
