@@ -85,3 +85,21 @@ def test_compress_unknown_mechanism_is_refused(users):
     # Still plaintext.
     assert conn.command("b3", "NOOP")[-1].startswith(b"b3 OK")
     conn.sock.close()
+
+
+def test_idle_under_compression_sees_a_delivery(users):
+    conn = Conn(users.ports["imap"])
+    conn.line()
+    assert conn.command("c1", f"LOGIN {ALICE[0]} {ALICE[1]}")[-1].startswith(b"c1 OK")
+    assert conn.command("c2", "COMPRESS DEFLATE") == [b"c2 OK DEFLATE active"]
+    conn.inflater = zlib.decompressobj(wbits=-15)
+    conn.deflater = zlib.compressobj(wbits=-15)
+    assert conn.command("c3", "SELECT INBOX")[-1].startswith(b"c3 OK")
+    conn.send(b"c4 IDLE\r\n")
+    assert conn.line().startswith(b"+ "), "IDLE continuation"
+    deliver_ok(users, [ALICE[0]], message("during idle"))
+    assert conn.line() == b"* 1 EXISTS"
+    assert conn.line() == b"* 1 RECENT"
+    conn.send(b"DONE\r\n")
+    assert conn.line().startswith(b"c4 OK"), "IDLE ends on a compressed DONE"
+    conn.sock.close()

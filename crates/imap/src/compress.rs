@@ -48,6 +48,10 @@ impl Deflate {
             );
             pos += result.bytes_consumed;
             out.extend_from_slice(&buf[..result.bytes_written]);
+            // No progress: the rest waits for more input (and the loop cannot spin).
+            if result.bytes_consumed == 0 && result.bytes_written == 0 && result.status.is_ok() {
+                break;
+            }
             match result.status {
                 Ok(MZStatus::Ok) if pos < self.raw.len() || result.bytes_written == buf.len() => {}
                 Ok(MZStatus::Ok) => break,
@@ -85,6 +89,9 @@ impl Deflate {
             );
             pos += result.bytes_consumed;
             out.extend_from_slice(&buf[..result.bytes_written]);
+            if result.bytes_consumed == 0 && result.bytes_written == 0 {
+                return Ok(out);
+            }
             match result.status {
                 // A full buffer may hold back more of the flush.
                 Ok(_) if pos < input.len() || result.bytes_written == buf.len() => {}
