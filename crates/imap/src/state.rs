@@ -105,7 +105,12 @@ impl Selected {
             .max(fresh.uidnext.get());
         let watch = mailstore.watch(record.account, fresh.id, fresh.highest_modseq);
         let mut recent = BTreeSet::new();
-        if claims_recent && let Some(up_to) = Uid::new(uid_next) {
+        // The mark only rises, so one already at UIDNEXT leaves nothing to claim and
+        // the SELECT writes nothing.
+        if claims_recent
+            && let Some(up_to) = Uid::new(uid_next)
+            && fresh.recent_uid < up_to
+        {
             let from = mailstore
                 .claim_recent(record.account, fresh.id, up_to)
                 .await?;
