@@ -420,6 +420,9 @@ def test_idle_on_one_node_sees_a_delivery_through_another(
     line = client.readline()
     seen_after = time.monotonic() - started
     assert line.strip() == b"* 1 EXISTS", line
+    # The message arrived while this rev1 session had INBOX selected: it is \Recent
+    # to this session, which says so after EXISTS (RFC 3501 section 7.3.2).
+    assert client.readline().strip() == b"* 1 RECENT"
     client.send(b"DONE\r\n")
     assert client.readline().startswith(tag + b" OK"), "IDLE not ended"
     # The node learnt of it from its poll of watched mailboxes, not by chance.
