@@ -6,14 +6,18 @@ from __future__ import annotations
 import imaplib
 import os
 import re
+import shutil
 import smtplib
 import subprocess
 import time
+from pathlib import Path
 
+import pytest
 
 from conftest import HOST, evermail_bin, lmtp_deliver
 
-TIMEOUT = 180.0
+# `lab up` may start a Galera cluster: scripts/galera allows 2 x 120 s per node.
+TIMEOUT = 900.0
 
 
 def lab(*args: str) -> str:
@@ -38,7 +42,8 @@ def pids(dir_) -> list[int]:
     return [int(line.split()[1]) for line in (dir_ / "pids").read_text().splitlines()]
 
 
-def run_lab(tmp_path, extra: list[str], nodes: int) -> None:
+def run_lab(tmp_path, extra: list[str], nodes: int) -> tuple[str, str]:
+    """Up, use, down; (the output of `lab up`, of `lab status` while it ran)."""
     dir_ = tmp_path / "lab"
     try:
         out = lab("up", "--dir", str(dir_), *extra)
@@ -76,10 +81,46 @@ def run_lab(tmp_path, extra: list[str], nodes: int) -> None:
         assert not os.path.exists(f"/proc/{pid}") or \
             open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z", pid
     assert lab("status", "--dir", str(dir_)).count(" stopped ") == nodes + 2
+    return out, status
 
 
 def test_lab_on_sqlite_runs_one_node_and_says_why(tmp_path):
-    run_lab(tmp_path, [], nodes=1)
+    out, _ = run_lab(tmp_path, ["--sqlite"], nodes=1)
+    assert "SQLite, which only one mailbox node may serve" in out, out
+
+
+def galera_missing() -> str | None:
+    """What `lab up` needs for a Galera cluster of its own and does not find."""
+    for name in ("mariadbd", "mariabackup", "socat"):
+        if not (shutil.which(name) or Path("/usr/sbin", name).is_file()):
+            return name
+    if not Path("/usr/lib/galera/libgalera_smm.so").is_file():
+        return "/usr/lib/galera/libgalera_smm.so"
+    return None
+
+
+def test_lab_starts_its_own_galera(tmp_path):
+    """Without --mysql-url and with MariaDB/Galera installed, `lab up` starts a 3-node
+    Galera cluster of its own (port offset 200, clear of the test clusters) and
+    `lab down` stops it."""
+    missing = galera_missing()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have MariaDB/Galera installed: no {missing}")
+        pytest.skip(f"MariaDB/Galera is not installed: no {missing}")
+    out, status = run_lab(tmp_path, [], nodes=3)
+    assert "starting a 3-node Galera cluster" in out, out
+    galera = [line for line in status.splitlines() if line.startswith("galera node")]
+    assert len(galera) == 3 and all("state=Synced" in g and "cluster_size=3" in g
+                                    for g in galera), status
+    for n in (1, 2, 3):
+        pid_file = tmp_path / "lab" / "galera" / f"node{n}" / "node.pid"
+        if not pid_file.exists():
+            continue
+        pid = int(pid_file.read_text())
+        assert not os.path.exists(f"/proc/{pid}"), f"galera node {n} (pid {pid}) still runs"
+    after = lab("status", "--dir", str(tmp_path / "lab"))
+    assert after.count(" stopped\n") >= 3, after
 
 
 def test_lab_on_galera_runs_three_nodes(mysql_db, tmp_path):

@@ -5,7 +5,11 @@
 //! find them again (by pid, never by name).
 //!
 //! With `--mysql-url` (one per node of a running MariaDB Galera cluster) the lab runs
-//! three mailbox nodes on it. Without, it uses SQLite, which one node only may serve
+//! three mailbox nodes on it. Without, when MariaDB with Galera is installed
+//! (mariadbd, libgalera_smm.so, mariabackup, socat), it starts a 3-node Galera cluster
+//! of its own in `DIR/galera` with the repository's scripts/galera (built into this
+//! binary and written to `DIR/galera.sh`), on ports shifted by `--galera-port-offset`;
+//! `down` stops it and `status` reports it. Otherwise, or with `--sqlite`, it uses SQLite, which one node only may serve
 //! (two processes writing one SQLite file would each think they allocate UIDs alone),
 //! so it runs one node and says so. Either way: two proxies, three fs stores in three
 //! zones with replicas = 2, and a demo account.
@@ -35,6 +39,13 @@ pub enum LabCommand {
         /// per node; the database must exist. Without: SQLite and one mailbox node.
         #[arg(long = "mysql-url", value_name = "URL")]
         mysql_urls: Vec<String>,
+        /// Use SQLite and one mailbox node even when MariaDB/Galera is installed.
+        #[arg(long, conflicts_with = "mysql_urls")]
+        sqlite: bool,
+        /// Added to scripts/galera's ports (33061.., 45671.., 45681.., 44441..) for the
+        /// lab's own Galera cluster; the default keeps clear of the test clusters'.
+        #[arg(long, default_value_t = 200)]
+        galera_port_offset: u32,
     },
     /// Show each process of the lab (running or not) and its endpoints.
     Status {
@@ -50,7 +61,21 @@ pub enum LabCommand {
 
 pub async fn run(command: LabCommand) -> anyhow::Result<()> {
     match command {
-        LabCommand::Up { dir, mysql_urls } => up(&dir, &mysql_urls).await,
+        LabCommand::Up {
+            dir,
+            mysql_urls,
+            sqlite,
+            galera_port_offset,
+        } => {
+            let mut urls = mysql_urls;
+            if urls.is_empty() && !sqlite && !read_pids(&dir)?.iter().any(|(_, p)| alive(*p)) {
+                match galera_missing() {
+                    None => urls = galera_up(&dir, galera_port_offset)?,
+                    Some(what) => println!("MariaDB/Galera is not installed ({what} missing)"),
+                }
+            }
+            up(&dir, &urls).await
+        }
         LabCommand::Status { dir } => status(&dir),
         LabCommand::Down { dir } => down(&dir),
     }
@@ -150,6 +175,85 @@ fn spawn(
     }
 }
 
+/// scripts/galera, run from the lab directory as `DIR/galera.sh`.
+const GALERA_SCRIPT: &str = include_str!("../../../scripts/galera");
+
+/// What of MariaDB/Galera is missing for a lab cluster, or None when all is there.
+fn galera_missing() -> Option<&'static str> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    dirs.extend(["/usr/sbin", "/usr/bin", "/sbin"].map(PathBuf::from));
+    let found = |name: &str| dirs.iter().any(|d| d.join(name).is_file());
+    if !found("mariadbd") {
+        Some("mariadbd")
+    } else if !Path::new("/usr/lib/galera/libgalera_smm.so").is_file() {
+        Some("/usr/lib/galera/libgalera_smm.so")
+    } else if !found("mariabackup") {
+        Some("mariabackup")
+    } else if !found("socat") {
+        Some("socat")
+    } else {
+        None
+    }
+}
+
+/// `bash DIR/galera.sh CMD DIR/galera` with the lab's port offset.
+fn galera_command(dir: &Path, cmd: &str, offset: u32) -> Command {
+    let mut command = Command::new("bash");
+    command
+        .arg(dir.join("galera.sh"))
+        .arg(cmd)
+        .arg(dir.join("galera"))
+        .env("EVERMAIL_GALERA_PORT_OFFSET", offset.to_string())
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs scripts/galera CMD for the lab (its progress on our stderr); its stdout.
+fn galera_script(dir: &Path, cmd: &str, offset: u32) -> anyhow::Result<String> {
+    let out = galera_command(dir, cmd, offset)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running scripts/galera (DIR/galera.sh)")?;
+    if !out.status.success() {
+        bail!("scripts/galera {cmd} failed ({})", out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Starts (or restarts) the lab's own 3-node Galera cluster; one URL per node.
+fn galera_up(dir: &Path, offset: u32) -> anyhow::Result<Vec<String>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join("galera.sh"), GALERA_SCRIPT)?;
+    std::fs::write(dir.join("galera.offset"), offset.to_string())?;
+    println!(
+        "MariaDB/Galera is installed: starting a 3-node Galera cluster in {} \
+         (scripts/galera, port offset {offset})",
+        dir.join("galera").display()
+    );
+    let urls: Vec<String> = galera_script(dir, "up", offset)?
+        .lines()
+        .filter(|l| l.starts_with("mysql://"))
+        .map(str::to_string)
+        .collect();
+    if urls.is_empty() {
+        bail!("scripts/galera up printed no node URLs");
+    }
+    Ok(urls)
+}
+
+/// The port offset of the lab's own Galera cluster, when it has one.
+fn galera_offset(dir: &Path) -> Option<u32> {
+    if !dir.join("galera.sh").is_file() {
+        return None;
+    }
+    std::fs::read_to_string(dir.join("galera.offset"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 async fn up(dir: &Path, mysql_urls: &[String]) -> anyhow::Result<()> {
     if read_pids(dir)?.iter().any(|(_, pid)| alive(*pid)) {
         bail!(
@@ -174,8 +278,8 @@ async fn up(dir: &Path, mysql_urls: &[String]) -> anyhow::Result<()> {
     }
     let (metadata, nodes): (String, Vec<&str>) = if mysql_urls.is_empty() {
         println!(
-            "no --mysql-url: metadata in SQLite, which only one mailbox node may serve; \
-             starting 1 node (give the URLs of a Galera cluster for 3)"
+            "no Galera cluster: metadata in SQLite, which only one mailbox node may serve; \
+             starting 1 node (install MariaDB with Galera, or give --mysql-url, for 3)"
         );
         let db = dir.join("a").join("meta.sqlite");
         (
@@ -315,6 +419,16 @@ fn format_endpoints(endpoints: &[(String, BTreeMap<String, String>)]) -> String 
 }
 
 fn status(dir: &Path) -> anyhow::Result<()> {
+    if let Some(offset) = galera_offset(dir) {
+        // scripts/galera status reports each node on stderr (and exits 1 if one is down).
+        match galera_command(dir, "status", offset).output() {
+            Ok(out) => String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .filter(|l| l.starts_with("node"))
+                .for_each(|l| println!("galera {l}")),
+            Err(e) => println!("galera: {e}"),
+        }
+    }
     let pids = read_pids(dir)?;
     if pids.is_empty() {
         println!("no lab in {}", dir.display());
@@ -352,6 +466,10 @@ fn down(dir: &Path) -> anyhow::Result<()> {
     }
     if live.is_empty() {
         println!("nothing running in {}", dir.display());
+    }
+    if let Some(offset) = galera_offset(dir) {
+        galera_script(dir, "down", offset)?;
+        println!("galera cluster in {} stopped", dir.join("galera").display());
     }
     Ok(())
 }
