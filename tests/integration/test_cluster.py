@@ -9,6 +9,7 @@ run on the Galera cluster of EVERMAIL_TEST_MYSQL_URLS, a fresh database each.
 from __future__ import annotations
 
 import imaplib
+import re
 import time
 
 from conftest import ALICE, CONFIG, HOST
@@ -429,6 +430,85 @@ def test_idle_on_one_node_sees_a_delivery_through_another(
     assert metric(a, "evermail_watched_changes_total") > before
     print(f"IDLE on node a saw the delivery through node b after {seen_after:.3f}s")
     client.logout()
+
+
+def test_flag_changes_and_expunges_through_one_node_reach_another(
+        mysql_db, make_mysql_server, tmp_path):
+    """IDLE, NOOP and QRESYNC on node a see a flag change and an expunge made on b."""
+    cluster, db, urls = mysql_db
+    blobs = tmp_path / "shared-blobs"
+    a = make_mysql_server("a", urls, blobs, extra=FAST)
+    b = make_mysql_server("b", urls[1:] + urls[:1], blobs, extra=FAST)
+    a.cli("db", "migrate")
+    a.start()
+    b.start()
+    a.add_account(*ALICE)
+    lmtp = b.lmtp()
+    for i in (1, 2):
+        msg = f"Subject: m{i}\r\nMessage-ID: <x-{i}@test>\r\n\r\nbody {i}\r\n".encode()
+        assert lmtp_deliver(lmtp, "s@example.net", [ALICE[0]], msg)[ALICE[0]][0] == 250
+    lmtp.quit()
+
+    # Watchers on node a, all with INBOX selected before the changes.
+    idler = a.imap(*ALICE)
+    assert idler.select("INBOX")[0] == "OK"
+    noop = a.imap(*ALICE)
+    assert noop.select("INBOX")[0] == "OK"
+    typ, data = noop.status("INBOX", "(UIDVALIDITY HIGHESTMODSEQ)")
+    assert typ == "OK", data
+    m = re.search(rb"UIDVALIDITY (\d+) HIGHESTMODSEQ (\d+)", data[0])
+    assert m, data
+    uidvalidity, modseq_before = int(m.group(1)), int(m.group(2))
+    tag = idler._new_tag()
+    idler.send(tag + b" IDLE\r\n")
+    assert idler.readline().startswith(b"+"), "no IDLE continuation"
+
+    # The changes, through node b: flag message 1, expunge message 2.
+    changer = b.imap(*ALICE)
+    assert changer.select("INBOX")[0] == "OK"
+    assert changer.store("1", "+FLAGS", "(\\Flagged)")[0] == "OK"
+    assert changer.store("2", "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert changer.expunge()[0] == "OK"
+    changer.logout()
+
+    # IDLE on a reports both, unasked.
+    idler.sock.settimeout(WAIT)
+    lines = []
+    deadline = time.monotonic() + WAIT
+
+    def flagged(seen):
+        return any(x.startswith(b"* 1 FETCH") and b"\\Flagged" in x for x in seen)
+    # Either order is right: one poll may see both changes (EXPUNGE is sent first).
+    while not (b"* 2 EXPUNGE" in lines and flagged(lines)) and time.monotonic() < deadline:
+        lines.append(idler.readline().strip())
+    assert b"* 2 EXPUNGE" in lines, lines
+    assert flagged(lines), lines
+    idler.send(b"DONE\r\n")
+    while not (line := idler.readline()).startswith(tag):
+        pass
+    assert line.startswith(tag + b" OK"), line
+    idler.logout()
+
+    # NOOP on a reports both.
+    def noop_saw_expunge():
+        assert noop.noop()[0] == "OK"
+        return noop.untagged_responses.get("EXPUNGE")
+    wait_for("NOOP on node a to report the expunge", noop_saw_expunge)
+    fetched = b" ".join(noop.untagged_responses.get("FETCH", []))
+    assert b"\\Flagged" in fetched, noop.untagged_responses
+    noop.logout()
+
+    # A QRESYNC SELECT on a, from the state before the changes, gets both.
+    resync = a.imap(*ALICE)
+    assert resync.enable("QRESYNC")[0] == "OK"
+    typ, data = resync._simple_command(
+        "SELECT", f"INBOX (QRESYNC ({uidvalidity} {modseq_before}))")
+    assert typ == "OK", data
+    vanished = resync.untagged_responses.get("VANISHED", [])
+    assert vanished == [b"(EARLIER) 2"], resync.untagged_responses
+    fetched = b" ".join(resync.untagged_responses.get("FETCH", []))
+    assert fetched.startswith(b"1 (") and b"\\Flagged" in fetched, resync.untagged_responses
+    resync.logout()
 
 
 def test_chaos_through_two_proxies_loses_and_duplicates_nothing(
