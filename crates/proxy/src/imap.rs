@@ -7,7 +7,6 @@ use evermail_imap_proto::command::auth::encode_base64;
 use evermail_imap_proto::{
     CommandBody, Limits, Parse, SaslResponse, parse_command, parse_sasl_response,
 };
-use evermail_listener::accept_sessions;
 use evermail_tls::{ListenerTls, PlaintextAuth, SessionStream, TlsAcceptor};
 use std::io;
 use std::net::SocketAddr;
@@ -15,7 +14,6 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 /// Longest line the proxy reads from a client before login, or from a node's greeting.
 const MAX_LINE: usize = 8 * 1024;
@@ -36,9 +34,8 @@ pub async fn serve_imap(
         "proxy-imap"
     };
     let token = shutdown.clone();
-    accept_sessions(listener, protocol, shutdown, move |conn| {
-        let span = tracing::info_span!("proxy-imap", session = conn.id, peer = %conn.peer);
-        let session = Session {
+    crate::serve_front(listener, protocol, shutdown, move |conn| {
+        Session {
             stream: SessionStream::Plain(conn.stream),
             peer: conn.peer,
             router: router.clone(),
@@ -46,13 +43,8 @@ pub async fn serve_imap(
             plaintext_auth,
             input: Vec::new(),
             shutdown: token.clone(),
-        };
-        async move {
-            if let Err(error) = session.run().await {
-                tracing::debug!(%error, "session ended");
-            }
         }
-        .instrument(span)
+        .run()
     })
     .await
 }

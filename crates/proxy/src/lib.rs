@@ -35,8 +35,39 @@ pub use lmtp::serve_lmtp;
 pub use pop3::serve_pop3;
 pub use router::Router;
 
+use evermail_listener::{Connection, accept_sessions};
 use serde::Deserialize;
+use std::io;
 use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Accepts clients of one front (`protocol`, as the metrics and logs name it) until
+/// `shutdown`, each session run by `session(connection)` in a span of its own, and
+/// logs how it ended: what the IMAP, POP3 and LMTP fronts share.
+async fn serve_front<F, Fut>(
+    listener: TcpListener,
+    protocol: &'static str,
+    shutdown: CancellationToken,
+    mut session: F,
+) -> io::Result<()>
+where
+    F: FnMut(Connection) -> Fut,
+    Fut: Future<Output = io::Result<()>> + Send + 'static,
+{
+    accept_sessions(listener, protocol, shutdown, move |conn| {
+        let span = tracing::info_span!("proxy", protocol, session = conn.id, peer = %conn.peer);
+        let run = session(conn);
+        async move {
+            if let Err(error) = run.await {
+                tracing::debug!(%error, "session ended");
+            }
+        }
+        .instrument(span)
+    })
+    .await
+}
 
 /// `[proxy]`: what `evermail proxy` listens on and how it judges nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

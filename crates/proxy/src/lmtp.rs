@@ -10,12 +10,10 @@
 //! (`Mailstore::deliver_once`).
 
 use crate::router::Router;
-use evermail_listener::accept_sessions;
 use std::io;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 const MAX_LINE: u64 = 4096;
 /// How many nodes one command is tried on before the client gets a 451.
@@ -27,22 +25,16 @@ pub async fn serve_lmtp(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let token = shutdown.clone();
-    accept_sessions(listener, "proxy-lmtp", shutdown, move |conn| {
-        let span = tracing::info_span!("proxy-lmtp", session = conn.id, peer = %conn.peer);
-        let session = Session {
+    crate::serve_front(listener, "proxy-lmtp", shutdown, move |conn| {
+        Session {
             client: BufReader::new(conn.stream),
             router: router.clone(),
             node: None,
             mail: None,
             rcpts: Vec::new(),
             shutdown: token.clone(),
-        };
-        async move {
-            if let Err(error) = session.run().await {
-                tracing::debug!(%error, "session ended");
-            }
         }
-        .instrument(span)
+        .run()
     })
     .await
 }

@@ -7,7 +7,6 @@
 
 use crate::router::{Router, Target};
 use evermail_imap_proto::command::auth::{decode_base64, encode_base64};
-use evermail_listener::accept_sessions;
 use evermail_tls::{ListenerTls, PlaintextAuth, SessionStream, TlsAcceptor};
 use std::io;
 use std::net::SocketAddr;
@@ -15,7 +14,6 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 const MAX_LINE: usize = 1024;
 
@@ -33,9 +31,8 @@ pub async fn serve_pop3(
         "proxy-pop3"
     };
     let token = shutdown.clone();
-    accept_sessions(listener, protocol, shutdown, move |conn| {
-        let span = tracing::info_span!("proxy-pop3", session = conn.id, peer = %conn.peer);
-        let session = Session {
+    crate::serve_front(listener, protocol, shutdown, move |conn| {
+        Session {
             stream: SessionStream::Plain(conn.stream),
             peer: conn.peer,
             router: router.clone(),
@@ -43,13 +40,8 @@ pub async fn serve_pop3(
             plaintext_auth,
             input: Vec::new(),
             shutdown: token.clone(),
-        };
-        async move {
-            if let Err(error) = session.run().await {
-                tracing::debug!(%error, "session ended");
-            }
         }
-        .instrument(span)
+        .run()
     })
     .await
 }
