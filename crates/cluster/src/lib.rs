@@ -58,6 +58,34 @@ impl Default for ClusterOptions {
 }
 
 impl ClusterOptions {
+    /// Refuses settings that parse but cannot work: a secret that IMAP's `ID` or POP3's
+    /// `XCLIENT` could not carry as it is, and timings that would call live nodes down.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(secret) = &self.secret
+            && (secret.is_empty()
+                || !secret
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'))
+        {
+            return Err(
+                "[cluster] secret must be printable ASCII without spaces, quotes or \
+                        backslashes (POP3's XCLIENT carries it as one word)"
+                    .into(),
+            );
+        }
+        if self.heartbeat_ms == 0 || self.change_poll_ms == 0 {
+            return Err("[cluster] heartbeat_ms and change_poll_ms must be more than 0".into());
+        }
+        if self.down_after_ms <= self.heartbeat_ms {
+            return Err(format!(
+                "[cluster] down_after_ms ({}) must be longer than heartbeat_ms ({}), or \
+                 every node would be called down between two of its heartbeats",
+                self.down_after_ms, self.heartbeat_ms
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether `offered` is the configured secret. Compared in time independent of
     /// where the first difference is, so the answer time does not leak a prefix.
     pub fn secret_matches(&self, offered: &str) -> bool {
@@ -99,5 +127,26 @@ mod tests {
         }
         assert!(!ClusterOptions::default().secret_matches(""));
         assert!(toml::from_str::<ClusterOptions>("secrets = 1").is_err());
+    }
+
+    #[test]
+    fn unusable_settings_are_refused() {
+        assert_eq!(ClusterOptions::default().validate(), Ok(()));
+        let good: ClusterOptions = toml::from_str("secret = \"a-long_random.string/42=\"").unwrap();
+        assert_eq!(good.validate(), Ok(()));
+        for text in [
+            "secret = \"\"",
+            "secret = \"two words\"",
+            "secret = \"quo\\\"te\"",
+            "secret = \"back\\\\slash\"",
+            "secret = \"tab\\there\"",
+            "secret = \"naïve\"",
+            "heartbeat_ms = 0",
+            "change_poll_ms = 0",
+            "heartbeat_ms = 5000\ndown_after_ms = 5000",
+        ] {
+            let options: ClusterOptions = toml::from_str(text).unwrap();
+            assert!(options.validate().is_err(), "{text}");
+        }
     }
 }

@@ -288,6 +288,7 @@ impl Config {
             bail!("[storage] registry_refresh_secs must be more than 0");
         }
         storage.maintenance.validate().map_err(anyhow::Error::msg)?;
+        self.cluster.validate().map_err(anyhow::Error::msg)?;
         let metadata = &self.metadata;
         if !metadata.mysql.urls.is_empty() {
             bail!("[metadata.mysql]: list the database nodes in [metadata] mysql_urls instead");
