@@ -158,9 +158,12 @@ async fn list_extended_with_status_and_recursivematch() {
         let reply = client.command(&format!("CREATE {name}")).await;
         assert!(client.ok(&reply), "{reply:?}");
     }
-    // New mailboxes start subscribed; leave only Fruit/Banana, Tofu/Silken and the
-    // Veg pair subscribed below the top level.
-    client.command("UNSUBSCRIBE Fruit").await;
+    // CREATE does not subscribe; subscribe only Fruit/Banana, Tofu/Silken and the Veg
+    // pair below the top level.
+    for name in ["Fruit/Banana", "Tofu/Silken", "Veg", "Veg/Leek"] {
+        let reply = client.command(&format!("SUBSCRIBE {name}")).await;
+        assert!(client.ok(&reply), "{reply:?}");
+    }
 
     // LIST-STATUS (RFC 5819): STATUS right after the LIST of each mailbox.
     let reply = client

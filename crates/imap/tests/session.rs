@@ -196,6 +196,27 @@ async fn unsubscribe_and_subscribe_change_lsub() {
     assert!(has(&reply, "NO [NONEXISTENT]"), "{reply:?}");
 }
 
+/// imapclient's livetest `test_subscriptions`: a created mailbox is not subscribed
+/// until the client says SUBSCRIBE (RFC 9051 section 6.3.7), so LSUB under it lists
+/// only what was subscribed.
+#[tokio::test]
+async fn create_does_not_subscribe() {
+    let server = TestServer::start().await;
+    server.account("alice@example.com", "pw").await;
+    let mut client = server.login("alice@example.com").await;
+    for name in ["Base", "Base/one", "Base/two"] {
+        let reply = client.command(&format!("CREATE {name}")).await;
+        assert!(client.ok(&reply), "{reply:?}");
+    }
+    let reply = client.command("LSUB \"Base\" \"*\"").await;
+    assert_eq!(reply.len(), 1, "nothing subscribed yet: {reply:?}");
+    let reply = client.command("SUBSCRIBE Base/one").await;
+    assert!(client.ok(&reply), "{reply:?}");
+    let reply = client.command("LSUB \"Base\" \"*\"").await;
+    assert_eq!(reply[0], "* LSUB () \"/\" Base/one");
+    assert_eq!(reply.len(), 2, "{reply:?}");
+}
+
 #[tokio::test]
 async fn create_nested_mailboxes_and_delete_them() {
     let server = TestServer::start().await;

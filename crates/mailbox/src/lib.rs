@@ -12,6 +12,8 @@
 //! - `accounts`: accounts, password hashing, aliases, recipient resolution.
 //! - `decode`: undoing a part's Content-Transfer-Encoding (IMAP BINARY).
 //! - `deliver`: LMTP delivery and IMAP APPEND.
+//! - `header_cache`: the header section stored with each blob row at delivery.
+//! - `fts`: SEARCH BODY and TEXT through the node's text index (`evermail_fts`).
 //! - `login_guard`: the failed-login lockout IMAP and POP3 share.
 //! - `maildrop`: the POP3 maildrop lock.
 //! - `parse`: the envelope and MIME structure, parsed once at delivery.
@@ -25,6 +27,8 @@ mod accounts;
 mod decode;
 mod deliver;
 mod error;
+mod fts;
+mod header_cache;
 mod login_guard;
 mod maildrop;
 mod parse;
@@ -36,6 +40,7 @@ pub use decode::decode_transfer_encoding;
 pub use deliver::Delivered;
 pub use error::{ErrorKind, MailError};
 pub use evermail_meta::{Changes, FlagChange, FlagUpdate, MailboxRecord, MessageRecord};
+pub use fts::{MIN_INDEXED_CHARS, TextHits, TextKey};
 pub use login_guard::{LockScope, LoginGuardOptions};
 pub use maildrop::MaildropLock;
 pub use parse::{MessageStructure, parse_structure};
@@ -93,6 +98,8 @@ struct Inner {
     maildrops: maildrop::MaildropLocks,
     login_guard: login_guard::LoginGuard,
     watched: watch::Watched,
+    /// Set by `enable_text_index` (`serve` does; tools and most tests do not).
+    text_indexes: std::sync::OnceLock<fts::TextIndexes>,
 }
 
 impl Mailstore {
@@ -108,6 +115,7 @@ impl Mailstore {
                 changes,
                 maildrops: Default::default(),
                 watched: Default::default(),
+                text_indexes: Default::default(),
             }),
         }
     }
@@ -173,8 +181,11 @@ impl Mailstore {
         }
     }
 
-    /// Creates a mailbox for `account`, subscribed. Fails with `AlreadyExists` when the
-    /// name is taken; the name's syntax (hierarchy, wildcards) is the protocol's concern.
+    /// Creates a mailbox for `account`, not subscribed: subscribing is the client's
+    /// own SUBSCRIBE (RFC 9051 section 6.3.7), as in Dovecot and Cyrus, so a client that
+    /// shows only subscribed mailboxes does not see every folder another client made.
+    /// Fails with `AlreadyExists` when the name is taken; the name's syntax (hierarchy,
+    /// wildcards) is the protocol's concern.
     pub async fn create_mailbox(
         &self,
         account: AccountId,
@@ -188,7 +199,7 @@ impl Mailstore {
                 evermail_meta::NewMailbox {
                     name: name.to_string(),
                     special_use: special_use.map(str::to_string),
-                    subscribed: true,
+                    subscribed: false,
                 },
             )
             .await?)

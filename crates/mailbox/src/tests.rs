@@ -269,7 +269,7 @@ async fn mailboxes_are_created_and_deleted_per_account() {
         .create_mailbox(alice.id, "Lists/rust", None)
         .await
         .unwrap();
-    assert!(created.subscribed);
+    assert!(!created.subscribed, "CREATE does not subscribe");
     let again = store.create_mailbox(alice.id, "Lists/rust", None).await;
     assert_eq!(again.unwrap_err().kind(), ErrorKind::AlreadyExists);
     // Bob cannot delete Alice's mailbox, even knowing its id.

@@ -86,8 +86,9 @@ impl Session {
         Done::ok("DELETE completed")
     }
 
-    /// Every mailbox is created subscribed and subscriptions cannot be changed yet, so
-    /// SUBSCRIBE to an existing mailbox is already true and UNSUBSCRIBE is refused.
+    /// The subscription is a flag on the mailbox row, so only an existing mailbox can
+    /// be subscribed (`NO [NONEXISTENT]` otherwise, which RFC 9051 section 6.3.7
+    /// allows). CREATE does not subscribe.
     pub(crate) async fn subscribe(&mut self, name: MailboxName, subscribe: bool) -> CmdResult {
         let account = self.account()?;
         let record = self
