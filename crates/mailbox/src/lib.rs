@@ -12,8 +12,6 @@
 //! - `accounts`: accounts, password hashing, aliases, recipient resolution.
 //! - `decode`: undoing a part's Content-Transfer-Encoding (IMAP BINARY).
 //! - `deliver`: LMTP delivery and IMAP APPEND.
-//! - `header_cache`: the header section stored with each blob row at delivery.
-//! - `fts`: SEARCH BODY and TEXT through the node's text index (`evermail_fts`).
 //! - `login_guard`: the failed-login lockout IMAP and POP3 share.
 //! - `maildrop`: the POP3 maildrop lock.
 //! - `parse`: the envelope and MIME structure, parsed once at delivery.
@@ -27,8 +25,6 @@ mod accounts;
 mod decode;
 mod deliver;
 mod error;
-mod fts;
-mod header_cache;
 mod login_guard;
 mod maildrop;
 mod parse;
@@ -40,7 +36,6 @@ pub use decode::decode_transfer_encoding;
 pub use deliver::Delivered;
 pub use error::{ErrorKind, MailError};
 pub use evermail_meta::{Changes, FlagChange, FlagUpdate, MailboxRecord, MessageRecord};
-pub use fts::{MIN_INDEXED_CHARS, TextHits, TextKey};
 pub use login_guard::{LockScope, LoginGuardOptions};
 pub use maildrop::MaildropLock;
 pub use parse::{MessageStructure, parse_structure};
@@ -98,8 +93,6 @@ struct Inner {
     maildrops: maildrop::MaildropLocks,
     login_guard: login_guard::LoginGuard,
     watched: watch::Watched,
-    /// Set by `enable_text_index` (`serve` does; tools and most tests do not).
-    text_indexes: std::sync::OnceLock<fts::TextIndexes>,
 }
 
 impl Mailstore {
@@ -115,7 +108,6 @@ impl Mailstore {
                 changes,
                 maildrops: Default::default(),
                 watched: Default::default(),
-                text_indexes: Default::default(),
             }),
         }
     }
