@@ -52,6 +52,7 @@ impl Mailstore {
         let structure = tokio::task::spawn_blocking(move || parse_structure(&parse_input))
             .await
             .map_err(|e| MailError::new(ErrorKind::Unavailable, format!("parser task: {e}")))?;
+        let header = crate::header_cache::cut(&body, &structure);
         let structure = serde_json::to_string(&structure)
             .map_err(|e| MailError::new(ErrorKind::Corrupt, e.to_string()))?;
         let (id, copies) = self.blobs().put(body).await?;
@@ -60,6 +61,7 @@ impl Mailstore {
                 id,
                 size,
                 structure,
+                header,
             },
             copies
                 .into_iter()

@@ -12,6 +12,7 @@
 //! - `accounts`: accounts, password hashing, aliases, recipient resolution.
 //! - `decode`: undoing a part's Content-Transfer-Encoding (IMAP BINARY).
 //! - `deliver`: LMTP delivery and IMAP APPEND.
+//! - `header_cache`: the header section stored with each blob row at delivery.
 //! - `login_guard`: the failed-login lockout IMAP and POP3 share.
 //! - `maildrop`: the POP3 maildrop lock.
 //! - `parse`: the envelope and MIME structure, parsed once at delivery.
@@ -25,6 +26,7 @@ mod accounts;
 mod decode;
 mod deliver;
 mod error;
+mod header_cache;
 mod login_guard;
 mod maildrop;
 mod parse;

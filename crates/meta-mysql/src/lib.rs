@@ -73,7 +73,7 @@ use nodes::{Node, Nodes};
 use retry::{Retry, RetryPolicy, TxError, commit_error, db, with_retry};
 use rows::*;
 use serde::Deserialize;
-use sqlx::{Connection, MySqlConnection, Row};
+use sqlx::{Connection, MySqlConnection};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -1085,22 +1085,46 @@ impl MetaBackend for MysqlMeta {
     async fn blob(&self, id: BlobId) -> Result<Option<BlobRecord>, MetaError> {
         self.read(|conn| {
             Box::pin(async move {
-                let row = sqlx::query("SELECT size, structure FROM blobs WHERE id = ?")
+                let row = sqlx::query("SELECT id, size, structure, header FROM blobs WHERE id = ?")
                     .bind(id.0.to_vec())
                     .fetch_optional(&mut *conn)
                     .await
                     .map_err(db)?;
-                row.map(|r| {
-                    Ok(BlobRecord {
-                        id,
-                        size: r.try_get::<i64, _>("size").map_err(db)? as u64,
-                        structure: text(&r, "structure")?,
-                    })
-                })
-                .transpose()
+                row.as_ref().map(blob_from_row).transpose()
             })
         })
         .await
+    }
+
+    async fn blobs(&self, ids: &[BlobId]) -> Result<Vec<BlobRecord>, MetaError> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BLOBS_PER_QUERY) {
+            let chunk: Vec<Vec<u8>> = chunk.iter().map(|id| id.0.to_vec()).collect();
+            let records = self
+                .read(|conn| {
+                    let chunk = chunk.clone();
+                    Box::pin(async move {
+                        let sql = format!(
+                            "SELECT id, size, structure, header FROM blobs WHERE id IN ({})",
+                            vec!["?"; chunk.len()].join(", ")
+                        );
+                        let mut query = sqlx::query(&sql);
+                        for id in chunk {
+                            query = query.bind(id);
+                        }
+                        let rows = query.fetch_all(&mut *conn).await.map_err(db)?;
+                        rows.iter()
+                            .map(blob_from_row)
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                })
+                .await?;
+            out.extend(records);
+        }
+        Ok(out)
     }
 
     async fn blob_locations(&self, id: BlobId) -> Result<Vec<BlobLocation>, MetaError> {

@@ -10,7 +10,7 @@
 
 use crate::retry::{TxError, db, db_counter_backstop};
 use evermail_meta::*;
-use evermail_types::{AccountId, Flags, MailboxId, ModSeq, Uid, UidValidity};
+use evermail_types::{AccountId, BlobId, Flags, MailboxId, ModSeq, Uid, UidValidity};
 use sqlx::mysql::MySqlRow;
 use sqlx::{MySqlConnection, Row};
 
@@ -34,6 +34,19 @@ fn optional_text(row: &MySqlRow, column: &str) -> Result<Option<String>, TxError
     bytes
         .map(|b| String::from_utf8(b).map_err(|_| corrupt(column).into()))
         .transpose()
+}
+
+/// How many ids one `blobs` query binds.
+pub(crate) const BLOBS_PER_QUERY: usize = 500;
+
+pub(crate) fn blob_from_row(row: &MySqlRow) -> Result<BlobRecord, TxError> {
+    let id: Vec<u8> = row.try_get("id").map_err(db)?;
+    Ok(BlobRecord {
+        id: BlobId(id.try_into().map_err(|_| corrupt("blob id"))?),
+        size: int(row, "size")? as u64,
+        structure: text(row, "structure")?,
+        header: row.try_get("header").map_err(db)?,
+    })
 }
 
 fn int(row: &MySqlRow, column: &str) -> Result<i64, TxError> {
@@ -373,12 +386,13 @@ pub(crate) async fn insert_message_rows(
 
     let blob_id = new.blob.id.0.to_vec();
     sqlx::query(
-        "INSERT INTO blobs (id, size, structure, created_at) VALUES (?, ?, ?, ?)
-         ON DUPLICATE KEY UPDATE id = id",
+        "INSERT INTO blobs (id, size, structure, header, created_at) VALUES (?, ?, ?, ?, ?)
+         ON DUPLICATE KEY UPDATE header = COALESCE(header, VALUES(header))",
     )
     .bind(&blob_id)
     .bind(size)
     .bind(&new.blob.structure)
+    .bind(new.blob.header.as_deref())
     .bind(crate::now())
     .execute(&mut *conn)
     .await

@@ -175,6 +175,16 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             "UPDATE mailboxes SET recent_uid = uidnext WHERE recent_uid = 1",
         ],
     ),
+    (
+        6,
+        &[
+            // The header cache: a body's top-level header section, cut from the verified
+            // body at delivery, so FETCH of headers and header SEARCH need no body read.
+            // NULL for bodies stored before it (and headers too long to cache).
+            // MEDIUMBLOB: a BLOB stops one byte short of the 64 KiB cap.
+            "ALTER TABLE blobs ADD COLUMN IF NOT EXISTS header MEDIUMBLOB NULL",
+        ],
+    ),
 ];
 
 /// The migrations a build that does not know them may still run against, as `(version,
@@ -183,8 +193,9 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
 /// 2 would not write the MODSEQ backstop, one without 3 would hand out a body that
 /// garbage collection has doomed. 4 only adds the `nodes` table, which a build without
 /// membership never reads. 5 only adds a column with a default, which older builds
-/// neither read nor write.
-const COMPATIBLE_DOWN_TO: &[(i64, i64)] = &[(4, 3), (5, 4)];
+/// neither read nor write. 6 only adds a nullable column, which older builds leave NULL
+/// (their bodies are then read whole, as before).
+const COMPATIBLE_DOWN_TO: &[(i64, i64)] = &[(4, 3), (5, 4), (6, 5)];
 
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {

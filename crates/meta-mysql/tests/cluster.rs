@@ -30,6 +30,7 @@ fn message(account: &AccountRecord, inbox: &MailboxRecord, id: BlobId, size: u64
             id,
             size,
             structure: "{}".into(),
+            header: None,
         },
         locations: vec![BlobLocation {
             store: "local".into(),

@@ -108,6 +108,7 @@ fn message(account: &AccountRecord, inbox: &MailboxRecord, i: u8) -> NewMessage 
             id: BlobId(id),
             size: 10,
             structure: "{}".into(),
+            header: None,
         },
         locations: vec![BlobLocation {
             store: "local".into(),

@@ -242,6 +242,19 @@ fn message_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<MessageRecord, Meta
     })
 }
 
+/// How many ids one `blobs` query binds: well under SQLite's limit of variables.
+const BLOBS_PER_QUERY: usize = 500;
+
+fn blob_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<BlobRecord, MetaError> {
+    let id: Vec<u8> = row.try_get("id").map_err(db_error)?;
+    Ok(BlobRecord {
+        id: BlobId(id.try_into().map_err(|_| corrupt("blob id"))?),
+        size: row.try_get::<i64, _>("size").map_err(db_error)? as u64,
+        structure: row.try_get("structure").map_err(db_error)?,
+        header: row.try_get("header").map_err(db_error)?,
+    })
+}
+
 fn keywords_text(flags: &Flags) -> String {
     flags.keywords().collect::<Vec<_>>().join(" ")
 }
@@ -421,12 +434,14 @@ async fn insert_message_rows(
 
     let blob_id = new.blob.id.0.to_vec();
     sqlx::query(
-        "INSERT INTO blobs (id, size, structure, created_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO blobs (id, size, structure, header, created_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET header = excluded.header
+            WHERE blobs.header IS NULL AND excluded.header IS NOT NULL",
     )
     .bind(&blob_id)
     .bind(size)
     .bind(&new.blob.structure)
+    .bind(new.blob.header.as_deref())
     .bind(now())
     .execute(&mut *conn)
     .await
@@ -1064,19 +1079,33 @@ impl MetaBackend for SqliteMeta {
     }
 
     async fn blob(&self, id: BlobId) -> Result<Option<BlobRecord>, MetaError> {
-        let row = sqlx::query("SELECT size, structure FROM blobs WHERE id = ?")
+        let row = sqlx::query("SELECT id, size, structure, header FROM blobs WHERE id = ?")
             .bind(id.0.to_vec())
             .fetch_optional(&self.readers)
             .await
             .map_err(db_error)?;
-        row.map(|r| {
-            Ok(BlobRecord {
-                id,
-                size: r.try_get::<i64, _>("size").map_err(db_error)? as u64,
-                structure: r.try_get("structure").map_err(db_error)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(blob_from_row).transpose()
+    }
+
+    async fn blobs(&self, ids: &[BlobId]) -> Result<Vec<BlobRecord>, MetaError> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BLOBS_PER_QUERY) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql =
+                format!("SELECT id, size, structure, header FROM blobs WHERE id IN ({marks})");
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id.0.to_vec());
+            }
+            let rows = query.fetch_all(&self.readers).await.map_err(db_error)?;
+            for row in &rows {
+                out.push(blob_from_row(row)?);
+            }
+        }
+        Ok(out)
     }
 
     async fn blob_locations(&self, id: BlobId) -> Result<Vec<BlobLocation>, MetaError> {

@@ -137,6 +137,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
     UPDATE mailboxes SET recent_uid = uidnext;
     "#,
     ),
+    (
+        6,
+        // The header cache: a body's top-level header section, cut from the verified
+        // body at delivery, so FETCH of headers and header SEARCH need no body read.
+        // NULL for bodies stored before it (and headers too long to cache).
+        r#"
+    ALTER TABLE blobs ADD COLUMN header BLOB;
+    "#,
+    ),
 ];
 
 /// The migrations a build that does not know them may still run against, as `(version,
@@ -146,8 +155,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// which a build without membership never reads; 4 only adds a nullable column and its
 /// index, which older builds leave NULL.
 /// 5 only adds a column with a default, which older builds neither read nor write (a
-/// mailbox they create starts at 1, as it should).
-const COMPATIBLE_DOWN_TO: &[(i64, i64)] = &[(3, 2), (4, 3), (5, 4)];
+/// mailbox they create starts at 1, as it should). 6 only adds a nullable column,
+/// which older builds leave NULL (their bodies are then read whole, as before).
+const COMPATIBLE_DOWN_TO: &[(i64, i64)] = &[(3, 2), (4, 3), (5, 4), (6, 5)];
 
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {

@@ -58,6 +58,7 @@ macro_rules! meta_conformance_tests {
             highest_modseqs_follow_every_change,
             insert_message_once_stores_a_delivery_once,
             recent_messages_are_claimed_once,
+            blobs_are_read_in_one_batch_with_their_headers,
         );
     };
     (@each required $make:expr; $($name:ident),* $(,)?) => {
@@ -116,6 +117,7 @@ fn blob(byte: u8, size: u64) -> BlobRecord {
         id: BlobId([byte; 32]),
         size,
         structure: "{}".into(),
+        header: None,
     }
 }
 
@@ -690,4 +692,50 @@ pub async fn identical_bodies_share_one_blob(meta: Meta) {
     let listed = meta.messages(b_inbox.id).await.unwrap();
     assert_eq!(listed[0].blob, body.id);
     assert_eq!(listed[0].size, 1234);
+}
+
+pub async fn blobs_are_read_in_one_batch_with_their_headers(meta: Meta) {
+    let alice = meta
+        .create_account(new_account("alice@example.com"))
+        .await
+        .unwrap();
+    let inbox = inbox(&meta, alice.id).await;
+    // Bytes a header may hold: 8-bit, bare LF, NUL; and one blob with no cached header.
+    let mut with_header = blob(1, 100);
+    with_header.structure = r#"{"kind":"one"}"#.into();
+    with_header.header = Some(b"Subject: Gr\xfc\xdfe\n\tfolded\r\n\0\r\n\r\n".to_vec());
+    let mut empty_header = blob(2, 5);
+    empty_header.header = Some(Vec::new());
+    let without = blob(3, 7);
+    for b in [&with_header, &empty_header, &without] {
+        meta.insert_message(message(&alice, &inbox, b.clone()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        meta.blob(with_header.id).await.unwrap(),
+        Some(with_header.clone())
+    );
+    // Unknown ids are left out, repeated ones come once; the order is the caller's to make.
+    let ids = [
+        without.id,
+        BlobId([9; 32]),
+        with_header.id,
+        empty_header.id,
+        with_header.id,
+    ];
+    let mut got = meta.blobs(&ids).await.unwrap();
+    got.sort_by_key(|b| b.id);
+    assert_eq!(got, [with_header.clone(), empty_header, without]);
+    assert!(meta.blobs(&[]).await.unwrap().is_empty());
+    // More ids than one query takes are still all answered.
+    let many: Vec<BlobId> = (0..1200u32)
+        .map(|i| {
+            let mut id = [0xee; 32];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            BlobId(id)
+        })
+        .chain([with_header.id])
+        .collect();
+    assert_eq!(meta.blobs(&many).await.unwrap(), [with_header]);
 }

@@ -70,6 +70,10 @@ pub struct BlobRecord {
     pub size: u64,
     /// The parsed envelope and MIME structure, as the mail model serialized it.
     pub structure: String,
+    /// The body's top-level header section, through the blank line that ends it, cut
+    /// from the body at delivery (the header cache FETCH and SEARCH read instead of the
+    /// body). `None` when it was too long to cache or the row predates the cache.
+    pub header: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
