@@ -120,6 +120,44 @@ impl BlobBackend for FsBackend {
         }
     }
 
+    async fn put_file(&self, key: &str, src: &Path) -> Result<(), BlobError> {
+        self.check_poisoned()?;
+        let path = self.path(key)?;
+        let dir = path
+            .parent()
+            .expect("a checked key has a parent")
+            .to_path_buf();
+        let src = src.to_path_buf();
+        let written = tokio::task::spawn_blocking(move || copy_file(&path, &dir, &src))
+            .await
+            .map_err(|e| BlobError::new(ErrorKind::Unavailable, format!("writer task: {e}")))?;
+        let dir = match written {
+            Ok(dir) => dir,
+            Err(WriteError::Io(e)) => return Err(e),
+            Err(WriteError::Fsync(e)) => return Err(self.poison(e)),
+        };
+        self.dir_sync.sync(&dir).await.map_err(|e| self.poison(e))
+    }
+
+    async fn get_to_file(&self, key: &str, dest: &Path) -> Result<bool, BlobError> {
+        let path = self.path(key)?;
+        let dest = dest.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let mut source = match std::fs::File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(BlobError::io(format!("reading {}", path.display()), e)),
+            };
+            let mut out = std::fs::File::create(&dest)
+                .map_err(|e| BlobError::io(format!("creating {}", dest.display()), e))?;
+            std::io::copy(&mut source, &mut out)
+                .map_err(|e| BlobError::io(format!("copying {}", path.display()), e))?;
+            Ok(true)
+        })
+        .await
+        .map_err(|e| BlobError::new(ErrorKind::Unavailable, format!("reader task: {e}")))?
+    }
+
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
         let path = self.path(key)?;
         match tokio::fs::remove_file(&path).await {
@@ -239,6 +277,29 @@ fn write_file(path: &Path, dir: &Path, body: &[u8]) -> Result<PathBuf, WriteErro
         // directory.
         return Ok(dir.to_path_buf());
     }
+    write_through_temp(path, dir, |file| file.write_all(body))
+}
+
+/// Writes the file at `src` to `path` through a fsynced temporary file, by a
+/// streaming copy (bounded memory, however large the body); returns the directory
+/// whose entry still needs an fsync. An existing file is not compared, since that
+/// would read both whole: the rename replaces it with identical content.
+fn copy_file(path: &Path, dir: &Path, src: &Path) -> Result<PathBuf, WriteError> {
+    let io = |what: &str, e| WriteError::Io(BlobError::io(format!("{what} {}", path.display()), e));
+    std::fs::create_dir_all(dir).map_err(|e| io("creating the directory of", e))?;
+    let mut source = std::fs::File::open(src).map_err(|e| io("opening the spool file for", e))?;
+    write_through_temp(path, dir, |file| {
+        std::io::copy(&mut source, file).map(|_| ())
+    })
+}
+
+/// Fills a new temporary file with `fill`, fsyncs it and renames it to `path`.
+fn write_through_temp(
+    path: &Path,
+    dir: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<PathBuf, WriteError> {
+    let io = |what: &str, e| WriteError::Io(BlobError::io(format!("{what} {}", path.display()), e));
     let tmp = dir.join(format!(
         ".tmp-{}-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("blob"),
@@ -247,7 +308,7 @@ fn write_file(path: &Path, dir: &Path, body: &[u8]) -> Result<PathBuf, WriteErro
     let result = (|| {
         let mut file =
             std::fs::File::create_new(&tmp).map_err(|e| io("creating a temporary file for", e))?;
-        file.write_all(body).map_err(|e| io("writing", e))?;
+        fill(&mut file).map_err(|e| io("writing", e))?;
         file.sync_all().map_err(|e| {
             WriteError::Fsync(BlobError::io(format!("fsync of {}", tmp.display()), e))
         })?;

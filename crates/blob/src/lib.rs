@@ -57,6 +57,27 @@ pub trait BlobBackend: Send + Sync + 'static {
     async fn put(&self, key: &str, body: Bytes) -> Result<(), BlobError>;
     /// Reads a body; `None` when the key does not exist.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError>;
+    /// Stores the body in the file at `path` as [`put`](Self::put) would. Backends
+    /// that can stream should override this; the default reads the file whole.
+    async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(), BlobError> {
+        let body = tokio::fs::read(path)
+            .await
+            .map_err(|e| BlobError::io(format!("reading {}", path.display()), e))?;
+        self.put(key, Bytes::from(body)).await
+    }
+    /// Writes a body into the (existing, empty) file at `path`; `false` when the key
+    /// does not exist. Nothing is verified here: [`BlobStore`] hashes the file before
+    /// anyone reads it. Backends that can stream should override this; the default
+    /// holds the body in memory.
+    async fn get_to_file(&self, key: &str, path: &std::path::Path) -> Result<bool, BlobError> {
+        let Some(body) = self.get(key).await? else {
+            return Ok(false);
+        };
+        tokio::fs::write(path, body)
+            .await
+            .map_err(|e| BlobError::io(format!("writing {}", path.display()), e))?;
+        Ok(true)
+    }
     /// Deleting what is not there is not an error.
     async fn delete(&self, key: &str) -> Result<(), BlobError>;
     /// Free and total bytes of the store, when it can tell (a filesystem can; an S3

@@ -154,7 +154,43 @@ impl BlobStore {
                 .await
                 .map_err(|e| BlobError::new(ErrorKind::Unavailable, format!("hash task: {e}")))?
         };
-        let size = body.len();
+        let size = body.len() as u64;
+        self.put_copies(id, size, move |backend, key| {
+            let body = body.clone();
+            Box::pin(async move { backend.put(&key, body).await })
+        })
+        .await
+    }
+
+    /// Like [`put`](Self::put), for a body in the file at `path` (a spool file) whose
+    /// id the caller computed while writing it; each store copies the file by
+    /// streaming ([`BlobBackend::put_file`](crate::BlobBackend::put_file)), so the
+    /// body is never held in memory whole.
+    pub async fn put_file(
+        &self,
+        id: BlobId,
+        size: u64,
+        path: &std::path::Path,
+    ) -> Result<(BlobId, Vec<StoredCopy>), BlobError> {
+        let path = std::sync::Arc::new(path.to_path_buf());
+        self.put_copies(id, size, move |backend, key| {
+            let path = path.clone();
+            Box::pin(async move { backend.put_file(&key, &path).await })
+        })
+        .await
+    }
+
+    /// The replicated write of [`put`](Self::put) and [`put_file`](Self::put_file):
+    /// `write_one` writes one copy to a backend under a key.
+    async fn put_copies(
+        &self,
+        id: BlobId,
+        size: u64,
+        write_one: impl Fn(
+            Arc<dyn crate::BlobBackend>,
+            String,
+        ) -> futures_util::future::BoxFuture<'static, Result<(), BlobError>>,
+    ) -> Result<(BlobId, Vec<StoredCopy>), BlobError> {
         let stores = self.stores();
         let mut remaining = candidates(&id, &stores);
         // Zones of the copies written or being written, one entry per copy.
@@ -163,11 +199,11 @@ impl BlobStore {
         let mut in_flight: Vec<String> = Vec::new();
         let write = |store: &StoreHandle| {
             let store = store.clone();
-            let body = body.clone();
+            let key = store.backend().key_for(&id);
+            let put = write_one(store.backend().clone(), key.clone());
             async move {
-                let key = store.backend().key_for(&id);
                 let started = std::time::Instant::now();
-                let result = store.backend().put(&key, body).await;
+                let result = put.await;
                 metrics::histogram!("evermail_blob_put_seconds", "store" => store.id().to_string())
                     .record(started.elapsed());
                 (store, key, result)
@@ -261,7 +297,7 @@ impl BlobStore {
             metrics::counter!("evermail_blob_put_degraded_total").increment(1);
         }
         metrics::counter!("evermail_blob_bytes_written_total")
-            .increment((size * copies.len()) as u64);
+            .increment(size * copies.len() as u64);
         Ok((id, copies))
     }
 
@@ -281,6 +317,72 @@ impl BlobStore {
         id: BlobId,
         copies: &[StoredCopy],
     ) -> (Result<Bytes, BlobError>, Vec<BadCopy>) {
+        self.read_checked(id, copies, |backend, key| {
+            Box::pin(async move {
+                let Some(body) = backend.get(&key).await? else {
+                    return Ok(None);
+                };
+                let check = body.clone();
+                // Hashing a large body is CPU work; keep it off the async workers.
+                let actual = tokio::task::spawn_blocking(move || blob_id(&check))
+                    .await
+                    .map_err(|e| {
+                        BlobError::new(ErrorKind::Unavailable, format!("hash task: {e}"))
+                    })?;
+                Ok(Some((body, actual)))
+            })
+        })
+        .await
+    }
+
+    /// Like [`get_checked`](Self::get_checked), into a spool file in `dir` instead of
+    /// memory: each copy tried is streamed into a new spool file
+    /// ([`BlobBackend::get_to_file`](crate::BlobBackend::get_to_file)), hashed, and
+    /// handed out only if it hashes to `id`; a mismatching file is removed and the
+    /// next copy tried, exactly as for in-memory reads. The caller reads the body
+    /// through the spool's memory map; dropping it removes the file.
+    pub async fn get_to_spool(
+        &self,
+        id: BlobId,
+        copies: &[StoredCopy],
+        dir: &std::path::Path,
+    ) -> (Result<evermail_spool::Spool, BlobError>, Vec<BadCopy>) {
+        let dir = Arc::new(dir.to_path_buf());
+        self.read_checked(id, copies, move |backend, key| {
+            let dir = dir.clone();
+            Box::pin(async move {
+                let path = evermail_spool::temp_path_in(&dir).map_err(|e| {
+                    BlobError::io(format!("creating a spool file in {}", dir.display()), e)
+                })?;
+                if !backend.get_to_file(&key, &path).await? {
+                    return Ok(None);
+                }
+                let spool = tokio::task::spawn_blocking(move || evermail_spool::Spool::open(path))
+                    .await
+                    .map_err(|e| BlobError::new(ErrorKind::Unavailable, format!("hash task: {e}")))?
+                    .map_err(|e| BlobError::io("mapping a spool file", e))?;
+                let actual = BlobId(spool.hash());
+                Ok(Some((spool, actual)))
+            })
+        })
+        .await
+    }
+
+    /// The verified read of [`get_checked`](Self::get_checked) and
+    /// [`get_to_spool`](Self::get_to_spool): `read_one` reads one copy and returns it
+    /// with the id its content hashes to.
+    async fn read_checked<T>(
+        &self,
+        id: BlobId,
+        copies: &[StoredCopy],
+        read_one: impl Fn(
+            Arc<dyn crate::BlobBackend>,
+            String,
+        ) -> futures_util::future::BoxFuture<
+            'static,
+            Result<Option<(T, BlobId)>, BlobError>,
+        >,
+    ) -> (Result<T, BlobError>, Vec<BadCopy>) {
         let stores = self.stores();
         let mut bad = Vec::new();
         let mut problems = Vec::new();
@@ -303,17 +405,8 @@ impl BlobStore {
                 continue;
             };
             let label = store.id().to_string();
-            match store.backend().get(&copy.key).await {
-                Ok(Some(body)) => {
-                    let check = body.clone();
-                    let actual = match tokio::task::spawn_blocking(move || blob_id(&check)).await {
-                        Ok(actual) => actual,
-                        Err(e) => {
-                            let e =
-                                BlobError::new(ErrorKind::Unavailable, format!("hash task: {e}"));
-                            return (Err(e), bad);
-                        }
-                    };
+            match read_one(store.backend().clone(), copy.key.clone()).await {
+                Ok(Some((body, actual))) => {
                     if actual == id {
                         return (Ok(body), bad);
                     }
@@ -521,6 +614,79 @@ mod tests {
         std::fs::write(path(1), b"garbage!").unwrap();
         let err = store.get(id, &copies).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Lost);
+    }
+
+    fn spool_files(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |d| d.count())
+    }
+
+    #[tokio::test]
+    async fn a_spooled_body_is_put_from_its_file_and_read_back_into_a_spool() {
+        let (handles, _dirs) = stores(3);
+        let store = BlobStore::new(handles, 2, 2).unwrap();
+        let spool_dir = tempfile::tempdir().unwrap();
+        let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        let mut writer = evermail_spool::SpoolWriter::create_in(spool_dir.path()).unwrap();
+        for chunk in body.chunks(64 * 1024) {
+            writer.write(chunk).unwrap();
+        }
+        let written = writer.finish().unwrap();
+        let id = BlobId(written.hash());
+        let (put_id, copies) = store
+            .put_file(id, body.len() as u64, written.path())
+            .await
+            .unwrap();
+        assert_eq!(put_id, blob_id(&body));
+        assert_eq!(copies.len(), 2);
+        drop(written);
+        assert_eq!(spool_files(spool_dir.path()), 0);
+        // Both copies are the body, as an in-memory read sees them.
+        assert_eq!(store.get(id, &copies).await.unwrap(), body);
+        let (read, bad) = store.get_to_spool(id, &copies, spool_dir.path()).await;
+        let read = read.unwrap();
+        assert!(bad.is_empty());
+        assert_eq!(&read[..], &body[..]);
+        assert_eq!(spool_files(spool_dir.path()), 1);
+        drop(read);
+        assert_eq!(
+            spool_files(spool_dir.path()),
+            0,
+            "the spool file is removed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_copy_is_caught_at_the_end_of_the_stream_and_the_next_served() {
+        let (handles, dirs) = stores(2);
+        let store = BlobStore::new(handles, 2, 2).unwrap();
+        let spool_dir = tempfile::tempdir().unwrap();
+        let body = Bytes::from(vec![b'x'; 1_000_000]);
+        let (id, copies) = store.put(body.clone()).await.unwrap();
+        let path = |i: usize| {
+            let copy = &copies[i];
+            let dir = &dirs[copy.store[1..].parse::<usize>().unwrap()];
+            dir.path().join(&copy.key)
+        };
+        // The last byte of the first copy tried: only the whole stream can tell.
+        let mut rotten = body.to_vec();
+        *rotten.last_mut().unwrap() = b'y';
+        std::fs::write(path(0), &rotten).unwrap();
+        let (read, bad) = store.get_to_spool(id, &copies, spool_dir.path()).await;
+        assert_eq!(&read.unwrap()[..], &body[..]);
+        assert_eq!(
+            bad,
+            [BadCopy {
+                copy: copies[0].clone(),
+                problem: CopyProblem::Corrupt
+            }]
+        );
+        assert_eq!(spool_files(spool_dir.path()), 0);
+        // With no good copy left nothing is handed out and no file stays behind.
+        std::fs::write(path(1), &rotten).unwrap();
+        let (read, bad) = store.get_to_spool(id, &copies, spool_dir.path()).await;
+        assert_eq!(read.err().map(|e| e.kind()), Some(ErrorKind::Lost));
+        assert_eq!(bad.len(), 2);
+        assert_eq!(spool_files(spool_dir.path()), 0);
     }
 
     #[test]
