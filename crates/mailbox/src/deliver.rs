@@ -6,7 +6,7 @@
 //! crash in between leaves at worst an unreferenced body, which the garbage collector
 //! removes; never a message row without its body.
 
-use crate::{ErrorKind, MailError, MailboxChange, Mailstore, parse_structure};
+use crate::{Body, ErrorKind, MailError, MailboxChange, Mailstore, parse_structure};
 use bytes::Bytes;
 use evermail_meta::{BlobLocation, BlobRecord, InsertedMessage, NewMessage};
 use evermail_types::{AccountId, Flags, MailboxId};
@@ -45,7 +45,7 @@ impl Mailstore {
     }
 
     /// Stores the body once and describes it for the metadata rows.
-    async fn store_body(&self, body: Bytes) -> Result<(BlobRecord, Vec<BlobLocation>), MailError> {
+    async fn store_body(&self, body: Body) -> Result<(BlobRecord, Vec<BlobLocation>), MailError> {
         self.check_size(body.len())?;
         let size = body.len() as u64;
         let parse_input = body.clone();
@@ -55,7 +55,7 @@ impl Mailstore {
         let header = crate::header_cache::cut(&body, &structure);
         let structure = serde_json::to_string(&structure)
             .map_err(|e| MailError::new(ErrorKind::Corrupt, e.to_string()))?;
-        let (id, copies) = self.blobs().put(body).await?;
+        let (id, copies) = body.store(self.blobs()).await?;
         Ok((
             BlobRecord {
                 id,
@@ -113,14 +113,16 @@ impl Mailstore {
     /// delivery (an LMTP transaction; see `evermail-proxy`): each recipient's message
     /// gets an id derived from it and the account, and delivering again under the
     /// same name stores nothing new and reports the messages stored the first time.
+    /// A large body comes as a spool file ([`Body::Spooled`]) and is parsed through
+    /// its memory map and stored by streaming.
     pub async fn deliver_once(
         &self,
-        body: Bytes,
+        body: impl Into<Body>,
         recipients: &[AccountId],
         delivery: Option<[u8; 16]>,
     ) -> Result<Vec<Result<Delivered, MailError>>, MailError> {
         let started = std::time::Instant::now();
-        let (blob, locations) = self.store_body(body).await?;
+        let (blob, locations) = self.store_body(body.into()).await?;
         let internal_date = now();
         // An account named twice (an alias and its target, say) gets one copy; both
         // positions report that copy's outcome.
@@ -188,7 +190,7 @@ impl Mailstore {
         }
         let mut rows = Vec::with_capacity(messages.len());
         for (body, flags, internal_date) in messages {
-            let (blob, locations) = self.store_body(body).await?;
+            let (blob, locations) = self.store_body(body.into()).await?;
             rows.push(NewMessage {
                 account,
                 mailbox,
@@ -219,7 +221,7 @@ impl Mailstore {
         internal_date: Option<i64>,
     ) -> Result<InsertedMessage, MailError> {
         self.mailbox(account, mailbox).await?;
-        let (blob, locations) = self.store_body(body).await?;
+        let (blob, locations) = self.store_body(body.into()).await?;
         self.insert(NewMessage {
             account,
             mailbox,

@@ -30,6 +30,7 @@ mod header_cache;
 mod login_guard;
 mod maildrop;
 mod parse;
+mod spool;
 mod text;
 mod watch;
 
@@ -41,6 +42,7 @@ pub use evermail_meta::{Changes, FlagChange, FlagUpdate, MailboxRecord, MessageR
 pub use login_guard::{LockScope, LoginGuardOptions};
 pub use maildrop::MaildropLock;
 pub use parse::{MessageStructure, parse_structure};
+pub use spool::{Body, SPOOL_THRESHOLD};
 pub use text::{HeaderFields, MessageText};
 pub use watch::MailboxWatch;
 
@@ -56,6 +58,10 @@ use tokio::sync::broadcast;
 pub struct MailstoreOptions {
     /// The largest message accepted, in bytes.
     pub max_message_size: u64,
+    /// Where large bodies are spooled while they are delivered or served (a
+    /// directory of the node's data directory); `None` is the system's temporary
+    /// directory.
+    pub spool_dir: Option<std::path::PathBuf>,
     /// The quota given to new accounts that do not name one; `None` is unlimited.
     pub default_quota: Option<u64>,
     /// When failed logins lock out (the `[auth]` section).
@@ -66,6 +72,7 @@ impl Default for MailstoreOptions {
     fn default() -> Self {
         MailstoreOptions {
             max_message_size: 50 * 1024 * 1024,
+            spool_dir: None,
             default_quota: None,
             login_guard: LoginGuardOptions::default(),
         }

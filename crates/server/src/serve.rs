@@ -39,7 +39,13 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
     describe_metrics();
 
     let storage = open_storage(&config, &data_dir).await?;
-    let mailstore = storage.mailstore(&config);
+    let mailstore = storage.mailstore(&config, &data_dir);
+    let stale = mailstore
+        .clean_spool()
+        .context("removing stale spool files")?;
+    if stale > 0 {
+        tracing::info!(stale, "removed spool files left by a crash");
+    }
     tracing::info!(data_dir = %data_dir.display(), node = %config.node_name(), "storage open");
 
     // Before any listener: a broken certificate must fail the start, not the first

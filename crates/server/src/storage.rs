@@ -22,8 +22,9 @@ pub struct Storage {
 
 impl Storage {
     /// The mail model over this storage.
-    pub fn mailstore(&self, config: &Config) -> Mailstore {
+    pub fn mailstore(&self, config: &Config, data_dir: &Path) -> Mailstore {
         let options = MailstoreOptions {
+            spool_dir: Some(data_dir.join("spool")),
             max_message_size: config
                 .lmtp
                 .max_message_size
@@ -36,7 +37,9 @@ impl Storage {
 }
 
 pub async fn open_mailstore(config: &Config, data_dir: &Path) -> anyhow::Result<Mailstore> {
-    Ok(open_storage(config, data_dir).await?.mailstore(config))
+    Ok(open_storage(config, data_dir)
+        .await?
+        .mailstore(config, data_dir))
 }
 
 /// Opens the metadata store, then the blob stores: the configured ones seed the store
