@@ -13,6 +13,7 @@
 //! - `decode`: undoing a part's Content-Transfer-Encoding (IMAP BINARY).
 //! - `deliver`: LMTP delivery and IMAP APPEND.
 //! - `header_cache`: the header section stored with each blob row at delivery.
+//! - `fts`: SEARCH BODY and TEXT through the node's text index (`evermail_fts`).
 //! - `login_guard`: the failed-login lockout IMAP and POP3 share.
 //! - `maildrop`: the POP3 maildrop lock.
 //! - `parse`: the envelope and MIME structure, parsed once at delivery.
@@ -26,6 +27,7 @@ mod accounts;
 mod decode;
 mod deliver;
 mod error;
+mod fts;
 mod header_cache;
 mod login_guard;
 mod maildrop;
@@ -39,6 +41,7 @@ pub use decode::decode_transfer_encoding;
 pub use deliver::Delivered;
 pub use error::{ErrorKind, MailError};
 pub use evermail_meta::{Changes, FlagChange, FlagUpdate, MailboxRecord, MessageRecord};
+pub use fts::{MIN_INDEXED_CHARS, TextHits, TextKey};
 pub use login_guard::{LockScope, LoginGuardOptions};
 pub use maildrop::MaildropLock;
 pub use parse::{MessageStructure, parse_structure};
@@ -102,6 +105,8 @@ struct Inner {
     maildrops: maildrop::MaildropLocks,
     login_guard: login_guard::LoginGuard,
     watched: watch::Watched,
+    /// Set by `enable_text_index` (`serve` does; tools and most tests do not).
+    text_indexes: std::sync::OnceLock<fts::TextIndexes>,
 }
 
 impl Mailstore {
@@ -117,6 +122,7 @@ impl Mailstore {
                 changes,
                 maildrops: Default::default(),
                 watched: Default::default(),
+                text_indexes: Default::default(),
             }),
         }
     }

@@ -133,6 +133,23 @@ impl MessageText {
         MessageText::parse(&raw[..end])
     }
 
+    /// The header fields and body text as the text index stores them
+    /// (`crate::fts`): (lower-case name, lower-case value) pairs and the lower-case
+    /// body.
+    pub(crate) fn searchable(&self) -> (&[(String, String)], &str) {
+        (&self.headers, &self.body)
+    }
+
+    /// A message's text as [`MessageText::searchable`] gave it, for checking a
+    /// candidate the text index found with the same rules as a scan.
+    pub(crate) fn from_searchable(headers: Vec<(String, String)>, body: String) -> MessageText {
+        MessageText {
+            headers,
+            body,
+            ..MessageText::default()
+        }
+    }
+
     /// Whether a field called `name` (any case) contains `needle`; an empty needle
     /// matches any message that has the field (RFC 9051 `HEADER`).
     pub fn header_contains(&self, name: &str, needle: &str) -> bool {
