@@ -3,7 +3,78 @@
 //! read. It is cut from the same bytes the blob id hashes, like the stored structure,
 //! so serving it keeps "every byte served is verified" true.
 
-use crate::MessageStructure;
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use evermail_types::BlobId;
+
+use crate::{ErrorKind, MailError, Mailstore, MessageStructure, MessageText};
+
+/// What FETCH needs of a body besides its bytes: its structure and, when cached, its
+/// header section.
+#[derive(Debug, Clone)]
+pub struct MessageSummary {
+    pub structure: MessageStructure,
+    /// The top-level header section (`BODY[HEADER]`), byte for byte; `None` when it is
+    /// not cached and must be cut from the body.
+    pub header: Option<Bytes>,
+}
+
+impl Mailstore {
+    /// The summaries of many bodies, read in one query per 500 (never from the blob
+    /// stores). A blob without a record or with an unreadable structure is left out,
+    /// so the caller reports that message as unreadable.
+    pub async fn summaries(
+        &self,
+        blobs: &[BlobId],
+    ) -> Result<HashMap<BlobId, MessageSummary>, MailError> {
+        let records = self.meta().blobs(blobs).await?;
+        let mut out = HashMap::with_capacity(records.len());
+        for record in records {
+            let structure: MessageStructure = match serde_json::from_str(&record.structure) {
+                Ok(s) => s,
+                Err(error) => {
+                    tracing::error!(blob = %record.id, %error, "stored structure is unreadable");
+                    continue;
+                }
+            };
+            let header = record
+                .header
+                .filter(|h| fits(h, &structure))
+                .map(Bytes::from);
+            out.insert(record.id, MessageSummary { structure, header });
+        }
+        Ok(out)
+    }
+
+    /// The header text of many bodies (SEARCH's header keys, SORT, THREAD): parsed
+    /// from the header cache, and from the verified body for a body whose header is not
+    /// cached. Fails if such a body cannot be read.
+    pub async fn header_texts(
+        &self,
+        blobs: &[BlobId],
+    ) -> Result<HashMap<BlobId, MessageText>, MailError> {
+        let mut headers: HashMap<BlobId, Bytes> = self
+            .summaries(blobs)
+            .await?
+            .into_iter()
+            .filter_map(|(id, s)| Some((id, s.header?)))
+            .collect();
+        for &blob in blobs {
+            if let std::collections::hash_map::Entry::Vacant(entry) = headers.entry(blob) {
+                entry.insert(self.body(blob).await?);
+            }
+        }
+        tokio::task::spawn_blocking(move || {
+            headers
+                .into_iter()
+                .map(|(id, raw)| (id, MessageText::parse_header(&raw)))
+                .collect()
+        })
+        .await
+        .map_err(|e| MailError::new(ErrorKind::Unavailable, format!("parser task: {e}")))
+    }
+}
 
 /// The longest header cached; a longer one is read from the body when needed.
 pub const MAX_CACHED_HEADER: usize = 64 * 1024;

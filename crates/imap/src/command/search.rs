@@ -1,8 +1,8 @@
 //! SEARCH and UID SEARCH. Sequence numbers, UIDs, flags, sizes, internal dates and
-//! MODSEQs come from what the session already holds. Keys on the header or text (FROM,
-//! SUBJECT, HEADER, BODY, TEXT, SENT*...) read each message's verified body and parse
-//! it (`Mailstore::message_text`), and only when the criteria contain one: there is no
-//! text index yet, so such a search costs a read of every message.
+//! MODSEQs come from what the session already holds. Keys on the header (FROM,
+//! SUBJECT, HEADER, SENT*...) parse the header cache (`Mailstore::header_texts`, 500
+//! messages per metadata read); BODY and TEXT read each message's verified body and
+//! parse it (`Mailstore::message_text`), and only when the criteria contain one.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -170,10 +170,26 @@ impl Session {
             }
         }
         let with_body = needs_body_text(key);
-        for (i, m) in undecided {
-            let text = self.mailstore.message_text(m.blob, with_body).await?;
-            if matches(key, i as u32 + 1, &m, Some(&text), &context) {
-                hits.push(i);
+        // Header keys alone are judged on the header cache, 500 messages per read.
+        for batch in undecided.chunks(if with_body { 1 } else { 500 }) {
+            let mut headers = if with_body {
+                Default::default()
+            } else {
+                let blobs: Vec<_> = batch.iter().map(|(_, m)| m.blob).collect();
+                self.mailstore.header_texts(&blobs).await?
+            };
+            for (i, m) in batch {
+                let text = match headers.remove(&m.blob) {
+                    Some(text) => text,
+                    None => self.mailstore.message_text(m.blob, with_body).await?,
+                };
+                if matches(key, *i as u32 + 1, m, Some(&text), &context) {
+                    hits.push(*i);
+                }
+                // A body two messages share is parsed once but judged for both.
+                if !with_body {
+                    headers.insert(m.blob, text);
+                }
             }
         }
         hits.sort_unstable();

@@ -1,6 +1,7 @@
 //! SORT and THREAD (RFC 5256) and their UID forms: SEARCH's criteria, then an order
-//! over each match's header fields (`Mailstore::message_text`, read from the verified
-//! body; there is no sort index yet, so this reads every matching message).
+//! over each match's header fields (`Mailstore::header_texts`, parsed from the header
+//! cache, or from the verified body where a header is not cached; there is no sort
+//! index yet, so this parses every matching message's header).
 
 use std::cmp::Ordering;
 
@@ -93,13 +94,23 @@ impl Session {
             .map(|&i| (i as u32 + 1, selected.messages[i].clone()))
             .collect();
         let mut out = Vec::with_capacity(records.len());
+        // SORT and THREAD look at header fields only: the header cache, 500 per read.
+        let mut texts = std::collections::HashMap::new();
+        for batch in records.chunks(500) {
+            let blobs: Vec<_> = batch.iter().map(|(_, r)| r.blob).collect();
+            let batch_texts = self.mailstore.header_texts(&blobs).await?;
+            texts.extend(batch_texts.into_iter().map(|(id, t)| (id, t.fields)));
+        }
         for (seq, record) in records {
-            // SORT and THREAD look at header fields only.
-            let fields = self
-                .mailstore
-                .message_text(record.blob, false)
-                .await?
-                .fields;
+            let fields = match texts.get(&record.blob) {
+                Some(fields) => fields.clone(),
+                None => {
+                    self.mailstore
+                        .message_text(record.blob, false)
+                        .await?
+                        .fields
+                }
+            };
             let base_subject = base_subject(fields.subject.as_deref().unwrap_or("")).0;
             out.push(Candidate {
                 seq,

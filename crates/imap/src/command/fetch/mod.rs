@@ -2,7 +2,11 @@
 //!
 //! A message's body is read (and hash-verified by the mail model) only when an item
 //! needs its bytes, and its stored structure only when an item needs the MIME tree;
-//! `FETCH 1:* (UID FLAGS)` touches neither. Responses stream out as they are built.
+//! `FETCH 1:* (UID FLAGS)` touches neither. Structures and cached header sections are
+//! loaded for 500 messages at a time in one metadata read; header items (RFC822.HEADER,
+//! BODY[HEADER], BODY[HEADER.FIELDS ...]) are served from the cached header, which was
+//! cut from the verified body at delivery, so they read no body. Responses stream out
+//! as they are built.
 
 mod section;
 
@@ -15,7 +19,7 @@ use evermail_types::{Flag, Flags};
 
 use super::objectid::email_id;
 use crate::session::{CmdError, CmdResult, Done, Session};
-use section::{apply_partial, binary_data, section_data};
+use section::{apply_partial, binary_data, filter_header, section_data};
 
 impl Session {
     pub(crate) async fn fetch(&mut self, fetch: Fetch) -> CmdResult {
@@ -47,29 +51,33 @@ impl Session {
         if fetch.uid && !attrs.contains(&FetchAttr::Uid) {
             attrs.insert(0, FetchAttr::Uid);
         }
+        // Items that need the body's bytes beyond its header; the header items are
+        // served from the header cache when the body's header is cached.
         let needs_body = attrs.iter().any(|a| {
             matches!(
                 a,
                 FetchAttr::Rfc822
-                    | FetchAttr::Rfc822Header
                     | FetchAttr::Rfc822Text
-                    | FetchAttr::BodySection { .. }
                     | FetchAttr::Binary { .. }
                     | FetchAttr::BinarySize { .. }
-            )
+            ) || matches!(a, FetchAttr::BodySection { section, .. } if !is_top_header(section))
         });
-        let needs_structure = attrs.iter().any(|a| {
-            matches!(
-                a,
-                FetchAttr::Envelope
-                    | FetchAttr::Body
-                    | FetchAttr::BodyStructure
-                    | FetchAttr::Rfc822Header
-                    | FetchAttr::Rfc822Text
-            ) || matches!(a, FetchAttr::BodySection { section, .. } if *section != Section::default())
-                || matches!(a, FetchAttr::Binary { part, .. } | FetchAttr::BinarySize { part }
+        let wants_header = attrs.iter().any(|a| {
+            matches!(a, FetchAttr::Rfc822Header)
+                || matches!(a, FetchAttr::BodySection { section, .. } if is_top_header(section))
+        });
+        let needs_structure = wants_header
+            || attrs.iter().any(|a| {
+                matches!(
+                    a,
+                    FetchAttr::Envelope
+                        | FetchAttr::Body
+                        | FetchAttr::BodyStructure
+                        | FetchAttr::Rfc822Text
+                ) || matches!(a, FetchAttr::BodySection { section, .. } if *section != Section::default())
+                    || matches!(a, FetchAttr::Binary { part, .. } | FetchAttr::BinarySize { part }
                     if !part.is_empty())
-        });
+            });
 
         // Set \Seen before answering, so the FLAGS in the same response are the new ones.
         let mut newly_seen = std::collections::HashSet::new();
@@ -100,127 +108,145 @@ impl Session {
 
         let mut failed = 0usize;
         let mut undecodable = 0usize;
-        for i in indices {
-            let Some((record, recent)) = self
-                .selected
-                .as_ref()
-                .map(|s| (s.messages[i].clone(), s.recent.contains(&s.messages[i].uid)))
-            else {
-                break;
+        for batch in indices.chunks(FETCH_BATCH) {
+            // Structures and cached headers of the whole batch in one metadata read.
+            let summaries = if needs_structure {
+                let blobs: Vec<_> = match self.selected.as_ref() {
+                    Some(s) => batch.iter().map(|&i| s.messages[i].blob).collect(),
+                    None => break,
+                };
+                self.mailstore.summaries(&blobs).await?
+            } else {
+                Default::default()
             };
-            let structure = if needs_structure {
-                match self.mailstore.structure(record.blob).await {
-                    Ok(s) => Some(s),
+            for &i in batch {
+                let Some((record, recent)) = self
+                    .selected
+                    .as_ref()
+                    .map(|s| (s.messages[i].clone(), s.recent.contains(&s.messages[i].uid)))
+                else {
+                    break;
+                };
+                // A body two messages share (a COPY) is in the batch's summaries once.
+                let (structure, header) = if needs_structure {
+                    match summaries.get(&record.blob) {
+                        Some(s) => (Some(&s.structure), s.header.clone()),
+                        None => {
+                            tracing::error!(uid = record.uid.get(), "cannot read structure");
+                            failed += 1;
+                            continue;
+                        }
+                    }
+                } else {
+                    (None, None)
+                };
+                let body = if needs_body || (wants_header && header.is_none()) {
+                    match self.mailstore.body(record.blob).await {
+                        Ok(b) => Some(b),
+                        Err(error) => {
+                            tracing::error!(%error, uid = record.uid.get(), "cannot read body");
+                            failed += 1;
+                            continue;
+                        }
+                    }
+                } else {
+                    None
+                };
+                // Without the body, header items come from the cached header.
+                let header = if body.is_none() { header } else { None };
+                let body = body.as_deref().unwrap_or_default();
+                // Section data first: FETCH items borrow it.
+                let data: Result<Vec<Option<Cow<'_, [u8]>>>, String> = attrs
+                    .iter()
+                    .map(|a| match header.as_deref() {
+                        Some(header) if is_header_item(a) => Ok(header_item_data(a, header)),
+                        _ => item_data(a, body, structure),
+                    })
+                    .collect();
+                let data = match data {
+                    Ok(data) => data,
                     Err(error) => {
-                        tracing::error!(%error, uid = record.uid.get(), "cannot read structure");
-                        failed += 1;
+                        tracing::debug!(%error, uid = record.uid.get(), "BINARY cannot decode");
+                        undecodable += 1;
                         continue;
                     }
-                }
-            } else {
-                None
-            };
-            let body = if needs_body {
-                match self.mailstore.body(record.blob).await {
-                    Ok(b) => Some(b),
-                    Err(error) => {
-                        tracing::error!(%error, uid = record.uid.get(), "cannot read body");
-                        failed += 1;
-                        continue;
-                    }
-                }
-            } else {
-                None
-            };
-            let body = body.as_deref().unwrap_or_default();
-            // Section data first: FETCH items borrow it.
-            let data: Result<Vec<Option<Cow<'_, [u8]>>>, String> = attrs
-                .iter()
-                .map(|a| item_data(a, body, structure.as_ref()))
-                .collect();
-            let data = match data {
-                Ok(data) => data,
-                Err(error) => {
-                    tracing::debug!(%error, uid = record.uid.get(), "BINARY cannot decode");
-                    undecodable += 1;
-                    continue;
-                }
-            };
-            let mut items = Vec::with_capacity(attrs.len() + 1);
-            for (attr, data) in attrs.iter().zip(&data) {
-                let data = data.as_deref();
-                items.push(match attr {
-                    FetchAttr::Uid => FetchItem::Uid(record.uid.get()),
-                    FetchAttr::Flags => FetchItem::Flags {
-                        flags: &record.flags,
-                        recent,
-                    },
-                    FetchAttr::InternalDate => FetchItem::InternalDate(record.internal_date),
-                    FetchAttr::Rfc822Size => FetchItem::Rfc822Size(record.size),
-                    FetchAttr::ModSeq => FetchItem::ModSeq(record.modseq.0),
-                    FetchAttr::EmailId => FetchItem::EmailId(email_id(record.blob)),
-                    FetchAttr::ThreadId => FetchItem::ThreadId(None),
-                    // `structure` is loaded whenever one of these is asked for.
-                    FetchAttr::Envelope => match &structure {
-                        Some(s) => FetchItem::Envelope(&s.envelope),
-                        None => continue,
-                    },
-                    FetchAttr::Body => match &structure {
-                        Some(s) => FetchItem::Body(&s.body),
-                        None => continue,
-                    },
-                    FetchAttr::BodyStructure => match &structure {
-                        Some(s) => FetchItem::BodyStructure(&s.body),
-                        None => continue,
-                    },
-                    FetchAttr::Rfc822 => FetchItem::Rfc822(data),
-                    FetchAttr::Rfc822Header => FetchItem::Rfc822Header(data),
-                    FetchAttr::Rfc822Text => FetchItem::Rfc822Text(data),
-                    FetchAttr::BodySection {
-                        section, partial, ..
-                    } => FetchItem::BodySection {
-                        section: section.clone(),
-                        origin: partial.map(|p| p.offset),
-                        data: data.map(|d| apply_partial(d, *partial)),
-                    },
-                    FetchAttr::Binary { part, partial, .. } => FetchItem::Binary {
-                        part: part.clone(),
-                        origin: partial.map(|p| p.offset),
-                        data: data.map(|d| apply_partial(d, *partial)),
-                    },
-                    FetchAttr::BinarySize { part } => match data {
-                        Some(d) => FetchItem::BinarySize {
-                            part: part.clone(),
-                            size: d.len() as u64,
+                };
+                let mut items = Vec::with_capacity(attrs.len() + 1);
+                for (attr, data) in attrs.iter().zip(&data) {
+                    let data = data.as_deref();
+                    items.push(match attr {
+                        FetchAttr::Uid => FetchItem::Uid(record.uid.get()),
+                        FetchAttr::Flags => FetchItem::Flags {
+                            flags: &record.flags,
+                            recent,
                         },
-                        // A part that does not exist has no size to give.
-                        None => continue,
-                    },
-                });
-            }
-            // RFC 9051 section 6.4.5: when a fetch sets \Seen, the new flags go in the
-            // same response; with CONDSTORE so do the UID and new MODSEQ (RFC 7162
-            // section 3.1).
-            if newly_seen.contains(&record.uid) {
-                if !attrs.contains(&FetchAttr::Flags) {
-                    items.push(FetchItem::Flags {
-                        flags: &record.flags,
-                        recent,
+                        FetchAttr::InternalDate => FetchItem::InternalDate(record.internal_date),
+                        FetchAttr::Rfc822Size => FetchItem::Rfc822Size(record.size),
+                        FetchAttr::ModSeq => FetchItem::ModSeq(record.modseq.0),
+                        FetchAttr::EmailId => FetchItem::EmailId(email_id(record.blob)),
+                        FetchAttr::ThreadId => FetchItem::ThreadId(None),
+                        // `structure` is loaded whenever one of these is asked for.
+                        FetchAttr::Envelope => match &structure {
+                            Some(s) => FetchItem::Envelope(&s.envelope),
+                            None => continue,
+                        },
+                        FetchAttr::Body => match &structure {
+                            Some(s) => FetchItem::Body(&s.body),
+                            None => continue,
+                        },
+                        FetchAttr::BodyStructure => match &structure {
+                            Some(s) => FetchItem::BodyStructure(&s.body),
+                            None => continue,
+                        },
+                        FetchAttr::Rfc822 => FetchItem::Rfc822(data),
+                        FetchAttr::Rfc822Header => FetchItem::Rfc822Header(data),
+                        FetchAttr::Rfc822Text => FetchItem::Rfc822Text(data),
+                        FetchAttr::BodySection {
+                            section, partial, ..
+                        } => FetchItem::BodySection {
+                            section: section.clone(),
+                            origin: partial.map(|p| p.offset),
+                            data: data.map(|d| apply_partial(d, *partial)),
+                        },
+                        FetchAttr::Binary { part, partial, .. } => FetchItem::Binary {
+                            part: part.clone(),
+                            origin: partial.map(|p| p.offset),
+                            data: data.map(|d| apply_partial(d, *partial)),
+                        },
+                        FetchAttr::BinarySize { part } => match data {
+                            Some(d) => FetchItem::BinarySize {
+                                part: part.clone(),
+                                size: d.len() as u64,
+                            },
+                            // A part that does not exist has no size to give.
+                            None => continue,
+                        },
                     });
                 }
-                if condstore && !attrs.contains(&FetchAttr::Uid) {
-                    items.push(FetchItem::Uid(record.uid.get()));
+                // RFC 9051 section 6.4.5: when a fetch sets \Seen, the new flags go in the
+                // same response; with CONDSTORE so do the UID and new MODSEQ (RFC 7162
+                // section 3.1).
+                if newly_seen.contains(&record.uid) {
+                    if !attrs.contains(&FetchAttr::Flags) {
+                        items.push(FetchItem::Flags {
+                            flags: &record.flags,
+                            recent,
+                        });
+                    }
+                    if condstore && !attrs.contains(&FetchAttr::Uid) {
+                        items.push(FetchItem::Uid(record.uid.get()));
+                    }
+                    if condstore && !attrs.contains(&FetchAttr::ModSeq) {
+                        items.push(FetchItem::ModSeq(record.modseq.0));
+                    }
                 }
-                if condstore && !attrs.contains(&FetchAttr::ModSeq) {
-                    items.push(FetchItem::ModSeq(record.modseq.0));
+                FetchResponse {
+                    seq: i as u32 + 1,
+                    items,
                 }
+                .encode(&mut self.output);
+                self.flush_if_large().await?;
             }
-            FetchResponse {
-                seq: i as u32 + 1,
-                items,
-            }
-            .encode(&mut self.output);
-            self.flush_if_large().await?;
         }
         if failed > 0 {
             return Err(CmdError::no(
@@ -271,6 +297,47 @@ impl Session {
             });
         }
         Ok(())
+    }
+}
+
+/// How many messages FETCH loads structures and cached headers for at once.
+const FETCH_BATCH: usize = 500;
+
+/// Whether `section` is the top-level header, or some of its fields: what the header
+/// cache holds.
+fn is_top_header(section: &Section) -> bool {
+    section.part.is_empty()
+        && matches!(
+            section.text,
+            Some(
+                SectionText::Header
+                    | SectionText::HeaderFields(_)
+                    | SectionText::HeaderFieldsNot(_)
+            )
+        )
+}
+
+fn is_header_item(attr: &FetchAttr) -> bool {
+    matches!(attr, FetchAttr::Rfc822Header)
+        || matches!(attr, FetchAttr::BodySection { section, .. } if is_top_header(section))
+}
+
+/// The bytes a header item sends, from the cached header section: the same bytes
+/// `body_item_data` cuts from the body at the root part's offsets, which is what was
+/// cached at delivery.
+fn header_item_data<'a>(attr: &FetchAttr, header: &'a [u8]) -> Option<Cow<'a, [u8]>> {
+    let text = match attr {
+        FetchAttr::Rfc822Header => &SectionText::Header,
+        FetchAttr::BodySection { section, .. } => section.text.as_ref()?,
+        _ => return None,
+    };
+    match text {
+        SectionText::Header => Some(Cow::Borrowed(header)),
+        SectionText::HeaderFields(names) => Some(Cow::Owned(filter_header(header, names, true))),
+        SectionText::HeaderFieldsNot(names) => {
+            Some(Cow::Owned(filter_header(header, names, false)))
+        }
+        _ => None,
     }
 }
 

@@ -80,7 +80,7 @@ pub(super) fn binary_data<'a>(
 /// The header fields whose names are (`keep`) or are not in `names`, each with its
 /// continuation lines, followed by the blank line that ends a header (RFC 9051
 /// section 6.4.5 includes it).
-fn filter_header(header: &[u8], names: &[String], keep: bool) -> Vec<u8> {
+pub(super) fn filter_header(header: &[u8], names: &[String], keep: bool) -> Vec<u8> {
     let mut out = Vec::new();
     let mut including = false;
     for line in header.split_inclusive(|&b| b == b'\n') {
