@@ -35,6 +35,8 @@
 //! - this file: [`serve`], the accept loop, shutdown and per-connection bookkeeping.
 //! - `session`: one connection: reading lines and data with deadlines, writing replies,
 //!   the command dispatch and the session-level commands (LHLO, RSET, QUIT, ...).
+//! - `spool`: the message while its data arrives, moved to a spool file past
+//!   `spool_threshold`.
 //! - `transaction`: MAIL, RCPT, DATA and BDAT, and turning delivery results into the
 //!   per-recipient replies.
 //!
@@ -49,6 +51,7 @@
 
 mod options;
 mod session;
+mod spool;
 mod transaction;
 
 pub use options::LmtpOptions;

@@ -18,6 +18,10 @@ pub struct LmtpOptions {
     /// The largest message accepted, in bytes; advertised as `SIZE` and enforced while
     /// the data arrives. Default: 50 MiB.
     pub max_message_size: u64,
+    /// Messages larger than this many bytes are spooled to a file in the data
+    /// directory (`spool/`) while they arrive, instead of being held in memory, and
+    /// are parsed and stored from that file. Default: 1 MiB.
+    pub spool_threshold: u64,
     /// Seconds a client may take to send one complete command line (counted from the
     /// start of the line, so a client trickling one byte a second is still closed), and
     /// the longest silence allowed while a message's data arrives. The whole data of
@@ -39,6 +43,7 @@ impl Default for LmtpOptions {
         LmtpOptions {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 2424))],
             max_message_size: 50 * 1024 * 1024,
+            spool_threshold: 1024 * 1024,
             timeout_secs: 300,
             max_recipients: 1000,
             hostname: None,
@@ -95,6 +100,7 @@ mod tests {
         let options: LmtpOptions = toml::from_str("").unwrap();
         assert_eq!(options.listen, vec!["127.0.0.1:2424".parse().unwrap()]);
         assert_eq!(options.max_message_size, 50 * 1024 * 1024);
+        assert_eq!(options.spool_threshold, 1024 * 1024);
         assert_eq!(options.timeout_secs, 300);
         assert_eq!(options.max_recipients, 1000);
         assert_eq!(options.hostname, None);

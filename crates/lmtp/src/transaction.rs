@@ -2,7 +2,7 @@
 //! reply per accepted recipient that LMTP gives after it (RFC 2033 section 4.2).
 
 use crate::session::{Session, Step};
-use bytes::Bytes;
+use crate::spool::MessageBuffer;
 use evermail_mailbox::{Delivered, ErrorKind, MailError};
 use evermail_smtp_proto::{
     BdatBody, BdatFeed, BodyType, DataDecoder, Feed, ForwardPath, MailFrom, RcptTo, Reply,
@@ -45,7 +45,7 @@ struct Recipient {
 
 struct Chunks {
     body: BdatBody,
-    message: Vec<u8>,
+    message: MessageBuffer,
 }
 
 /// What happened to one recipient's copy of the message.
@@ -241,9 +241,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         self.send(&Reply::start_data());
         let mut decoder = DataDecoder::new(max);
-        let mut message = Vec::with_capacity(capacity);
+        let mut message = self.message_buffer(capacity);
         let oversize = loop {
-            match decoder.feed(self.input(), &mut message) {
+            match decoder.feed(self.input(), message.memory()) {
                 Feed::Done { consumed, oversize } => {
                     self.consume(consumed);
                     break oversize;
@@ -252,7 +252,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     self.consume(consumed);
                     if decoder.is_oversize() {
                         // What was kept will never be delivered; free it now.
-                        message = Vec::new();
+                        message.discard();
+                    } else {
+                        message.spill();
                     }
                     self.fill_data(deadline, decoder.size()).await?;
                 }
@@ -274,11 +276,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let deadline = Instant::now() + self.options.data_timeout();
             let mut sink = BdatBody::new(0);
             sink.begin_chunk(size, last);
-            self.read_chunk(&mut sink, &mut Vec::new(), deadline)
+            self.read_chunk(&mut sink, &mut MessageBuffer::discarding(), deadline)
                 .await?;
             return self.refuse(&sequence_error(refusal));
         }
         let data_timeout = self.options.data_timeout();
+        let fresh = self.message_buffer(0);
         let Some(transaction) = &mut self.transaction else {
             return Ok(());
         };
@@ -291,14 +294,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         // that this session is busy.
         let mut chunks = transaction.chunks.take().unwrap_or_else(|| Chunks {
             body: BdatBody::new(max),
-            message: Vec::with_capacity(declared.min(MAX_INITIAL_CAPACITY) as usize),
+            message: fresh.with_capacity(declared.min(MAX_INITIAL_CAPACITY) as usize),
         });
         chunks.body.begin_chunk(size, last);
         let oversize = self
             .read_chunk(&mut chunks.body, &mut chunks.message, deadline)
             .await?;
         if oversize {
-            chunks.message = Vec::new();
+            chunks.message.discard();
         }
         if last {
             return self.finish(chunks.message, oversize).await;
@@ -321,19 +324,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn read_chunk(
         &mut self,
         body: &mut BdatBody,
-        message: &mut Vec<u8>,
+        message: &mut MessageBuffer,
         deadline: Instant,
     ) -> Result<bool, crate::session::Closing> {
         loop {
-            match body.feed(self.input(), message) {
+            match body.feed(self.input(), message.memory()) {
                 BdatFeed::ChunkDone {
                     consumed, oversize, ..
                 } => {
                     self.consume(consumed);
+                    message.spill();
                     return Ok(oversize);
                 }
                 BdatFeed::NeedMore { consumed } => {
                     self.consume(consumed);
+                    message.spill();
                     self.fill_data(deadline, body.size()).await?;
                 }
             }
@@ -357,7 +362,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Ends the transaction after its data: delivers (unless oversize) and sends one
     /// reply per accepted recipient, in RCPT order.
-    async fn finish(&mut self, message: Vec<u8>, oversize: bool) -> Step {
+    async fn finish(&mut self, message: MessageBuffer, oversize: bool) -> Step {
         let Some(transaction) = self.transaction.take() else {
             return Ok(());
         };
@@ -391,10 +396,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// RCPT, so two addresses of one account get one copy and two replies.
     async fn deliver(
         &self,
-        message: Vec<u8>,
+        message: MessageBuffer,
         recipients: &[Recipient],
         delivery: Option<[u8; 16]>,
     ) -> Vec<Outcome> {
+        // A spooled message is delivered from its file, which is removed when `body`
+        // is dropped at the end of this function, whatever the outcome.
+        let body = match message.into_body() {
+            Ok(body) => body,
+            Err(error) => {
+                tracing::warn!(%error, "the message could not be spooled");
+                return vec![Outcome::TemporaryFailure; recipients.len()];
+            }
+        };
         let mut accounts: Vec<AccountId> = Vec::new();
         let mut slots = Vec::with_capacity(recipients.len());
         for recipient in recipients {
@@ -407,11 +421,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             };
             slots.push(slot);
         }
-        match self
-            .mailstore
-            .deliver_once(Bytes::from(message), &accounts, delivery)
-            .await
-        {
+        match self.mailstore.deliver_once(body, &accounts, delivery).await {
             Ok(results) => slots
                 .iter()
                 .map(|&slot| match results.get(slot) {
@@ -430,6 +440,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 vec![Outcome::from_error(&error); recipients.len()]
             }
         }
+    }
+}
+
+impl<S> Session<S> {
+    /// A buffer for the data of a message, spooled to a file past `spool_threshold`.
+    fn message_buffer(&self, capacity: usize) -> MessageBuffer {
+        MessageBuffer::new(
+            capacity,
+            self.options.spool_threshold,
+            self.mailstore.spool_dir(),
+        )
     }
 }
 

@@ -133,6 +133,81 @@ async fn bdat_chunks_are_stored_verbatim() {
     assert_eq!(server.inbox(bob).await, [message]);
 }
 
+/// Waits (up to a generous bound) until `done` holds; fails the test otherwise.
+async fn wait_for(done: impl Fn() -> bool, what: &str) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("gave up waiting for {what}");
+}
+
+/// A message of `n` lines, none starting with a dot.
+fn large_message(n: usize) -> Vec<u8> {
+    let mut message = b"Subject: large\r\n\r\n".to_vec();
+    for i in 0..n {
+        message.extend_from_slice(format!("line {i} of a large message\r\n").as_bytes());
+    }
+    message
+}
+
+#[tokio::test]
+async fn a_message_past_the_spool_threshold_goes_through_a_file_that_is_removed() {
+    let server = start(LmtpOptions {
+        spool_threshold: 1000,
+        ..LmtpOptions::default()
+    })
+    .await;
+    let alice = server.account("alice@example.com", None).await;
+    let message = large_message(2000);
+    let mut client = server.client().await;
+    client.lhlo().await;
+    // DATA, then BDAT in three chunks.
+    client.expect("MAIL FROM:<>", 250, "2.1.0").await;
+    client
+        .expect("RCPT TO:<alice@example.com>", 250, "2.1.5")
+        .await;
+    assert_eq!(client.cmd("DATA").await.code, 354);
+    client.send(&dot_stuffed(&message)).await;
+    assert_eq!(client.reply().await.code, 250);
+    client.expect("MAIL FROM:<>", 250, "2.1.0").await;
+    client
+        .expect("RCPT TO:<alice@example.com>", 250, "2.1.5")
+        .await;
+    let chunks: Vec<&[u8]> = message.chunks(message.len() / 3 + 1).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let last = if i + 1 == chunks.len() { " LAST" } else { "" };
+        let mut wire = format!("BDAT {}{last}\r\n", chunk.len()).into_bytes();
+        wire.extend_from_slice(chunk);
+        client.send(&wire).await;
+        assert_eq!(client.reply().await.code, 250);
+    }
+    client.expect("NOOP", 250, "2.0.0").await;
+    assert_eq!(
+        server.inbox(alice).await,
+        [message.clone(), message.clone()]
+    );
+    assert_eq!(server.spool_files(), 0);
+
+    // A client that goes away mid-data leaves no spool file behind either.
+    client.expect("MAIL FROM:<>", 250, "2.1.0").await;
+    client
+        .expect("RCPT TO:<alice@example.com>", 250, "2.1.5")
+        .await;
+    assert_eq!(client.cmd("DATA").await.code, 354);
+    client.send(&message[..message.len() / 2]).await;
+    wait_for(
+        || server.spool_files() == 1,
+        "the half message to be spooled",
+    )
+    .await;
+    drop(client);
+    wait_for(|| server.spool_files() == 0, "the spool file to be removed").await;
+    assert_eq!(server.inbox(alice).await.len(), 2);
+}
+
 #[tokio::test]
 async fn refused_bdat_chunks_are_read_past() {
     let (server, alice) = server_with_alice().await;

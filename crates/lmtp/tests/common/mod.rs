@@ -28,8 +28,11 @@ pub struct TestServer {
 
 pub async fn start(options: LmtpOptions) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
-    let mailstore =
-        evermail_testkit::local_mailstore(dir.path(), MailstoreOptions::default()).await;
+    let store_options = MailstoreOptions {
+        spool_dir: Some(dir.path().join("spool")),
+        ..MailstoreOptions::default()
+    };
+    let mailstore = evermail_testkit::local_mailstore(dir.path(), store_options).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
@@ -79,6 +82,11 @@ impl TestServer {
     /// The directory holding the server's metadata and blob store.
     pub fn data_dir(&self) -> &std::path::Path {
         self._dir.path()
+    }
+
+    /// How many spool files the server has now.
+    pub fn spool_files(&self) -> usize {
+        std::fs::read_dir(self._dir.path().join("spool")).map_or(0, |d| d.count())
     }
 
     pub async fn client(&self) -> Client {
