@@ -37,7 +37,7 @@ use evermail_blob::{BlobBackend, BlobError, ErrorKind};
 use evermail_types::BlobId;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
-use object_store::{BackoffConfig, ClientOptions, ObjectStoreExt, RetryConfig};
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -227,6 +227,57 @@ impl BlobBackend for S3Backend {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(unavailable("DELETE", key, e)),
         }
+    }
+
+    /// Lists `<prefix><node>/<shard>/` and keeps the objects whose LastModified is
+    /// before `cutoff` (a PUT of the same content stamps it afresh).
+    async fn old_keys(
+        &self,
+        shard: u8,
+        cutoff: std::time::SystemTime,
+    ) -> Result<Vec<String>, BlobError> {
+        use futures_util::TryStreamExt;
+        let dir = format!("{}/{shard:02x}", self.node);
+        let listed: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&self.path(&dir)?))
+            .try_collect()
+            .await
+            .map_err(|e| unavailable("LIST", &dir, e))?;
+        Ok(listed
+            .into_iter()
+            .filter(|meta| std::time::SystemTime::from(meta.last_modified) < cutoff)
+            .filter_map(|meta| {
+                meta.location
+                    .as_ref()
+                    .strip_prefix(&self.prefix)
+                    .map(str::to_string)
+            })
+            .collect())
+    }
+
+    /// HEAD, then DELETE if LastModified is still before `cutoff`. Not atomic, unlike
+    /// the fs backend's: S3 has no delete conditional on a racing write (If-Match
+    /// compares ETags, and a re-put of the same content has the same ETag), so a PUT
+    /// landing between the HEAD and the DELETE is deleted. The orphan collector
+    /// (`evermail_rais`) makes up for it: it holds the verified body while it deletes
+    /// and re-checks the location rows afterwards.
+    async fn delete_if_unchanged(
+        &self,
+        key: &str,
+        cutoff: std::time::SystemTime,
+    ) -> Result<bool, BlobError> {
+        let path = self.path(key)?;
+        let meta = match self.store.head(&path).await {
+            Ok(meta) => meta,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(unavailable("HEAD", key, e)),
+        };
+        if std::time::SystemTime::from(meta.last_modified) >= cutoff {
+            return Ok(false);
+        }
+        self.delete(key).await?;
+        Ok(true)
     }
 
     async fn size(&self, key: &str) -> Result<Option<u64>, BlobError> {

@@ -147,3 +147,33 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// What the orphan collector uses: old objects are listed by shard, and deleted only
+/// if LastModified is still before the cutoff.
+#[tokio::test]
+async fn old_keys_and_delete_if_unchanged_follow_last_modified() {
+    let Some(options) = options() else { return };
+    let s3 = S3Backend::open(&options, "node1").unwrap();
+    let body = Bytes::from_static(b"Subject: orphan\r\n\r\nnever recorded\r\n");
+    let id = blob_id(&body);
+    let key = s3.key_for(&id);
+    s3.put(&key, body.clone()).await.unwrap();
+    let shard = id.0[0];
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let future = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    // Written just now: not older than an hour ago, older than an hour ahead.
+    assert!(s3.old_keys(shard, past).await.unwrap().is_empty());
+    assert_eq!(s3.old_keys(shard, future).await.unwrap(), vec![key.clone()]);
+    assert!(
+        s3.old_keys(shard.wrapping_add(1), future)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!s3.delete_if_unchanged(&key, past).await.unwrap());
+    assert_eq!(s3.get(&key).await.unwrap(), Some(body));
+    assert!(s3.delete_if_unchanged(&key, future).await.unwrap());
+    assert_eq!(s3.get(&key).await.unwrap(), None);
+    // Gone: nothing to delete.
+    assert!(!s3.delete_if_unchanged(&key, future).await.unwrap());
+}

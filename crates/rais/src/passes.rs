@@ -95,6 +95,9 @@ pub struct Maintainer {
     meta: Meta,
     blobs: BlobStore,
     pace: Arc<Pace>,
+    /// The orphans the last collection deleted (blob, store, key), whose rows the next
+    /// one reads again (see [`Maintainer::collect_orphans`]).
+    deleted_orphans: Arc<std::sync::Mutex<Vec<(BlobId, String, String)>>>,
 }
 
 fn now() -> i64 {
@@ -112,7 +115,12 @@ fn stored(copy: &BlobCopy) -> StoredCopy {
 
 impl Maintainer {
     pub fn new(meta: Meta, blobs: BlobStore, pace: Arc<Pace>) -> Maintainer {
-        Maintainer { meta, blobs, pace }
+        Maintainer {
+            meta,
+            blobs,
+            pace,
+            deleted_orphans: Arc::default(),
+        }
     }
 
     pub fn blobs(&self) -> &BlobStore {
@@ -517,14 +525,24 @@ impl Maintainer {
     /// Deletes the body files this node wrote more than `grace_secs` ago that no
     /// location row records: what a delivery leaves when it fails (fewer than
     /// `min_replicas` copies, a refused commit) or crashes between writing and
-    /// committing. Only backends that can delete safely against a racing write take
-    /// part (fs stores: a put that reuses a file stamps it, and the backend moves a file
-    /// aside before deciding); S3 stores are not swept.
+    /// committing. Returns how many were deleted.
     ///
     /// The grace period is at least [`MIN_ORPHAN_AGE_SECS`], whatever is asked: a file
     /// younger than that may belong to a delivery that has written its body and not
     /// committed yet.
+    ///
+    /// A delivery of the same content may race the collector: it writes the object
+    /// again and commits a row naming it. fs stores decide atomically
+    /// (`delete_if_unchanged` moves the file aside first); S3 cannot (a PUT between
+    /// its HEAD and DELETE is deleted), so for every store the collector holds the
+    /// body, verified against its id, while it deletes, and re-reads the rows after:
+    /// a row that now names the copy gets the body back at once. A row committed
+    /// later than that re-read (a delivery that wrote before the DELETE and commits
+    /// after it) is caught by the next pass, which re-reads the rows of what this one
+    /// deleted and marks such a copy missing, so repair restores it from another
+    /// replica; meanwhile reads fall back to the other copies.
     pub async fn collect_orphans(&self, grace_secs: u64) -> Result<u64, MetaError> {
+        self.recheck_deleted_orphans().await?;
         let age = grace_secs.max(MIN_ORPHAN_AGE_SECS);
         let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(age);
         let mut deleted = 0;
@@ -545,30 +563,99 @@ impl Maintainer {
                     else {
                         continue;
                     };
-                    let recorded = self
-                        .meta
-                        .blob_copies(id)
-                        .await?
-                        .iter()
-                        .any(|c| c.store == store.id() && c.key == key);
-                    if recorded {
+                    if self.records(id, store.id(), &key).await? {
                         continue;
                     }
                     self.pace.take(0).await;
-                    match store.backend().delete_if_unchanged(&key, cutoff).await {
-                        Ok(true) => {
-                            deleted += 1;
-                            metrics::counter!("evermail_rais_gc_orphans_deleted_total")
-                                .increment(1);
-                        }
-                        Ok(false) => {}
+                    let body = match store.backend().get(&key).await {
+                        Ok(Some(body)) => body,
+                        Ok(None) => continue,
                         Err(e) => {
-                            tracing::warn!(store = %store.id(), key, error = %e, "could not delete an orphaned body")
+                            tracing::warn!(store = %store.id(), key, error = %e, "could not read an orphaned body");
+                            continue;
+                        }
+                    };
+                    match store.backend().delete_if_unchanged(&key, cutoff).await {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(e) => {
+                            tracing::warn!(store = %store.id(), key, error = %e, "could not delete an orphaned body");
+                            continue;
                         }
                     }
+                    if self.records(id, store.id(), &key).await? {
+                        self.put_back(id, store, &key, body).await?;
+                        continue;
+                    }
+                    deleted += 1;
+                    metrics::counter!("evermail_rais_gc_orphans_deleted_total").increment(1);
+                    self.deleted_orphans
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((id, store.id().to_string(), key));
                 }
             }
         }
         Ok(deleted)
+    }
+
+    /// Whether a location row names this copy.
+    async fn records(&self, id: BlobId, store: &str, key: &str) -> Result<bool, MetaError> {
+        Ok(self
+            .meta
+            .blob_copies(id)
+            .await?
+            .iter()
+            .any(|c| c.store == store && c.key == key))
+    }
+
+    /// A delivery committed a row naming an orphan the collector just deleted: write
+    /// the body back, or, when that fails or the body read was not this blob, mark the
+    /// copy missing so repair restores it from another copy.
+    async fn put_back(
+        &self,
+        id: BlobId,
+        store: &evermail_blob::StoreHandle,
+        key: &str,
+        body: bytes::Bytes,
+    ) -> Result<(), MetaError> {
+        let intact = evermail_blob::blob_id(&body) == id;
+        let restored = intact && store.backend().put(key, body).await.is_ok();
+        tracing::warn!(blob = %id, store = %store.id(), restored, "a delivery recorded an orphaned body while it was collected");
+        metrics::counter!("evermail_rais_gc_orphans_raced_total").increment(1);
+        if !restored {
+            self.meta
+                .set_copy_state(id, store.id(), CopyState::Missing, None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The rows of the orphans the previous pass deleted, read again: a delivery that
+    /// wrote one just before its DELETE may have committed after the pass looked.
+    async fn recheck_deleted_orphans(&self) -> Result<(), MetaError> {
+        let deleted = std::mem::take(
+            &mut *self
+                .deleted_orphans
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for (id, store, key) in deleted {
+            if !self.records(id, &store, &key).await? {
+                continue;
+            }
+            let gone = match self.blobs.stores().iter().find(|s| s.id() == store) {
+                Some(handle) => matches!(handle.backend().size(&key).await, Ok(None)),
+                None => false,
+            };
+            if gone {
+                tracing::warn!(blob = %id, store, "a delivery recorded an orphaned body after it was collected; marked missing for repair");
+                metrics::counter!("evermail_rais_gc_orphans_raced_total").increment(1);
+                self.meta
+                    .set_copy_state(id, &store, CopyState::Missing, None)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 }
