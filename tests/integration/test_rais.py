@@ -317,3 +317,87 @@ path = "{fs2}"
         time.sleep(0.2)
     deliver_batch("recovered", 3)
     check_mailbox()
+
+
+def test_store_add_s3_at_run_time_takes_new_bodies(make_server, garage, tmp_path):
+    """`evermail store add ID --s3-...` while a node serves: the secret comes from a
+    file (never argv), a wrong one is refused by the probe and nothing is registered,
+    `store list` shows endpoint and bucket but no secret, and the running node opens
+    the store from the registry: with the fs store read-only, new bodies land on S3."""
+    v = garage.vars
+    fs1 = tmp_path / "fs1"
+    config = CONFIG + f"""
+[storage]
+replicas = 1
+min_replicas = 1
+registry_refresh_secs = 1
+
+[storage.maintenance]
+enabled = false
+
+[[storage.stores]]
+kind = "fs"
+id = "fs1"
+path = "{fs1}"
+"""
+    server = make_server(config=config).start()
+    server.add_account(*ALICE)
+
+    def cli(*args: str, check: bool = True):
+        return server.cli("--config", str(server.config_path), *args, check=check)
+
+    code, text = deliver(server, message("before", "on the fs store\r\n"))
+    assert code == 250, text
+
+    secret = v["EVERMAIL_TEST_S3_SECRET_ACCESS_KEY"]
+    s3_args = [
+        "--s3-endpoint", v["EVERMAIL_TEST_S3_ENDPOINT"],
+        "--s3-bucket", v["EVERMAIL_TEST_S3_BUCKET"],
+        "--s3-region", v["EVERMAIL_TEST_S3_REGION"],
+        "--s3-access-key-id", v["EVERMAIL_TEST_S3_ACCESS_KEY_ID"],
+        "--s3-prefix", f"added-{os.getpid()}-{time.monotonic_ns()}/",
+        "--s3-allow-http",
+    ]
+    wrong = tmp_path / "wrong-secret"
+    wrong.write_text("0" * len(secret) + "\n")
+    refused = cli("store", "add", "bucket", *s3_args, "--s3-secret-file", str(wrong),
+                  check=False)
+    assert refused.returncode != 0, refused.out
+    assert "probing store bucket" in refused.err, refused.err
+    assert "bucket" not in [l.split()[0] for l in cli("store", "list").out.splitlines()]
+
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(secret + "\n")
+    added = cli("store", "add", "bucket", *s3_args, "--s3-secret-file", str(secret_file),
+                "--weight", "5")
+    assert "store bucket added" in added.out, added.out
+    listing = cli("store", "list").out
+    row = next(l for l in listing.splitlines() if l.split()[:1] == ["bucket"])
+    assert v["EVERMAIL_TEST_S3_ENDPOINT"] in row and v["EVERMAIL_TEST_S3_BUCKET"] in row, row
+    assert secret not in listing, listing
+
+    # New bodies can go only to the bucket now; the node re-reads the registry every
+    # second and opens the store from its entry there (its config does not name it).
+    cli("store", "set", "fs1", "--state", "read-only")
+    time.sleep(2.5)
+    before_files = sorted(p for p in fs1.rglob("*") if p.is_file())
+    sent = {}
+    for i in range(5):
+        data = message(f"after {i}", f"on the bucket {i}\r\n")
+        code, text = deliver(server, data)
+        assert code == 250, f"{i}: {code} {text}"
+        sent[MSGID_RE.search(data).group(1)] = data
+    assert sorted(p for p in fs1.rglob("*") if p.is_file()) == before_files
+    assert (metric(server, "evermail_blob_put_seconds_count", "bucket") or 0) >= 5
+    status = cli("store", "status").out
+    row = next(l for l in status.splitlines() if l.split()[:1] == ["bucket"])
+    assert " yes " in f" {row} ", status
+    # Read back through IMAP, from the bucket.
+    client = server.imap(*ALICE)
+    try:
+        bodies = fetch_bodies(client)
+    finally:
+        client.logout()
+    got = {MSGID_RE.search(b).group(1): b for b in bodies.values() if MSGID_RE.search(b)}
+    for msgid, data in sent.items():
+        assert got.get(msgid) == data, msgid

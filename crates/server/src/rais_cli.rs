@@ -24,19 +24,47 @@ pub enum StoreCommand {
     /// Each store as this node sees it: reachable or not, and how many bodies it
     /// holds the only copy of; then how many bodies are short of copies.
     Status,
-    /// Register a new filesystem store (a local disk or an NFS/CephFS mount). Every
-    /// node opens it within `registry_refresh_secs`; new bodies go to it by weight,
-    /// old ones stay where they are.
+    /// Register a new store: a filesystem one (`--path`: a local disk or an NFS/CephFS
+    /// mount) or an S3 bucket (`--s3-endpoint` and the other `--s3-*` options; the
+    /// secret key comes from `--s3-secret-file` or the EVERMAIL_S3_SECRET_ACCESS_KEY
+    /// environment variable, never the command line). It is probed (an S3 store: a
+    /// test object written, read back and deleted) before it is registered. Every node
+    /// opens it within `registry_refresh_secs`; new bodies go to it by weight, old ones
+    /// stay where they are. An S3 store's entry, secret included, is kept in the
+    /// registry (the metadata database), which is how every node reaches it.
     Add {
         id: String,
         /// The directory; relative paths are inside each node's data directory.
-        #[arg(long)]
-        path: PathBuf,
+        #[arg(
+            long,
+            conflicts_with = "s3_endpoint",
+            required_unless_present = "s3_endpoint"
+        )]
+        path: Option<PathBuf>,
         /// The failure domain; copies go to distinct zones first (default: the id).
         #[arg(long)]
         zone: Option<String>,
         #[arg(long, default_value_t = 1)]
         weight: u32,
+        /// The S3 endpoint URL, e.g. https://s3.eu-west-1.amazonaws.com.
+        #[arg(long, requires_all = ["s3_bucket", "s3_access_key_id"])]
+        s3_endpoint: Option<String>,
+        #[arg(long)]
+        s3_bucket: Option<String>,
+        #[arg(long, default_value = "us-east-1")]
+        s3_region: String,
+        #[arg(long)]
+        s3_access_key_id: Option<String>,
+        /// A file holding the secret access key (one line); without it, the
+        /// EVERMAIL_S3_SECRET_ACCESS_KEY environment variable.
+        #[arg(long)]
+        s3_secret_file: Option<PathBuf>,
+        /// A prefix for every key (ending in '/'), to share a bucket.
+        #[arg(long, default_value = "")]
+        s3_prefix: String,
+        /// Allow a plain http:// endpoint (a store on loopback).
+        #[arg(long)]
+        s3_allow_http: bool,
     },
     /// Change a store's zone, weight or state (active, read-only, draining, down).
     Set {
@@ -114,19 +142,49 @@ pub async fn run_store(
             path,
             zone,
             weight,
+            s3_endpoint,
+            s3_bucket,
+            s3_region,
+            s3_access_key_id,
+            s3_secret_file,
+            s3_prefix,
+            s3_allow_http,
         } => {
             if id.is_empty() || weight == 0 {
                 bail!("a store needs an id and a weight of at least 1");
             }
-            let spec = StoreConfig::Fs {
-                id: id.clone(),
-                zone: zone.clone(),
-                weight,
-                state: StoreState::Active,
-                path,
+            let spec = match (path, s3_endpoint) {
+                (Some(path), None) => StoreConfig::Fs {
+                    id: id.clone(),
+                    zone: zone.clone(),
+                    weight,
+                    state: StoreState::Active,
+                    path,
+                },
+                (None, Some(endpoint)) => StoreConfig::S3 {
+                    id: id.clone(),
+                    zone: zone.clone(),
+                    weight,
+                    state: StoreState::Active,
+                    s3: s3_options(
+                        endpoint,
+                        s3_bucket,
+                        s3_region,
+                        s3_access_key_id,
+                        s3_secret_file.as_deref(),
+                        s3_prefix,
+                        s3_allow_http,
+                    )?,
+                },
+                _ => bail!("give either --path or --s3-endpoint"),
             };
             // Open it here first, so a typo fails now rather than on every node.
-            crate::registry::open_backend(&spec, data_dir, &config.node_name())?;
+            let backend = crate::registry::open_backend(&spec, data_dir, &config.node_name())?;
+            if matches!(spec, StoreConfig::S3 { .. }) {
+                probe(backend.as_ref(), &config.node_name())
+                    .await
+                    .with_context(|| format!("probing store {id}; not registered"))?;
+            }
             let record: StoreRecord = crate::registry::record_of(&spec)?;
             if !meta.add_store(record).await? {
                 bail!(
@@ -175,6 +233,70 @@ pub async fn run_store(
                 .with_context(|| format!("removing store {id}"))?;
             println!("store {id} removed; its copies are forgotten");
         }
+    }
+    Ok(())
+}
+
+/// Where `evermail store add` reads an S3 secret from when no file is named.
+const S3_SECRET_VAR: &str = "EVERMAIL_S3_SECRET_ACCESS_KEY";
+
+/// The `s3` table of a new store's entry. The secret is read from a file or the
+/// environment: a command line is visible to every user of the machine (`ps`) and
+/// lands in shell histories.
+fn s3_options(
+    endpoint: String,
+    bucket: Option<String>,
+    region: String,
+    access_key_id: Option<String>,
+    secret_file: Option<&Path>,
+    prefix: String,
+    allow_http: bool,
+) -> anyhow::Result<evermail_blob_s3::S3Options> {
+    let secret = match secret_file {
+        Some(file) => std::fs::read_to_string(file)
+            .with_context(|| format!("reading the S3 secret from {}", file.display()))?,
+        None => std::env::var(S3_SECRET_VAR).with_context(|| {
+            format!("an S3 store needs its secret key in --s3-secret-file or {S3_SECRET_VAR}")
+        })?,
+    };
+    let secret = secret.trim().to_string();
+    if secret.is_empty() {
+        bail!("the S3 secret key is empty");
+    }
+    let mut options: evermail_blob_s3::S3Options = toml::from_str(
+        "endpoint = \"\"\nbucket = \"\"\naccess_key_id = \"\"\nsecret_access_key = \"\"\n",
+    )
+    .context("S3 defaults")?;
+    options.endpoint = endpoint;
+    options.bucket = bucket.context("--s3-bucket is required")?;
+    options.region = region;
+    options.access_key_id = access_key_id.context("--s3-access-key-id is required")?;
+    options.secret_access_key = secret;
+    options.prefix = prefix;
+    options.allow_http = allow_http;
+    Ok(options)
+}
+
+/// Writes a test object, reads it back and deletes it, so wrong credentials, a missing
+/// bucket or an unreachable endpoint are refused before every node tries the store.
+async fn probe(backend: &dyn evermail_blob::BlobBackend, node: &str) -> anyhow::Result<()> {
+    let nonce: u64 = rand::random();
+    let key = format!("{node}/probe/{nonce:016x}");
+    let body = bytes::Bytes::from(format!("evermail store add probe {nonce:016x}"));
+    backend
+        .put(&key, body.clone())
+        .await
+        .context("writing a test object")?;
+    let read = backend
+        .get(&key)
+        .await
+        .context("reading the test object back")?;
+    backend
+        .delete(&key)
+        .await
+        .context("deleting the test object")?;
+    if read.as_ref() != Some(&body) {
+        bail!("the test object read back differs from what was written");
     }
     Ok(())
 }
