@@ -40,6 +40,8 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
 
     let storage = open_storage(&config, &data_dir).await?;
     let mailstore = storage.mailstore(&config, &data_dir);
+    // SEARCH BODY/TEXT's index: a cache, rebuilt when deleted (`mailbox::fts`).
+    mailstore.enable_text_index(data_dir.join("index"));
     let stale = mailstore
         .clean_spool()
         .context("removing stale spool files")?;

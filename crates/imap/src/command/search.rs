@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use evermail_imap_proto::SequenceSet;
 use evermail_imap_proto::command::{Search, SearchKey, SearchReturn};
 use evermail_imap_proto::response::{Code, Data, ESearch};
-use evermail_mailbox::{MessageRecord, MessageText};
+use evermail_mailbox::{MessageRecord, MessageText, TextKey};
 
 use crate::session::{CmdError, CmdResult, Done, Session};
 
@@ -22,6 +22,63 @@ struct Context<'a> {
     saved: &'a [evermail_types::Uid],
     /// The UIDs \Recent to this session.
     recent: &'a std::collections::BTreeSet<evermail_types::Uid>,
+    /// What the text index answered for the BODY and TEXT keys, if it did.
+    indexed: Option<&'a Indexed>,
+}
+
+/// The BODY and TEXT keys the node's text index answered (`Mailstore::search_text`):
+/// for those a message is judged without reading its body.
+#[derive(Default)]
+struct Indexed {
+    /// (TEXT rather than BODY, the string, the matching UIDs ascending).
+    answers: Vec<(bool, String, Vec<evermail_types::Uid>)>,
+    /// Messages the index does not hold: judged by reading them.
+    unindexed: std::collections::BTreeSet<evermail_types::Uid>,
+}
+
+impl Indexed {
+    fn key(key: &SearchKey) -> Option<(bool, &str)> {
+        match key {
+            SearchKey::Body(s) => Some((false, s)),
+            SearchKey::Text(s) => Some((true, s)),
+            _ => None,
+        }
+    }
+
+    fn answer(&self, key: &SearchKey) -> Option<&[evermail_types::Uid]> {
+        let (text, needle) = Indexed::key(key)?;
+        self.answers
+            .iter()
+            .find(|(t, s, _)| *t == text && s == needle)
+            .map(|(_, _, uids)| &uids[..])
+    }
+
+    /// Whether the message `uid` matches `key`, when the index answered that.
+    fn lookup(&self, key: &SearchKey, uid: evermail_types::Uid) -> Option<bool> {
+        let answer = self.answer(key)?;
+        (!self.unindexed.contains(&uid)).then(|| answer.binary_search(&uid).is_ok())
+    }
+
+    /// Whether no message needs its body read for `key`'s BODY and TEXT keys.
+    fn answers_all(&self, key: &SearchKey) -> bool {
+        let mut keys = Vec::new();
+        text_keys(key, &mut keys);
+        self.unindexed.is_empty() && keys.iter().all(|k| self.answer(k).is_some())
+    }
+}
+
+/// The BODY and TEXT keys anywhere in `key`.
+fn text_keys<'k>(key: &'k SearchKey, into: &mut Vec<&'k SearchKey>) {
+    match key {
+        SearchKey::And(keys) => keys.iter().for_each(|k| text_keys(k, into)),
+        SearchKey::Or(a, b) => {
+            text_keys(a, into);
+            text_keys(b, into);
+        }
+        SearchKey::Not(k) => text_keys(k, into),
+        SearchKey::Body(_) | SearchKey::Text(_) => into.push(key),
+        _ => {}
+    }
 }
 
 impl Session {
@@ -148,6 +205,7 @@ impl Session {
         key: &SearchKey,
         saved: Option<Vec<evermail_types::Uid>>,
     ) -> Result<Vec<usize>, CmdError> {
+        let indexed = self.search_text_index(key).await?;
         let selected = self.selected_mut()?;
         let saved = saved.unwrap_or_else(|| selected.saved.clone());
         let recent = selected.recent.clone();
@@ -159,6 +217,7 @@ impl Session {
                 .map_or(0, |d| d.as_secs() as i64),
             saved: &saved,
             recent: &recent,
+            indexed: indexed.as_ref(),
         };
         let mut hits = Vec::new();
         let mut undecided = Vec::new();
@@ -169,7 +228,8 @@ impl Session {
                 None => undecided.push((i, m.clone())),
             }
         }
-        let with_body = needs_body_text(key);
+        let with_body =
+            needs_body_text(key) && !indexed.as_ref().is_some_and(|i| i.answers_all(key));
         // Header keys alone are judged on the header cache, 500 messages per read.
         for batch in undecided.chunks(if with_body { 1 } else { 500 }) {
             let mut headers = if with_body {
@@ -197,6 +257,55 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Asks the node's text index for the BODY and TEXT keys of `key`; `None` when
+    /// there are none or the index is not available (the search then reads bodies).
+    async fn search_text_index(&mut self, key: &SearchKey) -> Result<Option<Indexed>, CmdError> {
+        let mut keys = Vec::new();
+        text_keys(key, &mut keys);
+        let mut wanted: Vec<(bool, String)> = keys
+            .into_iter()
+            .filter_map(Indexed::key)
+            .map(|(text, s)| (text, s.to_string()))
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let account = self.account()?.id;
+        let selected = self.selected_mut()?;
+        let mailbox = selected.id;
+        let view: Vec<_> = selected.messages.iter().map(|m| (m.uid, m.blob)).collect();
+        let text_keys: Vec<TextKey> = wanted
+            .iter()
+            .map(|(text, s)| {
+                if *text {
+                    TextKey::Text(s.clone())
+                } else {
+                    TextKey::Body(s.clone())
+                }
+            })
+            .collect();
+        let Some(hits) = self
+            .mailstore
+            .search_text(account, mailbox, &view, &text_keys)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let answers = wanted
+            .into_iter()
+            .zip(hits.matches)
+            .filter_map(|((text, s), uids)| Some((text, s, uids?)))
+            .collect();
+        Ok(Some(Indexed {
+            answers,
+            unindexed: hits.unindexed,
+        }))
+    }
+}
+
 /// `key` judged without the message's header and text: `None` when a header or text
 /// key decides it.
 fn prefilter(key: &SearchKey, seq: u32, m: &MessageRecord, cx: &Context<'_>) -> Option<bool> {
@@ -218,7 +327,7 @@ fn prefilter(key: &SearchKey, seq: u32, m: &MessageRecord, cx: &Context<'_>) -> 
             _ => None,
         },
         SearchKey::Not(k) => prefilter(k, seq, m, cx).map(|b| !b),
-        k if needs_text(k) => None,
+        k if needs_text(k) => cx.indexed.and_then(|i| i.lookup(k, m.uid)),
         k => Some(matches(k, seq, m, None, cx)),
     }
 }
@@ -324,8 +433,14 @@ fn matches(
         SearchKey::Bcc(s) => header("bcc", s),
         SearchKey::Subject(s) => header("subject", s),
         SearchKey::Header(name, s) => header(name, s),
-        SearchKey::Body(s) => text.is_some_and(|t| t.body_contains(s)),
-        SearchKey::Text(s) => text.is_some_and(|t| t.text_contains(s)),
+        SearchKey::Body(s) => cx
+            .indexed
+            .and_then(|i| i.lookup(key, m.uid))
+            .unwrap_or_else(|| text.is_some_and(|t| t.body_contains(s))),
+        SearchKey::Text(s) => cx
+            .indexed
+            .and_then(|i| i.lookup(key, m.uid))
+            .unwrap_or_else(|| text.is_some_and(|t| t.text_contains(s))),
         // The Date: field's day as written, time and zone disregarded.
         SearchKey::SentBefore(d) => sent(|a, b| a < b, d),
         SearchKey::SentOn(d) => sent(|a, b| a == b, d),
@@ -362,6 +477,7 @@ mod tests {
             now: 86_400 * 11,
             saved: &saved,
             recent: &recent,
+            indexed: None,
         };
         let messages = [
             record(2, &[Flag::Seen], 100),
@@ -416,6 +532,7 @@ mod tests {
             now: 0,
             saved: &[],
             recent: &Default::default(),
+            indexed: None,
         };
         let seen = record(2, &[Flag::Seen], 100);
         let unseen = record(5, &[], 100);
