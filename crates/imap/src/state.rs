@@ -8,6 +8,11 @@
 //! while EXPUNGE may not be sent (during FETCH, STORE or SEARCH) waits in
 //! `pending_expunge`, and the message stays addressable until then.
 //!
+//! The list is the node's shared view of the mailbox at SELECT
+//! ([`Mailstore::view`]): a persistent vector, so selecting costs one query for what
+//! changed since the node last looked, and the session's own later changes copy only
+//! the parts of the tree they touch, never the whole mailbox.
+//!
 //! Changes are found by asking the mail model for everything after the highest MODSEQ
 //! the session has seen. A notification from [`Mailstore::subscribe`] marks the view
 //! dirty so the next safe point asks at once; without one (a change made by another
@@ -21,7 +26,7 @@ use evermail_imap_proto::response::{
     Code, Data, FetchItem, FetchResponse, StatusKind, StatusResponse,
 };
 use evermail_mailbox::{
-    MailError, MailboxChange, MailboxRecord, MailboxWatch, Mailstore, MessageRecord,
+    MailError, MailboxChange, MailboxRecord, MailboxWatch, Mailstore, MessageList,
 };
 use evermail_types::{AccountId, MailboxId, ModSeq, Uid};
 use tokio::sync::broadcast;
@@ -54,7 +59,7 @@ pub(crate) struct Selected {
     pub(crate) read_only: bool,
     pub(crate) uid_validity: u32,
     /// Messages as announced to the client, in UID order.
-    pub(crate) messages: Vec<MessageRecord>,
+    pub(crate) messages: MessageList,
     /// UIDs removed elsewhere whose EXPUNGE has not been sent yet.
     pub(crate) pending_expunge: BTreeSet<Uid>,
     /// A MODSEQ below every pending removal's: where the view stood when the first
@@ -95,10 +100,10 @@ impl Selected {
         // Subscribe before reading, so a change committed in between is at worst
         // reported twice (and then found to be no change), never missed.
         let changes = mailstore.subscribe();
-        let fresh = mailstore.mailbox(record.account, record.id).await?;
-        let messages = mailstore.messages(record.account, record.id).await?;
-        // A message added between the two reads is in `messages`, and its change will
-        // be seen again after `highest_modseq`; `sync` ignores what it already has.
+        let view = mailstore.view(record.account, record.id).await?;
+        let (fresh, messages) = (view.record, view.messages);
+        // A message added between the reads is in `messages`, and its change will be
+        // seen again after `highest_modseq`; `sync` ignores what it already has.
         let uid_next = messages
             .last()
             .map_or(0, |m| m.uid.get().saturating_add(1))
@@ -129,7 +134,7 @@ impl Selected {
             messages,
             pending_expunge: BTreeSet::new(),
             pending_floor: None,
-            highest_modseq: fresh.highest_modseq,
+            highest_modseq: view.highest_modseq,
             uid_next,
             saved: Vec::new(),
             claims_recent,
@@ -167,6 +172,20 @@ impl Selected {
         self.messages.binary_search_by_key(&uid, |m| m.uid).ok()
     }
 
+    /// How many messages in the view have a UID below `uid`.
+    fn count_below(&self, uid: u64) -> usize {
+        // Never `Equal`, so the search ends at the boundary.
+        self.messages
+            .binary_search_by(|m| {
+                if u64::from(m.uid.get()) < uid {
+                    std::cmp::Ordering::Less
+                } else {
+                    std::cmp::Ordering::Greater
+                }
+            })
+            .unwrap_or_else(|i| i)
+    }
+
     /// The positions in `messages` a command's set names, ascending and without
     /// duplicates. UIDs that do not exist are skipped (RFC 9051 section 6.4.9); a
     /// sequence number beyond the last message is a client error.
@@ -183,12 +202,8 @@ impl Selected {
         if uid {
             let largest = self.messages.last().map_or(0, |m| m.uid.get());
             for range in set.normalized(largest) {
-                let lo = self
-                    .messages
-                    .partition_point(|m| m.uid.get() < *range.start());
-                let hi = self
-                    .messages
-                    .partition_point(|m| m.uid.get() <= *range.end());
+                let lo = self.count_below(u64::from(*range.start()));
+                let hi = self.count_below(u64::from(*range.end()) + 1);
                 out.extend(lo..hi);
             }
             return Ok(out);
@@ -290,7 +305,7 @@ impl Selected {
                     // break the sequence numbering if it ever did).
                     None if self.messages.last().is_none_or(|m| m.uid < message.uid) => {
                         self.uid_next = self.uid_next.max(message.uid.get().saturating_add(1));
-                        self.messages.push(message);
+                        self.messages.push_back(message);
                         grew = true;
                     }
                     None => {}
@@ -408,6 +423,7 @@ impl Selected {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use evermail_mailbox::MessageRecord;
 
     fn uids(selected: &Selected, set: &str, uid: bool) -> Result<Vec<u32>, String> {
         selected

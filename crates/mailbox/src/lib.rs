@@ -18,6 +18,8 @@
 //! - `maildrop`: the POP3 maildrop lock.
 //! - `parse`: the envelope and MIME structure, parsed once at delivery.
 //! - `text`: a message's header and body text, for searching.
+//! - `view`: the node's cache of mailbox views (messages as a persistent vector),
+//!   brought up to date by `changes_since` on every read.
 //! - `watch`: the mailboxes this node's sessions have selected, polled for changes
 //!   made through other nodes.
 //! - this file: [`Mailstore`], mailbox and message reads, flags, expunge, change
@@ -34,6 +36,7 @@ mod maildrop;
 mod parse;
 mod spool;
 mod text;
+mod view;
 mod watch;
 
 pub use accounts::{Account, DEFAULT_MAILBOXES, LoginOutcome, check_address, hash_password};
@@ -48,6 +51,9 @@ pub use maildrop::MaildropLock;
 pub use parse::{MessageStructure, parse_structure};
 pub use spool::{Body, SPOOL_THRESHOLD};
 pub use text::{HeaderFields, MessageText};
+pub use view::{
+    DEFAULT_VIEW_CACHE_MESSAGES, MailboxView, MessageList, ViewCacheStats, apply_changes,
+};
 pub use watch::MailboxWatch;
 
 use bytes::Bytes;
@@ -70,6 +76,9 @@ pub struct MailstoreOptions {
     pub default_quota: Option<u64>,
     /// When failed logins lock out (the `[auth]` section).
     pub login_guard: LoginGuardOptions,
+    /// How many message records the node's view cache holds at most, over all
+    /// mailboxes (least recently used mailboxes are dropped first).
+    pub view_cache_messages: usize,
 }
 
 impl Default for MailstoreOptions {
@@ -79,6 +88,7 @@ impl Default for MailstoreOptions {
             spool_dir: None,
             default_quota: None,
             login_guard: LoginGuardOptions::default(),
+            view_cache_messages: view::DEFAULT_VIEW_CACHE_MESSAGES,
         }
     }
 }
@@ -106,6 +116,7 @@ struct Inner {
     maildrops: maildrop::MaildropLocks,
     login_guard: login_guard::LoginGuard,
     watched: watch::Watched,
+    views: view::ViewCache,
     /// Set by `enable_text_index` (`serve` does; tools and most tests do not).
     text_indexes: std::sync::OnceLock<fts::TextIndexes>,
 }
@@ -114,6 +125,7 @@ impl Mailstore {
     pub fn new(meta: Meta, blobs: BlobStore, options: MailstoreOptions) -> Mailstore {
         let (changes, _) = broadcast::channel(4096);
         let login_guard = login_guard::LoginGuard::new(options.login_guard.clone());
+        let views = view::ViewCache::new(options.view_cache_messages);
         Mailstore {
             inner: Arc::new(Inner {
                 meta,
@@ -123,6 +135,7 @@ impl Mailstore {
                 changes,
                 maildrops: Default::default(),
                 watched: Default::default(),
+                views,
                 text_indexes: Default::default(),
             }),
         }
@@ -134,6 +147,10 @@ impl Mailstore {
 
     pub(crate) fn watched(&self) -> &watch::Watched {
         &self.inner.watched
+    }
+
+    pub(crate) fn views(&self) -> &view::ViewCache {
+        &self.inner.views
     }
 
     pub(crate) fn blobs(&self) -> &BlobStore {
@@ -223,6 +240,7 @@ impl Mailstore {
     ) -> Result<(), MailError> {
         self.mailbox(account, mailbox).await?;
         self.meta().delete_mailbox(mailbox).await?;
+        self.views().forget(mailbox);
         Ok(())
     }
 
@@ -441,15 +459,17 @@ impl Mailstore {
     ) -> Result<Vec<(Uid, evermail_meta::InsertedMessage)>, (Vec<Uid>, MailError)> {
         let fail = |e: MailError| (Vec::new(), e);
         self.mailbox(account, to).await.map_err(fail)?;
-        // Reading the source through `messages` checks that it is the account's own.
+        // Reading the source through `view` checks that it is the account's own.
         let mut wanted: Vec<Uid> = uids.to_vec();
         wanted.sort();
-        let sources: Vec<MessageRecord> = self
-            .messages(account, from)
-            .await
-            .map_err(fail)?
-            .into_iter()
-            .filter(|m| wanted.binary_search(&m.uid).is_ok())
+        wanted.dedup();
+        let source = self.view(account, from).await.map_err(fail)?.messages;
+        let sources: Vec<MessageRecord> = wanted
+            .iter()
+            .filter_map(|&uid| {
+                let i = source.binary_search_by_key(&uid, |m| m.uid).ok()?;
+                Some(source[i].clone())
+            })
             .collect();
         let mut rows = Vec::with_capacity(sources.len());
         for message in &sources {

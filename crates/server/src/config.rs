@@ -49,6 +49,11 @@ pub struct MetadataConfig {
     /// `[metadata.mysql]`: pools, timeouts and retries of the MySQL backend
     /// (`evermail_meta_mysql::MysqlOptions`); its node URLs are `mysql_urls`.
     pub mysql: evermail_meta_mysql::MysqlOptions,
+    /// How many message records (about 100 bytes each) of the mailboxes sessions
+    /// read this node keeps in its shared view cache, over all mailboxes; the least
+    /// recently used mailboxes are dropped first. SELECT of a cached mailbox reads only
+    /// what changed since.
+    pub view_cache_messages: usize,
 }
 
 /// Which metadata backend `[metadata] backend` names.
@@ -67,6 +72,7 @@ impl Default for MetadataConfig {
             sqlite_path: PathBuf::from("meta.sqlite"),
             mysql_urls: Vec::new(),
             mysql: evermail_meta_mysql::MysqlOptions::default(),
+            view_cache_messages: evermail_mailbox::DEFAULT_VIEW_CACHE_MESSAGES,
         }
     }
 }
@@ -84,6 +90,7 @@ impl std::fmt::Debug for MetadataConfig {
             .field("sqlite_path", &self.sqlite_path)
             .field("mysql_urls", &urls)
             .field("mysql", &self.mysql)
+            .field("view_cache_messages", &self.view_cache_messages)
             .finish()
     }
 }
@@ -455,6 +462,10 @@ listen = "127.0.0.1:8080"
 backend = "sqlite"
 # The SQLite database, relative to the data directory.
 sqlite_path = "meta.sqlite"
+# Message records (about 100 bytes each) this node keeps of the mailboxes its
+# sessions read, shared by all of them; least recently used mailboxes go first.
+# A SELECT of a cached mailbox reads only what changed since.
+view_cache_messages = 2000000
 # With backend = "mysql": one URL per database node. Transactions go round robin,
 # starting with the first URL, to the nodes that are up; a node that refuses, times
 # out or is not Synced is skipped until a probe finds it healthy. Run

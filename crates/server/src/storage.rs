@@ -31,6 +31,7 @@ impl Storage {
                 .max(config.imap.max_message_size),
             default_quota: config.accounts.default_quota,
             login_guard: config.auth.clone(),
+            view_cache_messages: config.metadata.view_cache_messages,
         };
         Mailstore::new(self.meta.clone(), self.blobs.clone(), options)
     }

@@ -42,10 +42,11 @@ impl Session {
                     | StatusItem::Size
             )
         });
+        // The node's shared view: one query for what changed since it was last read.
         let messages = if needs_messages {
-            self.mailstore.messages(account.id, record.id).await?
+            self.mailstore.view(account.id, record.id).await?.messages
         } else {
-            Vec::new()
+            Default::default()
         };
         let count = |flag: &Flag, set: bool| {
             messages
