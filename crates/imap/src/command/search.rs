@@ -205,11 +205,10 @@ impl Session {
         key: &SearchKey,
         saved: Option<Vec<evermail_types::Uid>>,
     ) -> Result<Vec<usize>, CmdError> {
-        let indexed = self.search_text_index(key).await?;
         let selected = self.selected_mut()?;
         let saved = saved.unwrap_or_else(|| selected.saved.clone());
         let recent = selected.recent.clone();
-        let context = Context {
+        let mut context = Context {
             exists: selected.exists(),
             largest_uid: selected.messages.last().map_or(0, |m| m.uid.get()),
             now: SystemTime::now()
@@ -217,7 +216,7 @@ impl Session {
                 .map_or(0, |d| d.as_secs() as i64),
             saved: &saved,
             recent: &recent,
-            indexed: indexed.as_ref(),
+            indexed: None,
         };
         let mut hits = Vec::new();
         let mut undecided = Vec::new();
@@ -227,6 +226,24 @@ impl Session {
                 Some(false) => {}
                 None => undecided.push((i, m.clone())),
             }
+        }
+        // The text index is asked (and brought up to date) only when some message
+        // is left for the BODY and TEXT keys to decide.
+        let indexed = if undecided.is_empty() || !needs_body_text(key) {
+            None
+        } else {
+            self.search_text_index(key).await?
+        };
+        if let Some(index) = &indexed {
+            context.indexed = Some(index);
+            undecided.retain(|(i, m)| match prefilter(key, *i as u32 + 1, m, &context) {
+                Some(true) => {
+                    hits.push(*i);
+                    false
+                }
+                Some(false) => false,
+                None => true,
+            });
         }
         let with_body =
             needs_body_text(key) && !indexed.as_ref().is_some_and(|i| i.answers_all(key));
