@@ -1,8 +1,10 @@
 //! SEARCH and UID SEARCH. Sequence numbers, UIDs, flags, sizes, internal dates and
 //! MODSEQs come from what the session already holds. Keys on the header (FROM,
 //! SUBJECT, HEADER, SENT*...) parse the header cache (`Mailstore::header_texts`, 500
-//! messages per metadata read); BODY and TEXT read each message's verified body and
-//! parse it (`Mailstore::message_text`), and only when the criteria contain one.
+//! messages per metadata read); BODY and TEXT are answered by the node's text index
+//! (`Mailstore::search_text`) for the messages the other keys leave open, and read
+//! and parse a message's verified body (`Mailstore::message_text`) only for what the
+//! index cannot answer (a string under three characters, no index).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
