@@ -60,21 +60,40 @@ pub enum FetchItem<'a> {
     Rfc822Text(Option<&'a [u8]>),
 }
 
-impl FetchResponse<'_> {
+impl<'a> FetchResponse<'a> {
     pub fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_deferring(out, usize::MAX);
+    }
+
+    /// Like [`encode`](Self::encode), except that the data of a literal longer than
+    /// `defer_over` bytes is left out: only its `{N}` announcement is written, and the
+    /// data is returned with the position in `out` where it belongs. The caller
+    /// writes the response in pieces, the large data straight from where it lives (a
+    /// memory-mapped spool file), so it is never copied into a buffer whole.
+    pub fn encode_deferring(&self, out: &mut Vec<u8>, defer_over: usize) -> Vec<(usize, &'a [u8])> {
+        let mut deferred = Vec::new();
         out.extend_from_slice(format!("* {} FETCH (", self.seq).as_bytes());
         for (i, item) in self.items.iter().enumerate() {
             if i > 0 {
                 out.push(b' ');
             }
-            item.encode(out);
+            if let Some(data) = item.encode_deferring(out, defer_over) {
+                deferred.push((out.len(), data));
+            }
         }
         out.extend_from_slice(b")\r\n");
+        deferred
     }
 }
 
-impl FetchItem<'_> {
+impl<'a> FetchItem<'a> {
     pub fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_deferring(out, usize::MAX);
+    }
+
+    /// Encodes the item; literal data longer than `defer_over` is returned instead of
+    /// written (see [`FetchResponse::encode_deferring`]).
+    fn encode_deferring(&self, out: &mut Vec<u8>, defer_over: usize) -> Option<&'a [u8]> {
         match self {
             FetchItem::Uid(n) => out.extend_from_slice(format!("UID {n}").as_bytes()),
             FetchItem::Flags { flags, recent } => {
@@ -110,19 +129,24 @@ impl FetchItem<'_> {
                 data,
             } => {
                 out.extend_from_slice(format!("BODY[{section}]").as_bytes());
-                origin_and_data(out, *origin, *data, false);
+                return origin_and_data(out, *origin, *data, false, defer_over);
             }
             FetchItem::Binary { part, origin, data } => {
                 out.extend_from_slice(format!("BINARY[{}]", dotted(part)).as_bytes());
-                origin_and_data(out, *origin, *data, true);
+                return origin_and_data(out, *origin, *data, true, defer_over);
             }
             FetchItem::BinarySize { part, size } => {
                 out.extend_from_slice(format!("BINARY.SIZE[{}] {size}", dotted(part)).as_bytes())
             }
-            FetchItem::Rfc822(data) => nliteral(out, "RFC822", *data),
-            FetchItem::Rfc822Header(data) => nliteral(out, "RFC822.HEADER", *data),
-            FetchItem::Rfc822Text(data) => nliteral(out, "RFC822.TEXT", *data),
+            FetchItem::Rfc822(data) => return nliteral(out, "RFC822", *data, defer_over),
+            FetchItem::Rfc822Header(data) => {
+                return nliteral(out, "RFC822.HEADER", *data, defer_over);
+            }
+            FetchItem::Rfc822Text(data) => {
+                return nliteral(out, "RFC822.TEXT", *data, defer_over);
+            }
         }
+        None
     }
 }
 
@@ -133,27 +157,66 @@ fn dotted(part: &[u32]) -> String {
         .join(".")
 }
 
-fn origin_and_data(out: &mut Vec<u8>, origin: Option<u32>, data: Option<&[u8]>, binary: bool) {
+fn origin_and_data<'a>(
+    out: &mut Vec<u8>,
+    origin: Option<u32>,
+    data: Option<&'a [u8]>,
+    binary: bool,
+    defer_over: usize,
+) -> Option<&'a [u8]> {
     if let Some(o) = origin {
         out.extend_from_slice(format!("<{o}>").as_bytes());
     }
     out.push(b' ');
     match data {
-        None => out.extend_from_slice(b"NIL"),
-        Some(d) if binary => literal8(out, d),
+        None => {
+            out.extend_from_slice(b"NIL");
+            None
+        }
         // Message data always goes as a literal: it is usually long and has CRLFs, and
         // a fixed form makes the output predictable for clients and tests.
-        Some(d) => literal(out, d),
+        Some(d) => deferrable_literal(out, d, binary, defer_over),
     }
 }
 
-fn nliteral(out: &mut Vec<u8>, name: &str, data: Option<&[u8]>) {
+fn nliteral<'a>(
+    out: &mut Vec<u8>,
+    name: &str,
+    data: Option<&'a [u8]>,
+    defer_over: usize,
+) -> Option<&'a [u8]> {
     out.extend_from_slice(name.as_bytes());
     out.push(b' ');
     match data {
-        None => out.extend_from_slice(b"NIL"),
-        Some(d) => literal(out, d),
+        None => {
+            out.extend_from_slice(b"NIL");
+            None
+        }
+        Some(d) => deferrable_literal(out, d, false, defer_over),
     }
+}
+
+/// A literal (`literal8` for binary data holding NUL); only its announcement when the
+/// data is longer than `defer_over`, and then the data is returned.
+fn deferrable_literal<'a>(
+    out: &mut Vec<u8>,
+    data: &'a [u8],
+    binary: bool,
+    defer_over: usize,
+) -> Option<&'a [u8]> {
+    if data.len() <= defer_over {
+        if binary {
+            literal8(out, data);
+        } else {
+            literal(out, data);
+        }
+        return None;
+    }
+    if binary && data.contains(&0) {
+        out.push(b'~');
+    }
+    out.extend_from_slice(format!("{{{}}}\r\n", data.len()).as_bytes());
+    Some(data)
 }
 
 #[cfg(test)]
@@ -161,6 +224,53 @@ mod tests {
     use super::*;
     use crate::command::SectionText;
     use evermail_types::Flag;
+
+    #[test]
+    fn large_literals_can_be_deferred_and_the_pieces_make_the_same_response() {
+        let big = b"x\0yz".repeat(10);
+        let items = || {
+            vec![
+                FetchItem::Uid(7),
+                FetchItem::Rfc822(Some(&big[..])),
+                FetchItem::Binary {
+                    part: vec![1],
+                    origin: None,
+                    data: Some(&big[..]),
+                },
+                FetchItem::Rfc822Text(Some(b"short")),
+            ]
+        };
+        let mut whole = Vec::new();
+        FetchResponse {
+            seq: 1,
+            items: items(),
+        }
+        .encode(&mut whole);
+        let mut out = Vec::new();
+        let response = FetchResponse {
+            seq: 1,
+            items: items(),
+        };
+        let deferred = response.encode_deferring(&mut out, 10);
+        assert_eq!(deferred.len(), 2);
+        assert!(out.len() < whole.len() - 2 * big.len() + 1);
+        let mut joined = Vec::new();
+        let mut at = 0;
+        for (pos, data) in deferred {
+            joined.extend_from_slice(&out[at..pos]);
+            joined.extend_from_slice(data);
+            at = pos;
+        }
+        joined.extend_from_slice(&out[at..]);
+        assert_eq!(
+            String::from_utf8_lossy(&joined),
+            String::from_utf8_lossy(&whole)
+        );
+        assert!(
+            whole.windows(4).any(|w| w == b"~{40"),
+            "binary with NUL is literal8"
+        );
+    }
 
     fn enc(items: Vec<FetchItem<'_>>) -> String {
         let mut out = Vec::new();
