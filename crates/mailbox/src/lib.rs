@@ -43,9 +43,9 @@ pub use accounts::{Account, DEFAULT_MAILBOXES, LoginOutcome, check_address, hash
 pub use decode::decode_transfer_encoding;
 pub use deliver::Delivered;
 pub use error::{ErrorKind, MailError};
-pub use header_cache::{MAX_CACHED_HEADER, MessageSummary};
 pub use evermail_meta::{Changes, FlagChange, FlagUpdate, MailboxRecord, MessageRecord};
 pub use fts::{MIN_INDEXED_CHARS, TextHits, TextKey};
+pub use header_cache::{MAX_CACHED_HEADER, MessageSummary};
 pub use login_guard::{LockScope, LoginGuardOptions};
 pub use maildrop::MaildropLock;
 pub use parse::{MessageStructure, parse_structure};
