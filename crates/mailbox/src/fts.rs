@@ -112,6 +112,50 @@ impl Mailstore {
         let _ = self.inner.text_indexes.set(TextIndexes::new(dir));
     }
 
+    /// Removes the index directories of mailboxes that are gone or were recreated
+    /// under another UIDVALIDITY, whichever node deleted them: the index is keyed by
+    /// mailbox and UIDVALIDITY, so such a directory would never be used again and
+    /// would stay on disk for good. An index some search holds open is left for the
+    /// next sweep. Returns how many directories were removed.
+    pub async fn sweep_text_indexes(&self) -> Result<u64, MailError> {
+        let Some(indexes) = self.inner.text_indexes.get() else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        for (account_dir, mailbox, uidvalidity) in index_dirs(&indexes.dir).await {
+            let current = self.inner.meta.mailbox(mailbox).await?;
+            if current.is_some_and(|m| m.uidvalidity.0.get() == uidvalidity) {
+                continue;
+            }
+            {
+                let mut open = indexes.open.lock().unwrap_or_else(|e| e.into_inner());
+                let in_use = open
+                    .get(&(mailbox, uidvalidity))
+                    .is_some_and(|(slot, _)| Arc::strong_count(slot) > 1);
+                if in_use {
+                    continue;
+                }
+                open.remove(&(mailbox, uidvalidity));
+            }
+            let path = account_dir.join(format!("{}-{uidvalidity}", mailbox.0));
+            match tokio::fs::remove_dir_all(&path).await {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a stale text index");
+                    continue;
+                }
+            }
+            // The account's directory goes with its last index; one a search is
+            // creating an index in right now is not empty, or is made again.
+            let _ = tokio::fs::remove_dir(&account_dir).await;
+        }
+        if removed > 0 {
+            metrics::counter!("evermail_text_index_swept_total").increment(removed);
+        }
+        Ok(removed)
+    }
+
     /// Evaluates BODY and TEXT keys over `view` (a session's messages: UID and body,
     /// in UID order) with the mailbox's text index, after bringing it up to date with
     /// the view. `None` when this node keeps no index or it is unavailable; the
@@ -304,6 +348,40 @@ enum Failure {
 }
 
 /// Runs tantivy's blocking work off the async threads.
+/// Every `<account>/<mailbox>-<uidvalidity>` directory under `dir`, with its
+/// account directory; names of another shape are not ours and are left alone.
+async fn index_dirs(dir: &std::path::Path) -> Vec<(PathBuf, MailboxId, u32)> {
+    let mut found = Vec::new();
+    let Ok(mut accounts) = tokio::fs::read_dir(dir).await else {
+        return found;
+    };
+    while let Ok(Some(account)) = accounts.next_entry().await {
+        let is_account = account
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.parse::<i64>().is_ok());
+        if !is_account {
+            continue;
+        }
+        let Ok(mut mailboxes) = tokio::fs::read_dir(account.path()).await else {
+            continue;
+        };
+        while let Ok(Some(entry)) = mailboxes.next_entry().await {
+            let parsed = entry.file_name().to_str().and_then(|name| {
+                let (mailbox, uidvalidity) = name.split_once('-')?;
+                Some((
+                    mailbox.parse::<i64>().ok()?,
+                    uidvalidity.parse::<u32>().ok()?,
+                ))
+            });
+            if let Some((mailbox, uidvalidity)) = parsed {
+                found.push((account.path(), MailboxId(mailbox), uidvalidity));
+            }
+        }
+    }
+    found
+}
+
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, FtsError> + Send + 'static,
 ) -> Result<T, Failure> {

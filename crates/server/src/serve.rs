@@ -131,6 +131,25 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
+    // Text indexes of mailboxes deleted (through any node) or recreated: at start,
+    // then hourly.
+    {
+        let (m, s) = (mailstore.clone(), shutdown.clone());
+        services.spawn(async move {
+            loop {
+                match m.sweep_text_indexes().await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "removed stale text indexes"),
+                    Err(error) => tracing::warn!(%error, "text index sweep failed"),
+                }
+                tokio::select! {
+                    () = s.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                }
+            }
+        });
+    }
+
     // Changes made through other nodes to mailboxes selected here.
     {
         let (m, s) = (mailstore.clone(), shutdown.clone());

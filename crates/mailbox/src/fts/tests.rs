@@ -255,6 +255,58 @@ async fn a_deleted_index_is_rebuilt() {
     f.check(&keys).await;
 }
 
+#[tokio::test]
+async fn the_sweep_removes_indexes_of_deleted_mailboxes_only() {
+    let f = fixture().await;
+    let other = f
+        .store
+        .create_mailbox(f.account, "Projects", None)
+        .await
+        .unwrap();
+    for raw in CORPUS {
+        f.append(raw.as_bytes()).await;
+        f.store
+            .append(
+                f.account,
+                other.id,
+                Bytes::copy_from_slice(raw.as_bytes()),
+                Flags::default(),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let keys = keys(NEEDLES);
+    f.check(&keys).await;
+    let messages = f.store.messages(f.account, other.id).await.unwrap();
+    let view: Vec<_> = messages.iter().map(|m| (m.uid, m.blob)).collect();
+    f.store
+        .search_text(f.account, other.id, &view, &keys)
+        .await
+        .unwrap()
+        .expect("the index answers");
+    let account_dir = f.index_dir.join(f.account.0.to_string());
+    let dir_of =
+        |m: &crate::MailboxRecord| account_dir.join(format!("{}-{}", m.id.0, m.uidvalidity.0));
+    let inbox = f.store.mailbox(f.account, f.inbox).await.unwrap();
+    assert!(dir_of(&inbox).exists() && dir_of(&other).exists());
+    // Something that is not an index is never touched.
+    std::fs::create_dir_all(account_dir.join("notes")).unwrap();
+
+    assert_eq!(f.store.sweep_text_indexes().await.unwrap(), 0, "both live");
+    f.store.delete_mailbox(f.account, other.id).await.unwrap();
+    assert_eq!(f.store.sweep_text_indexes().await.unwrap(), 1);
+    assert!(
+        !dir_of(&other).exists(),
+        "the deleted mailbox's index is gone"
+    );
+    assert!(dir_of(&inbox).exists(), "the live one stays");
+    assert!(account_dir.join("notes").exists());
+    // The live index still answers as the scan does.
+    f.check(&keys).await;
+    assert_eq!(f.store.sweep_text_indexes().await.unwrap(), 0);
+}
+
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
