@@ -22,8 +22,8 @@
 use crate::{MailError, MailboxRecord, Mailstore, MessageRecord};
 use evermail_types::{AccountId, MailboxId, ModSeq, UidValidity};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A mailbox's messages in UID order, cheap to clone (see the module docs).
 pub type MessageList = imbl::Vector<MessageRecord>;
@@ -62,6 +62,10 @@ pub struct ViewCacheStats {
 pub(crate) struct ViewCache {
     limit: usize,
     state: Mutex<CacheState>,
+    /// One gate per mailbox being read whole: sessions that miss at once (every
+    /// client reconnecting after a restart) wait for the first read instead of each
+    /// reading every row.
+    loading: Mutex<HashMap<MailboxId, Arc<tokio::sync::Mutex<()>>>>,
     hits: AtomicU64,
     misses: AtomicU64,
     evictions: AtomicU64,
@@ -113,6 +117,7 @@ impl ViewCache {
         ViewCache {
             limit,
             state: Mutex::new(CacheState::default()),
+            loading: Mutex::new(HashMap::new()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
@@ -186,6 +191,21 @@ impl ViewCache {
         metrics::gauge!("evermail_view_cache_size").set(state.total as f64);
     }
 
+    /// The gate of a mailbox's whole read, shared with whoever is reading it.
+    fn gate(&self, mailbox: MailboxId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        loading.entry(mailbox).or_default().clone()
+    }
+
+    /// Drops the gate once nobody else holds it (checked under the map's lock, so
+    /// a waiter that took it from the map is always counted).
+    fn release_gate(&self, mailbox: MailboxId, gate: Arc<tokio::sync::Mutex<()>>) {
+        let mut loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        if Arc::strong_count(&gate) <= 2 {
+            loading.remove(&mailbox);
+        }
+    }
+
     pub(crate) fn forget(&self, mailbox: MailboxId) {
         let mut state = self.lock();
         state.remove(mailbox);
@@ -235,34 +255,60 @@ impl Mailstore {
     ) -> Result<MailboxView, MailError> {
         let record = self.mailbox(account, mailbox).await?;
         let cache = self.views();
-        if let Some((mut messages, since)) = cache.get(mailbox, record.uidvalidity) {
-            cache.hits.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("evermail_view_cache_hits_total").increment(1);
-            let changes = self.meta().changes_since(mailbox, since).await?;
-            let highest_modseq = since.max(changes.highest_modseq);
-            if apply_changes(&mut messages, changes) || highest_modseq > since {
-                cache.store(
-                    mailbox,
-                    record.uidvalidity,
-                    messages.clone(),
-                    highest_modseq,
-                );
-            }
-            return Ok(MailboxView {
-                record,
-                messages,
-                highest_modseq,
-            });
+        if let Some(snapshot) = cache.get(mailbox, record.uidvalidity) {
+            return self.refresh(record, snapshot).await;
         }
+        let gate = cache.gate(mailbox);
+        let loaded = {
+            let _reading = gate.lock().await;
+            // Whoever held the gate before may have just read it.
+            match cache.get(mailbox, record.uidvalidity) {
+                Some(snapshot) => self.refresh(record, snapshot).await,
+                None => self.read_whole(record).await,
+            }
+        };
+        cache.release_gate(mailbox, gate);
+        loaded
+    }
+
+    /// A held snapshot brought up to date with one `changes_since` query.
+    async fn refresh(
+        &self,
+        record: MailboxRecord,
+        (mut messages, since): (MessageList, ModSeq),
+    ) -> Result<MailboxView, MailError> {
+        let cache = self.views();
+        cache.hits.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("evermail_view_cache_hits_total").increment(1);
+        let changes = self.meta().changes_since(record.id, since).await?;
+        let highest_modseq = since.max(changes.highest_modseq);
+        if apply_changes(&mut messages, changes) || highest_modseq > since {
+            cache.store(
+                record.id,
+                record.uidvalidity,
+                messages.clone(),
+                highest_modseq,
+            );
+        }
+        Ok(MailboxView {
+            record,
+            messages,
+            highest_modseq,
+        })
+    }
+
+    /// Every message row of the mailbox, kept as its snapshot.
+    async fn read_whole(&self, record: MailboxRecord) -> Result<MailboxView, MailError> {
+        let cache = self.views();
         cache.misses.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("evermail_view_cache_misses_total").increment(1);
         // The row was read first, so the messages hold every change up to its MODSEQ
         // (and perhaps later ones, which the next `changes_since` reports again and
         // `apply_changes` writes over harmlessly).
-        let messages: MessageList = self.meta().messages(mailbox).await?.into_iter().collect();
+        let messages: MessageList = self.meta().messages(record.id).await?.into_iter().collect();
         let highest_modseq = record.highest_modseq;
         cache.store(
-            mailbox,
+            record.id,
             record.uidvalidity,
             messages.clone(),
             highest_modseq,

@@ -289,3 +289,26 @@ fn changes_are_folded_in_by_uid() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sessions_missing_at_once_read_the_mailbox_once() {
+    let n = two_nodes(DEFAULT_VIEW_CACHE_MESSAGES).await;
+    deliver(&n.a, n.account, 50).await;
+    let store = Arc::new(n.a.clone());
+    let readers: Vec<_> = (0..16)
+        .map(|_| {
+            let (store, account, inbox) = (store.clone(), n.account, n.inbox);
+            tokio::spawn(async move { store.view(account, inbox).await.unwrap() })
+        })
+        .collect();
+    for reader in readers {
+        assert_eq!(reader.await.unwrap().messages.len(), 50);
+    }
+    let stats = n.a.view_cache_stats();
+    assert_eq!((stats.misses, stats.hits), (1, 15), "{stats:?}");
+    assert!(
+        n.a.views().loading.lock().unwrap().is_empty(),
+        "no gate left behind"
+    );
+    assert_view_is_the_truth(&n.a, n.account, n.inbox).await;
+}
