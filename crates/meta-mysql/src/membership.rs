@@ -169,3 +169,97 @@ pub(crate) async fn highest_modseqs(
     }
     Ok(out)
 }
+
+/// Inserted if absent, else taken over if it is the holder's own or expired, then read
+/// back inside the same transaction: the row decides, not the affected-row count
+/// (MariaDB counts an UPDATE that changes nothing as 0). Two nodes of a Galera
+/// cluster taking it at once both write locally; certification lets one commit and
+/// fails the other with a deadlock (1213), which `write` replays, and the replay reads
+/// the winner's row: `false`, not an error. Replaying a commit whose outcome was lost
+/// finds the row already the holder's: `true`, as it should.
+pub(crate) async fn try_lease(
+    meta: &MysqlMeta,
+    name: &str,
+    holder: &str,
+    now_ms: i64,
+    ttl_ms: i64,
+) -> Result<bool, MetaError> {
+    let expires_at = now_ms.saturating_add(ttl_ms);
+    meta.write(true, |conn, _| {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        Box::pin(async move {
+            sqlx::query("INSERT IGNORE INTO leases (name, holder, expires_at) VALUES (?, ?, ?)")
+                .bind(&name)
+                .bind(&holder)
+                .bind(expires_at)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            sqlx::query(
+                "UPDATE leases SET holder = ?, expires_at = ?
+                  WHERE name = ? AND (holder = ? OR expires_at <= ?)",
+            )
+            .bind(&holder)
+            .bind(expires_at)
+            .bind(&name)
+            .bind(&holder)
+            .bind(now_ms)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            let row = sqlx::query("SELECT holder, expires_at FROM leases WHERE name = ?")
+                .bind(&name)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db)?;
+            let Some(row) = row else {
+                return Ok(false);
+            };
+            let held_until: i64 = row.try_get("expires_at").map_err(db)?;
+            Ok(text(&row, "holder")? == holder && held_until == expires_at)
+        })
+    })
+    .await
+}
+
+pub(crate) async fn release_lease(
+    meta: &MysqlMeta,
+    name: &str,
+    holder: &str,
+) -> Result<(), MetaError> {
+    meta.write(true, |conn, _| {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        Box::pin(async move {
+            sqlx::query("DELETE FROM leases WHERE name = ? AND holder = ?")
+                .bind(&name)
+                .bind(&holder)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+    })
+    .await
+}
+
+pub(crate) async fn lease(meta: &MysqlMeta, name: &str) -> Result<Option<LeaseRecord>, MetaError> {
+    meta.read(|conn| {
+        let name = name.to_string();
+        Box::pin(async move {
+            let row = sqlx::query("SELECT name, holder, expires_at FROM leases WHERE name = ?")
+                .bind(&name)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db)?;
+            row.map(|row| {
+                Ok(LeaseRecord {
+                    name: text(&row, "name")?,
+                    holder: text(&row, "holder")?,
+                    expires_at: row.try_get("expires_at").map_err(db)?,
+                })
+            })
+            .transpose()
+        })
+    })
+    .await
+}

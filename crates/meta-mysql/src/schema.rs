@@ -185,6 +185,17 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             "ALTER TABLE blobs ADD COLUMN IF NOT EXISTS header MEDIUMBLOB NULL",
         ],
     ),
+    (
+        7,
+        &[
+            // Leases: which node runs a maintenance pass kind (`MetaBackend::try_lease`).
+            "CREATE TABLE IF NOT EXISTS leases (
+            name VARCHAR(255) NOT NULL PRIMARY KEY,
+            holder VARCHAR(255) NOT NULL,
+            expires_at BIGINT NOT NULL
+        ) {table}",
+        ],
+    ),
 ];
 
 /// The migrations a build that does not know them may still run against, as `(version,
@@ -195,7 +206,9 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
 /// membership never reads. 5 only adds a column with a default, which older builds
 /// neither read nor write. 6 only adds a nullable column, which older builds leave NULL
 /// (their bodies are then read whole, as before).
-const COMPATIBLE_DOWN_TO: &[(i64, i64)] = &[(4, 3), (5, 4), (6, 5)];
+/// 7 only adds the `leases` table; an older build never reads it (its maintenance
+/// worker simply runs every pass, as before).
+const COMPATIBLE_DOWN_TO: &[(i64, i64)] = &[(4, 3), (5, 4), (6, 5), (7, 6)];
 
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {

@@ -1228,6 +1228,24 @@ impl MetaBackend for SqliteMeta {
     ) -> Result<Vec<(MailboxId, ModSeq)>, MetaError> {
         membership::highest_modseqs(self, ids).await
     }
+
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, MetaError> {
+        membership::try_lease(self, name, holder, now_ms, ttl_ms).await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), MetaError> {
+        membership::release_lease(self, name, holder).await
+    }
+
+    async fn lease(&self, name: &str) -> Result<Option<LeaseRecord>, MetaError> {
+        membership::lease(self, name).await
+    }
 }
 
 #[cfg(test)]

@@ -187,3 +187,71 @@ pub(crate) async fn record_delivery(
         .map_err(db_error)?;
     Ok(())
 }
+
+/// One statement decides: the upsert's update applies only when the row is the
+/// holder's own or has expired, and `changes()` says whether a row was written. The
+/// single writer task makes it atomic.
+pub(crate) async fn try_lease(
+    meta: &SqliteMeta,
+    name: &str,
+    holder: &str,
+    now_ms: i64,
+    ttl_ms: i64,
+) -> Result<bool, MetaError> {
+    let (name, holder) = (name.to_string(), holder.to_string());
+    meta.writer
+        .write(move |conn| -> BoxFuture<'_, _> {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+                     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
+                        expires_at = excluded.expires_at
+                     WHERE leases.holder = excluded.holder OR leases.expires_at <= ?",
+                )
+                .bind(&name)
+                .bind(&holder)
+                .bind(now_ms.saturating_add(ttl_ms))
+                .bind(now_ms)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
+                Ok(done.rows_affected() == 1)
+            })
+        })
+        .await
+}
+
+pub(crate) async fn release_lease(
+    meta: &SqliteMeta,
+    name: &str,
+    holder: &str,
+) -> Result<(), MetaError> {
+    let (name, holder) = (name.to_string(), holder.to_string());
+    meta.writer
+        .write(move |conn| -> BoxFuture<'_, _> {
+            Box::pin(async move {
+                sqlx::query("DELETE FROM leases WHERE name = ? AND holder = ?")
+                    .bind(&name)
+                    .bind(&holder)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+                Ok(())
+            })
+        })
+        .await
+}
+
+pub(crate) async fn lease(meta: &SqliteMeta, name: &str) -> Result<Option<LeaseRecord>, MetaError> {
+    let row: Option<(String, String, i64)> =
+        sqlx::query_as("SELECT name, holder, expires_at FROM leases WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&meta.readers)
+            .await
+            .map_err(db_error)?;
+    Ok(row.map(|(name, holder, expires_at)| LeaseRecord {
+        name,
+        holder,
+        expires_at,
+    }))
+}

@@ -146,6 +146,17 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ALTER TABLE blobs ADD COLUMN header BLOB;
     "#,
     ),
+    (
+        7,
+        // Leases: which node runs a maintenance pass kind (`MetaBackend::try_lease`).
+        r#"
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    "#,
+    ),
 ];
 
 /// The migrations a build that does not know them may still run against, as `(version,
@@ -157,7 +168,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// 5 only adds a column with a default, which older builds neither read nor write (a
 /// mailbox they create starts at 1, as it should). 6 only adds a nullable column,
 /// which older builds leave NULL (their bodies are then read whole, as before).
-const COMPATIBLE_DOWN_TO: &[(i64, i64)] = &[(3, 2), (4, 3), (5, 4), (6, 5)];
+/// 7 only adds the `leases` table; an older build never reads it (its maintenance
+/// worker simply runs every pass, as before).
+const COMPATIBLE_DOWN_TO: &[(i64, i64)] = &[(3, 2), (4, 3), (5, 4), (6, 5), (7, 6)];
 
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {

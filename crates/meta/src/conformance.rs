@@ -6,9 +6,11 @@ use crate::*;
 use evermail_types::{Flag, ModSeq, UidValidity};
 use std::collections::HashSet;
 
+mod lease;
 mod membership;
 mod rais;
 mod rename;
+pub use lease::*;
 pub use membership::*;
 pub use rais::*;
 pub use rename::*;
@@ -59,6 +61,8 @@ macro_rules! meta_conformance_tests {
             insert_message_once_stores_a_delivery_once,
             recent_messages_are_claimed_once,
             blobs_are_read_in_one_batch_with_their_headers,
+            leases_have_one_holder_at_a_time,
+            concurrent_takers_get_one_lease,
         );
     };
     (@each required $make:expr; $($name:ident),* $(,)?) => {

@@ -257,6 +257,38 @@ pub trait MetaBackend: Send + Sync + 'static {
         &self,
         ids: &[MailboxId],
     ) -> Result<Vec<(MailboxId, ModSeq)>, MetaError>;
+
+    // Leases: one holder at a time for a named job (a maintenance pass kind), so one
+    // node in the cluster does it. Times are the caller's Unix milliseconds, as for
+    // heartbeats, so clocks must agree to well within a lease's length.
+
+    /// Takes the lease `name` for `holder` until `now_ms + ttl_ms` if it is free,
+    /// expired at `now_ms`, or already `holder`'s (which renews it); returns whether
+    /// `holder` holds it now. Atomic: of concurrent takers exactly one gets `true`,
+    /// and the others `false`, not an error.
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, MetaError>;
+    /// Extends `holder`'s lease to `now_ms + ttl_ms`; `false` when another holder has
+    /// taken it meanwhile (it had expired). Renewing is taking again.
+    async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, MetaError> {
+        self.try_lease(name, holder, now_ms, ttl_ms).await
+    }
+    /// Gives the lease up if `holder` holds it, so another may take it at once.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), MetaError>;
+    /// The lease's last holder and when it ends (or ended); `None` when it was never
+    /// taken or was released.
+    async fn lease(&self, name: &str) -> Result<Option<LeaseRecord>, MetaError>;
 }
 
 /// A cheap, cloneable handle to a metadata backend.

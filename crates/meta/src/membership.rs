@@ -7,6 +7,15 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A lease's row (see `MetaBackend::try_lease`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRecord {
+    pub name: String,
+    pub holder: String,
+    /// Unix milliseconds when it ends unless renewed.
+    pub expires_at: i64,
+}
+
 /// Whether a node takes new sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NodeState {
