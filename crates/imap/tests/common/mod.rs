@@ -52,6 +52,11 @@ impl TestServer {
         TestServer::start_inner(options, MailstoreOptions::default(), true).await
     }
 
+    /// [`start_tls`](Self::start_tls) with mail store options.
+    pub async fn start_tls_with(options: ImapOptions, store: MailstoreOptions) -> TestServer {
+        TestServer::start_inner(options, store, true).await
+    }
+
     async fn start_inner(options: ImapOptions, store: MailstoreOptions, tls: bool) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mailstore = evermail_testkit::local_mailstore(dir.path(), store).await;

@@ -6,8 +6,11 @@
 //! loaded for 500 messages at a time in one metadata read; header items (RFC822.HEADER,
 //! BODY[HEADER], BODY[HEADER.FIELDS ...]) are served from the cached header, which was
 //! cut from the verified body at delivery, so they read no body. Responses stream out
-//! as they are built.
+//! as they are built. A body of 1 MiB or more is read into a verified spool file and
+//! served from its memory map, its literals written in pieces (`large.rs`); only
+//! BINARY of a part with a transfer encoding decodes into memory.
 
+mod large;
 mod section;
 
 use std::borrow::Cow;
@@ -141,7 +144,8 @@ impl Session {
                     (None, None)
                 };
                 let body = if needs_body || (wants_header && header.is_none()) {
-                    match self.mailstore.body(record.blob).await {
+                    // A large body is a verified spool file read through its map.
+                    match self.mailstore.read_body(record.blob, record.size).await {
                         Ok(b) => Some(b),
                         Err(error) => {
                             tracing::error!(%error, uid = record.uid.get(), "cannot read body");
@@ -240,12 +244,11 @@ impl Session {
                         items.push(FetchItem::ModSeq(record.modseq.0));
                     }
                 }
-                FetchResponse {
+                let response = FetchResponse {
                     seq: i as u32 + 1,
                     items,
-                }
-                .encode(&mut self.output);
-                self.flush_if_large().await?;
+                };
+                self.write_fetch(&response).await?;
             }
         }
         if failed > 0 {
