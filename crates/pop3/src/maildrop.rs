@@ -46,7 +46,7 @@ impl Maildrop {
         account: Account,
         inbox: MailboxId,
         uidvalidity: UidValidity,
-        messages: Vec<MessageRecord>,
+        messages: impl IntoIterator<Item = MessageRecord>,
         lock: MaildropLock,
     ) -> Maildrop {
         let mut entries: Vec<Entry> = messages

@@ -226,8 +226,10 @@ impl Session {
                         "the account has no INBOX",
                     )
                 })?;
-            let messages = self.mailstore.messages(account.id, inbox.id).await?;
-            Ok::<_, evermail_mailbox::MailError>((inbox, messages))
+            // The node's shared view of the mailbox: a large maildrop is not read
+            // row by row at every login.
+            let view = self.mailstore.view(account.id, inbox.id).await?;
+            Ok::<_, evermail_mailbox::MailError>((view.record, view.messages))
         };
         let (inbox, messages) = match snapshot.await {
             Ok(snapshot) => snapshot,
