@@ -53,6 +53,6 @@ pub mod sasl;
 
 pub use command::{Command, MAX_LINE, Parse, Secret, parse_command};
 pub use error::{ParseError, ParseErrorKind};
-pub use multiline::{encode_multiline, top_of};
+pub use multiline::{MultilineEncoder, encode_multiline, top_of};
 pub use response::{Code, Response, Status};
 pub use sasl::{SaslResponse, base64_decode, base64_encode, parse_sasl_response};

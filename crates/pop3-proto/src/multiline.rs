@@ -12,21 +12,82 @@
 /// the stuffing.
 pub fn encode_multiline(body: &[u8], out: &mut Vec<u8>) {
     out.reserve(body.len() + body.len() / 64 + 3);
-    let mut rest = body;
-    while !rest.is_empty() {
-        let (line, next) = match rest.iter().position(|&b| b == b'\n') {
-            Some(lf) => (&rest[..lf], &rest[lf + 1..]),
-            None => (rest, &rest[rest.len()..]),
-        };
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.first() == Some(&b'.') {
-            out.push(b'.');
-        }
-        out.extend_from_slice(line);
-        out.extend_from_slice(b"\r\n");
-        rest = next;
+    let mut encoder = MultilineEncoder::new();
+    encoder.encode(body, out);
+    encoder.finish(out);
+}
+
+/// [`encode_multiline`] in pieces, for a body too large to copy into one buffer: the
+/// pieces may be cut anywhere (in a line, between a CR and its LF), and the output of
+/// [`encode`](Self::encode) over all of them followed by [`finish`](Self::finish) is
+/// byte for byte what `encode_multiline` gives for the whole.
+#[derive(Debug)]
+pub struct MultilineEncoder {
+    /// The next byte starts a line (and may need stuffing).
+    line_start: bool,
+    /// The last piece ended in a CR that is dropped if an LF follows (a CRLF line end
+    /// is sent as CRLF, not CR CRLF) and sent otherwise.
+    cr_pending: bool,
+}
+
+impl Default for MultilineEncoder {
+    fn default() -> Self {
+        MultilineEncoder::new()
     }
-    out.extend_from_slice(b".\r\n");
+}
+
+impl MultilineEncoder {
+    pub fn new() -> MultilineEncoder {
+        MultilineEncoder {
+            line_start: true,
+            cr_pending: false,
+        }
+    }
+
+    /// Appends the encoding of the next piece of the body.
+    pub fn encode(&mut self, mut piece: &[u8], out: &mut Vec<u8>) {
+        while !piece.is_empty() {
+            if self.line_start {
+                if piece[0] == b'.' {
+                    out.push(b'.');
+                }
+                self.line_start = false;
+            }
+            match piece.iter().position(|&b| b == b'\n') {
+                Some(lf) => {
+                    let line = &piece[..lf];
+                    if std::mem::take(&mut self.cr_pending) && !line.is_empty() {
+                        out.push(b'\r');
+                    }
+                    out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+                    out.extend_from_slice(b"\r\n");
+                    self.line_start = true;
+                    piece = &piece[lf + 1..];
+                }
+                None => {
+                    if std::mem::take(&mut self.cr_pending) {
+                        out.push(b'\r');
+                    }
+                    let (text, cr) = match piece.strip_suffix(b"\r") {
+                        Some(text) => (text, true),
+                        None => (piece, false),
+                    };
+                    out.extend_from_slice(text);
+                    self.cr_pending = cr;
+                    piece = &[];
+                }
+            }
+        }
+    }
+
+    /// Ends the last line (a CR at the very end is part of its line end) and appends
+    /// the terminating `.` line.
+    pub fn finish(self, out: &mut Vec<u8>) {
+        if !self.line_start {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+    }
 }
 
 /// The part of a message `TOP msg n` sends (RFC 1939 section 7): the header, the empty
@@ -87,6 +148,31 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(body)
             );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pieces_encode_like_the_whole(
+            body in proptest::collection::vec(
+                proptest::sample::select(vec![b'.', b'\r', b'\n', b'a', b' ']),
+                0..200,
+            ),
+            cuts in proptest::collection::vec(0usize..200, 0..8),
+        ) {
+            let mut whole = Vec::new();
+            encode_multiline(&body, &mut whole);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(body.len())).collect();
+            cuts.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut encoder = MultilineEncoder::new();
+            let mut at = 0;
+            for cut in cuts.into_iter().chain([body.len()]) {
+                encoder.encode(&body[at..cut], &mut pieces);
+                at = cut;
+            }
+            encoder.finish(&mut pieces);
+            proptest::prop_assert_eq!(pieces, whole);
         }
     }
 

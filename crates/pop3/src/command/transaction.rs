@@ -2,15 +2,21 @@
 //! section 7): STAT, LIST, UIDL, RETR, TOP, DELE, RSET and NOOP.
 //!
 //! They read only the session's snapshot of the maildrop, except RETR and TOP, which
-//! read the body through the mail model (verified against its hash there).
+//! read the body through the mail model (verified against its hash there). A body of
+//! 1 MiB or more is a verified spool file read through its map, and the response is
+//! byte-stuffed and written in pieces of [`RESPONSE_PIECE`], so neither the body nor
+//! its stuffed copy is ever held in the heap whole.
 
 use std::num::NonZeroU32;
 
 use evermail_mailbox::FlagChange;
-use evermail_pop3_proto::{Command, Response, encode_multiline, top_of};
+use evermail_pop3_proto::{Command, MultilineEncoder, Response, encode_multiline, top_of};
 use evermail_types::{Flag, Flags};
 
 use crate::session::{CmdResult, Flow, Session, State};
+
+/// How much of a body is stuffed into the output before it is flushed.
+const RESPONSE_PIECE: usize = 256 * 1024;
 
 impl Session {
     pub(crate) async fn transaction(&mut self, command: Command) -> CmdResult {
@@ -83,7 +89,7 @@ impl Session {
             }
         };
         let (account, inbox) = (maildrop.account.id, maildrop.inbox);
-        let body = match self.mailstore.body(entry.blob).await {
+        let body = match self.mailstore.read_body(entry.blob, entry.size).await {
             Ok(body) => body,
             Err(error) => {
                 self.reply_mail_error(&error);
@@ -93,11 +99,12 @@ impl Session {
         match lines {
             Some(lines) => {
                 self.reply(Response::ok("top of message follows"));
-                encode_multiline(top_of(&body, lines), &mut self.output);
+                self.write_multiline(top_of(&body, lines)).await?;
             }
             None => {
                 self.reply(Response::ok(format!("{} octets", entry.size)));
-                encode_multiline(&body, &mut self.output);
+                self.write_multiline(&body).await?;
+                drop(body);
                 let mut seen = Flags::new();
                 seen.insert(&Flag::Seen);
                 // The message has been sent either way; a flag that could not be set
@@ -112,5 +119,20 @@ impl Session {
             }
         }
         Ok(Flow::Continue)
+    }
+}
+
+impl Session {
+    /// Writes `data` as a multi-line response, stuffed and flushed in pieces.
+    async fn write_multiline(&mut self, data: &[u8]) -> std::io::Result<()> {
+        let mut encoder = MultilineEncoder::new();
+        for piece in data.chunks(RESPONSE_PIECE) {
+            encoder.encode(piece, &mut self.output);
+            if self.output.len() >= RESPONSE_PIECE {
+                self.flush().await?;
+            }
+        }
+        encoder.finish(&mut self.output);
+        Ok(())
     }
 }
