@@ -9,6 +9,25 @@
 //! it is stored (Garage: on a quorum of its nodes). Replication across stores,
 //! checksums and metrics are not done here but once, in `evermail_blob::BlobStore`.
 //!
+//! Large bodies stream both ways, in bounded memory. `put_file` of a body over
+//! [`PART_SIZE`] is a multipart upload of parts read from the file, at most
+//! [`PARTS_IN_FLIGHT`] of them in memory and on the wire at once per copy; S3 exposes a
+//! multipart object only when CompleteMultipartUpload is answered, so a failed or
+//! cancelled upload never leaves half an object under the key, and it is aborted
+//! (its parts deleted). Only a crash between the first part and the abort leaves
+//! parts behind, invisible to GET and LIST: a bucket lifecycle rule
+//! (AbortIncompleteMultipartUpload) or Garage's `garage bucket
+//! cleanup-incomplete-uploads` removes them. `get_to_file` writes the GET body to the
+//! file as it arrives, and `content_id` (the deep scrub) hashes it as it arrives.
+//!
+//! Timeouts bound progress, not a transfer's length: `timeout_secs` is how long one
+//! request may wait for its answer (a PUT of at most one part, a HEAD, a DELETE, the
+//! headers of a GET) and how long a GET body may stall between two reads. A total
+//! per-request timeout that suits a 50 KB message would cut off a 50 MB one on a
+//! slow link, and one that suits 50 MB would let a stalled small request hang for
+//! minutes; with parts of bounded size, every request is bounded and a transfer that
+//! moves continues.
+//!
 //! This crate must not know about the metadata database or any protocol; only the
 //! `server` crate names it.
 //!
@@ -32,14 +51,30 @@
 //! ```
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use evermail_blob::{BlobBackend, BlobError, ErrorKind};
 use evermail_types::BlobId;
+use futures_util::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart,
+};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The size of one part of a multipart upload, and the largest body stored with a
+/// single PUT. S3 wants parts of at least 5 MiB (all but the last); 8 MiB takes 30 s
+/// (the default `timeout_secs`) at 280 KB/s.
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Parts of one upload sent at once. The next part is read from the file only when
+/// fewer are in flight, so one copy holds at most this many parts in memory (a
+/// replicated put writes its copies in parallel, each holding its own). One: reading
+/// 8 MiB from a file takes milliseconds next to sending it, and a body written to
+/// three stores then holds 24 MiB at most, never more than the body.
+pub const PARTS_IN_FLIGHT: usize = 1;
 
 /// How to reach one bucket: the `s3` table of a `[[storage.stores]]` entry. Its
 /// `Debug` output leaves the secret out, since `evermail config check` prints it.
@@ -68,7 +103,10 @@ pub struct S3Options {
     /// style (the default) works with every S3-compatible server.
     #[serde(default)]
     pub virtual_hosted_style: bool,
-    /// Seconds a whole request may take before the store counts as failed.
+    /// Seconds a request may wait for its answer (a PUT of at most one
+    /// [`PART_SIZE`] part, a HEAD, a DELETE, a GET's headers), and a GET body may
+    /// stall between two reads, before the store counts as failed. Not a limit on a
+    /// whole transfer: a large body streams for as long as it moves.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
     /// Seconds to wait for a connection to the endpoint.
@@ -138,9 +176,15 @@ impl S3Backend {
         // reqwest is built without a TLS crypto provider of its own; use ring, as the
         // rest of evermail does. Fails harmlessly when a provider is already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // No total timeout (object_store's default is 30 s for a whole request, body
+        // included): reqwest's read timeout runs from the request's start to its
+        // response headers, so it bounds every PUT (at most one part) and HEAD, and
+        // then restarts at every read of a response body, so a GET of any size runs
+        // as long as bytes keep coming. See the crate documentation.
         let client = ClientOptions::new()
             .with_allow_http(options.allow_http)
-            .with_timeout(Duration::from_secs(options.timeout_secs))
+            .with_timeout_disabled()
+            .with_read_timeout(Duration::from_secs(options.timeout_secs))
             .with_connect_timeout(Duration::from_secs(options.connect_timeout_secs));
         let retry = RetryConfig {
             backoff: BackoffConfig {
@@ -190,6 +234,93 @@ fn unavailable(what: &str, key: &str, e: object_store::Error) -> BlobError {
     BlobError::new(ErrorKind::Unavailable, format!("S3 {what} of {key}: {e}"))
 }
 
+fn io_error(context: impl std::fmt::Display, e: std::io::Error) -> BlobError {
+    BlobError::new(ErrorKind::Unavailable, format!("{context}: {e}"))
+}
+
+/// A multipart upload that is aborted if it is dropped unfinished: a put cancelled
+/// from outside (`BlobStore` drops a copy slower than its `slow_copy_timeout`) must
+/// not leave its parts in the bucket. The abort is a request, so it runs in a task of
+/// its own.
+struct Upload(Option<WriteMultipart>);
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if let Some(upload) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                if let Err(e) = upload.abort().await {
+                    tracing::warn!(error = %e, "could not abort a cancelled S3 multipart upload; its parts stay until the bucket cleans up incomplete uploads");
+                }
+            });
+        }
+    }
+}
+
+impl S3Backend {
+    /// The multipart upload of `put_file`: parts of [`PART_SIZE`] read from `file`,
+    /// at most [`PARTS_IN_FLIGHT`] in flight, completed only once every part is
+    /// stored, aborted on any error.
+    async fn put_multipart_from(
+        &self,
+        key: &str,
+        path: &Path,
+        file: &mut tokio::fs::File,
+    ) -> Result<(), BlobError> {
+        let multipart = self
+            .store
+            .put_multipart(path)
+            .await
+            .map_err(|e| unavailable("CreateMultipartUpload", key, e))?;
+        let mut upload = Upload(Some(WriteMultipart::new_with_chunk_size(
+            multipart, PART_SIZE,
+        )));
+        let sent = async {
+            let writer = upload.0.as_mut().expect("taken only below");
+            loop {
+                writer
+                    .wait_for_capacity(PARTS_IN_FLIGHT)
+                    .await
+                    .map_err(|e| unavailable("UploadPart", key, e))?;
+                let mut part = BytesMut::with_capacity(PART_SIZE);
+                while part.len() < PART_SIZE {
+                    let n = file
+                        .read_buf(&mut part)
+                        .await
+                        .map_err(|e| io_error("reading a body to upload", e))?;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                let last = part.len() < PART_SIZE;
+                if !part.is_empty() {
+                    writer.put(part.freeze());
+                }
+                if last {
+                    return Ok(());
+                }
+            }
+        }
+        .await;
+        let writer = upload.0.take().expect("taken only here");
+        match sent {
+            // Completes, or aborts itself when a part or the completion fails.
+            Ok(()) => writer
+                .finish()
+                .await
+                .map(|_| ())
+                .map_err(|e| unavailable("CompleteMultipartUpload", key, e)),
+            Err(e) => {
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(key, error = %abort, "could not abort a failed S3 multipart upload");
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl BlobBackend for S3Backend {
     fn key_for(&self, id: &BlobId) -> String {
@@ -221,6 +352,66 @@ impl BlobBackend for S3Backend {
         }
     }
 
+    /// A body up to [`PART_SIZE`] is one PUT; a larger one a multipart upload (see
+    /// the crate documentation), never held in memory whole.
+    async fn put_file(&self, key: &str, src: &std::path::Path) -> Result<(), BlobError> {
+        let path = self.path(key)?;
+        let reading = |e| io_error(format!("reading {}", src.display()), e);
+        let mut file = tokio::fs::File::open(src).await.map_err(reading)?;
+        let size = file.metadata().await.map_err(reading)?.len();
+        if size <= PART_SIZE as u64 {
+            let mut body = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut body).await.map_err(reading)?;
+            return self.put(key, Bytes::from(body)).await;
+        }
+        self.put_multipart_from(key, &path, &mut file).await
+    }
+
+    /// Streams the GET body into the file as it arrives.
+    async fn get_to_file(&self, key: &str, dest: &std::path::Path) -> Result<bool, BlobError> {
+        let path = self.path(key)?;
+        let result = match self.store.get(&path).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(unavailable("GET", key, e)),
+        };
+        let writing = |e| io_error(format!("writing {}", dest.display()), e);
+        let file = tokio::fs::File::create(dest).await.map_err(writing)?;
+        // Chunks arrive in tens of KB; a buffer makes each file write larger.
+        let mut out = tokio::io::BufWriter::with_capacity(1024 * 1024, file);
+        let mut body = result.into_stream();
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| unavailable("GET", key, e))?
+        {
+            out.write_all(&chunk).await.map_err(writing)?;
+        }
+        out.flush().await.map_err(writing)?;
+        Ok(true)
+    }
+
+    /// Hashes the GET body as it arrives.
+    async fn content_id(&self, key: &str) -> Result<Option<BlobId>, BlobError> {
+        let path = self.path(key)?;
+        let result = match self.store.get(&path).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(unavailable("GET", key, e)),
+        };
+        let mut hasher = blake3::Hasher::new();
+        let mut body = result.into_stream();
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| unavailable("GET", key, e))?
+        {
+            // Chunks are small (tens of KB): hashing one takes microseconds.
+            hasher.update(&chunk);
+        }
+        Ok(Some(BlobId(*hasher.finalize().as_bytes())))
+    }
+
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
         let path = self.path(key)?;
         match self.store.delete(&path).await {
@@ -236,7 +427,6 @@ impl BlobBackend for S3Backend {
         shard: u8,
         cutoff: std::time::SystemTime,
     ) -> Result<Vec<String>, BlobError> {
-        use futures_util::TryStreamExt;
         let dir = format!("{}/{shard:02x}", self.node);
         let listed: Vec<object_store::ObjectMeta> = self
             .store

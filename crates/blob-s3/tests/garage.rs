@@ -177,3 +177,25 @@ async fn old_keys_and_delete_if_unchanged_follow_last_modified() {
     // Gone: nothing to delete.
     assert!(!s3.delete_if_unchanged(&key, future).await.unwrap());
 }
+
+/// The streaming calls on a body below one part (a single PUT) and on a missing key.
+#[tokio::test]
+async fn small_files_stream_with_a_single_put() {
+    let Some(options) = options() else { return };
+    let s3 = S3Backend::open(&options, "node1").unwrap();
+    let dir = tempfile_dir();
+    let body = Bytes::from_static(b"Subject: small\r\n\r\none PUT\r\n");
+    let id = blob_id(&body);
+    let key = s3.key_for(&id);
+    let src = dir.join("src");
+    std::fs::write(&src, &body).unwrap();
+    assert_eq!(s3.content_id(&key).await.unwrap(), None);
+    assert!(!s3.get_to_file(&key, &dir.join("none")).await.unwrap());
+    s3.put_file(&key, &src).await.unwrap();
+    assert_eq!(s3.content_id(&key).await.unwrap(), Some(id));
+    let dest = dir.join("dest");
+    assert!(s3.get_to_file(&key, &dest).await.unwrap());
+    assert_eq!(std::fs::read(&dest).unwrap(), body);
+    s3.delete(&key).await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

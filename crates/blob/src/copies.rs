@@ -5,7 +5,7 @@
 //! only it knows the locations recorded in the metadata database.
 
 use crate::placement::{candidates, pick_next};
-use crate::{BlobError, BlobStore, ErrorKind, StoredCopy, blob_id};
+use crate::{BlobError, BlobStore, ErrorKind, StoredCopy};
 use bytes::Bytes;
 use evermail_types::BlobId;
 
@@ -24,8 +24,8 @@ pub enum CopyCheck {
 }
 
 impl BlobStore {
-    /// Checks one copy: with `deep`, reads it whole and compares its BLAKE3 hash with
-    /// `id`; otherwise only asks whether it exists with `size` bytes.
+    /// Checks one copy: with `deep`, reads it through and compares its BLAKE3 hash
+    /// with `id`; otherwise only asks whether it exists with `size` bytes.
     pub async fn check_copy(
         &self,
         id: BlobId,
@@ -49,13 +49,12 @@ impl BlobStore {
                 Err(e) => CopyCheck::Unknown(e.to_string()),
             };
         }
-        match backend.get(&copy.key).await {
+        // Hashed as it is read (fs: on a blocking thread; S3: as the GET body
+        // arrives), so a large body is never held whole.
+        match backend.content_id(&copy.key).await {
             Ok(None) => CopyCheck::Missing,
-            Ok(Some(body)) => match tokio::task::spawn_blocking(move || blob_id(&body)).await {
-                Ok(actual) if actual == id => CopyCheck::Ok,
-                Ok(_) => CopyCheck::Corrupt,
-                Err(e) => CopyCheck::Unknown(format!("hash task: {e}")),
-            },
+            Ok(Some(actual)) if actual == id => CopyCheck::Ok,
+            Ok(Some(_)) => CopyCheck::Corrupt,
             Err(e) => CopyCheck::Unknown(e.to_string()),
         }
     }

@@ -158,6 +158,24 @@ impl BlobBackend for FsBackend {
         .map_err(|e| BlobError::new(ErrorKind::Unavailable, format!("reader task: {e}")))?
     }
 
+    async fn content_id(&self, key: &str) -> Result<Option<BlobId>, BlobError> {
+        let path = self.path(key)?;
+        tokio::task::spawn_blocking(move || {
+            let mut file = match std::fs::File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(BlobError::io(format!("reading {}", path.display()), e)),
+            };
+            let mut hasher = blake3::Hasher::new();
+            hasher
+                .update_reader(&mut file)
+                .map_err(|e| BlobError::io(format!("reading {}", path.display()), e))?;
+            Ok(Some(BlobId(*hasher.finalize().as_bytes())))
+        })
+        .await
+        .map_err(|e| BlobError::new(ErrorKind::Unavailable, format!("reader task: {e}")))?
+    }
+
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
         let path = self.path(key)?;
         match tokio::fs::remove_file(&path).await {

@@ -78,6 +78,18 @@ pub trait BlobBackend: Send + Sync + 'static {
             .map_err(|e| BlobError::io(format!("writing {}", path.display()), e))?;
         Ok(true)
     }
+    /// Reads a stored body through and returns the id its content hashes to; `None`
+    /// when the key does not exist. The deep scrub uses it. Backends that can stream
+    /// should override this, hashing as the body arrives; the default holds the body
+    /// in memory.
+    async fn content_id(&self, key: &str) -> Result<Option<BlobId>, BlobError> {
+        let Some(body) = self.get(key).await? else {
+            return Ok(None);
+        };
+        tokio::task::spawn_blocking(move || Some(blob_id(&body)))
+            .await
+            .map_err(|e| BlobError::new(ErrorKind::Unavailable, format!("hash task: {e}")))
+    }
     /// Deleting what is not there is not an error.
     async fn delete(&self, key: &str) -> Result<(), BlobError>;
     /// Free and total bytes of the store, when it can tell (a filesystem can; an S3
