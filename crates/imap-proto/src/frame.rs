@@ -36,6 +36,40 @@ struct Announcement {
 /// Returns the length of the first complete command in `input` (through its final line
 /// end), or why there is none yet.
 pub(crate) fn frame(input: &[u8], limits: &Limits) -> Result<usize, Stop> {
+    frame_noting(input, limits, &mut None)
+}
+
+/// A literal whose announcement has arrived (and passed every limit) but whose data has
+/// not all arrived yet: where a session may take the data elsewhere as it comes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingLiteral {
+    /// Where the line holding the announcement starts (0 for the command's first line).
+    pub line_start: usize,
+    /// Where the announcement's `{` is.
+    pub announcement: usize,
+    /// Where the literal's data starts: just after the announcement's line end.
+    pub data_offset: usize,
+    /// The announced length.
+    pub len: u64,
+    pub synchronizing: bool,
+}
+
+/// The literal the first command in `input` is waiting for, if the command is
+/// incomplete because a literal's data is still arriving.
+pub(crate) fn pending_literal(input: &[u8], limits: &Limits) -> Option<PendingLiteral> {
+    let mut pending = None;
+    match frame_noting(input, limits, &mut pending) {
+        Err(Stop::Incomplete | Stop::NeedContinuation { .. }) => pending,
+        _ => None,
+    }
+}
+
+/// [`frame`], noting in `pending` the literal it stopped in, if it stopped in one.
+fn frame_noting(
+    input: &[u8],
+    limits: &Limits,
+    pending: &mut Option<PendingLiteral>,
+) -> Result<usize, Stop> {
     let mut pos: usize = 0;
     loop {
         let line_start = pos;
@@ -131,6 +165,13 @@ pub(crate) fn frame(input: &[u8], limits: &Limits) -> Result<usize, Stop> {
         // Checked above: the literal fits in max_command, which is a usize.
         let data_end = data_start + literal.len as usize;
         if input.len() < data_end {
+            *pending = Some(PendingLiteral {
+                line_start,
+                announcement: line_start + line.iter().rposition(|&b| b == b'{').unwrap_or(0),
+                data_offset: data_start,
+                len: literal.len,
+                synchronizing: literal.synchronizing,
+            });
             if literal.synchronizing && input.len() == data_start {
                 return Err(Stop::NeedContinuation {
                     literal_len: literal.len as u32,
@@ -229,6 +270,38 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(input)
             );
+        }
+    }
+
+    /// line_start, announcement, data_offset, len, synchronizing
+    type Pending = Option<(usize, usize, usize, u64, bool)>;
+
+    #[test]
+    fn finds_the_pending_literal() {
+        let cases: &[(&[u8], Pending)] = &[
+            (b"a NOOP", None),
+            (b"a NOOP\r\n", None),
+            (b"a LOGIN {3}\r\n", Some((0, 8, 13, 3, true))),
+            (b"a LOGIN {3}\r\nbo", Some((0, 8, 13, 3, true))),
+            (
+                b"a LOGIN {3}\r\nbob {2+}\r\nx",
+                Some((16, 17, 23, 2, false)),
+            ),
+            (b"a X ~{2}\r\na", Some((0, 5, 10, 2, true))),
+            (b"a LOGIN {3}\r\nbob x\r\n", None),
+            (b"a LOGIN {300}\r\n", None),
+        ];
+        for (input, want) in cases {
+            let got = pending_literal(input, &limits()).map(|p| {
+                (
+                    p.line_start,
+                    p.announcement,
+                    p.data_offset,
+                    p.len,
+                    p.synchronizing,
+                )
+            });
+            assert_eq!(&got, want, "{:?}", String::from_utf8_lossy(input));
         }
     }
 

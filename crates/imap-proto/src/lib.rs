@@ -126,6 +126,17 @@ pub enum Parse {
     },
 }
 
+pub use frame::PendingLiteral;
+
+/// The literal whose data the first command in `input` is waiting for, if it is
+/// waiting for one (what [`parse_command`] answers [`Parse::Incomplete`] or
+/// [`Parse::NeedContinuation`] for). A session may take that literal's data out of its
+/// buffer as it arrives (into a file, for a large APPEND) and put something shorter in
+/// its place, rewriting the announcement to match.
+pub fn pending_literal(input: &[u8], limits: &Limits) -> Option<PendingLiteral> {
+    frame::pending_literal(input, limits)
+}
+
 /// Parses the first command in `input`. See [`Parse`] for what to do with each answer.
 pub fn parse_command(input: &[u8], limits: &Limits) -> Parse {
     match frame::frame(input, limits) {

@@ -28,6 +28,7 @@
 //! - `session`: one connection: the input buffer and literal continuations, output
 //!   buffering, autologout, the command dispatch, and how a command's result becomes
 //!   its tagged reply (`CmdError` maps mail-model errors to response codes).
+//! - `literal`: a large APPEND literal taken into a spool file while it arrives.
 //! - `state`: the selected mailbox as the session sees it (sequence numbers to UIDs,
 //!   flags, HIGHESTMODSEQ) and how other sessions' changes are folded in and reported.
 //! - `command/`: one file per command or small group, each an `impl Session` block:
@@ -64,6 +65,7 @@
 
 mod command;
 mod compress;
+mod literal;
 mod options;
 mod server;
 mod session;

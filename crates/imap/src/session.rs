@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ImapOptions;
 use crate::compress::Deflate;
+use crate::literal::{SpooledLiteral, Spooling};
 use crate::server::SessionTls;
 use crate::state::{Enabled, Selected};
 
@@ -170,6 +171,10 @@ pub(crate) struct Session {
     /// COMPRESS=DEFLATE, once active: everything read is inflated into `input` and
     /// everything flushed is deflated.
     pub(crate) deflate: Option<Box<Deflate>>,
+    /// The large APPEND literals of the command being read, taken into spool files
+    /// (`literal.rs`), and their total size.
+    pub(crate) spooled: Vec<SpooledLiteral>,
+    pub(crate) spooled_bytes: u64,
 }
 
 impl Session {
@@ -203,6 +208,8 @@ impl Session {
             enabled: Enabled::default(),
             continued_at: None,
             deflate: None,
+            spooled: Vec::new(),
+            spooled_bytes: 0,
         }
     }
 
@@ -237,7 +244,9 @@ impl Session {
                         return self.flush().await;
                     }
                     self.consume(consumed);
-                    if self.execute(command).await? == Flow::Close {
+                    let flow = self.execute(command).await?;
+                    self.clear_spooled();
+                    if flow == Flow::Close {
                         return self.flush().await;
                     }
                     self.flush().await?;
@@ -248,11 +257,21 @@ impl Session {
                         Continue::Text("Ready for literal".into()).encode(&mut self.output);
                         self.flush().await?;
                     }
+                    match self.spool_literal().await? {
+                        Spooling::Done => continue,
+                        Spooling::End => return Ok(()),
+                        Spooling::No => {}
+                    }
                     if !self.wait_for_input().await? {
                         return Ok(());
                     }
                 }
                 Parse::Incomplete => {
+                    match self.spool_literal().await? {
+                        Spooling::Done => continue,
+                        Spooling::End => return Ok(()),
+                        Spooling::No => {}
+                    }
                     if !self.wait_for_input().await? {
                         return Ok(());
                     }
@@ -263,6 +282,7 @@ impl Session {
                     error,
                 } => {
                     self.consume(consumed);
+                    self.clear_spooled();
                     metrics::counter!("evermail_imap_commands_total", "command" => "invalid")
                         .increment(1);
                     let (kind, code) = match (error.kind(), &tag) {
@@ -298,7 +318,7 @@ impl Session {
 
     /// Waits for input between commands. Returns `false` when the session must end, after
     /// writing the BYE that explains why.
-    async fn wait_for_input(&mut self) -> io::Result<bool> {
+    pub(crate) async fn wait_for_input(&mut self) -> io::Result<bool> {
         let timeout = self.autologout();
         match self.read_input(timeout).await? {
             Input::Data => Ok(true),
@@ -403,7 +423,7 @@ impl Session {
         }
     }
 
-    fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         let max_literal = if self.account.is_some() {
             u32::try_from(self.options.max_message_size).unwrap_or(u32::MAX)
         } else {
@@ -418,7 +438,9 @@ impl Session {
             // One message plus the command around it. A MULTIAPPEND's messages share
             // this bound (more gets NO [TOOBIG]), so no session buffers more than one
             // APPEND's worth of input.
-            max_command: max_literal as usize + MAX_LINE * 4,
+            // Literals already taken into spool files (`literal.rs`) count too.
+            max_command: (max_literal as usize + MAX_LINE * 4)
+                .saturating_sub(usize::try_from(self.spooled_bytes).unwrap_or(usize::MAX)),
         }
     }
 

@@ -176,13 +176,18 @@ impl Mailstore {
 
     /// Adds several messages to a mailbox of `account`, all or none (IMAP MULTIAPPEND,
     /// RFC 3502): every body is made durable first, then one metadata transaction adds
-    /// every row. Each message is `(body, flags, internal date)`.
-    pub async fn append_all(
+    /// every row. Each message is `(body, flags, internal date)`; a large body comes as
+    /// a spool file ([`Body::Spooled`]) and is stored streamed from it.
+    pub async fn append_all<B: Into<Body>>(
         &self,
         account: AccountId,
         mailbox: MailboxId,
-        messages: Vec<(Bytes, Flags, Option<i64>)>,
+        messages: Vec<(B, Flags, Option<i64>)>,
     ) -> Result<Vec<InsertedMessage>, MailError> {
+        let messages: Vec<(Body, Flags, Option<i64>)> = messages
+            .into_iter()
+            .map(|(body, flags, date)| (body.into(), flags, date))
+            .collect();
         self.mailbox(account, mailbox).await?;
         // Sizes first, so an oversized last message costs no upload of the others.
         for (body, _, _) in &messages {
@@ -190,7 +195,7 @@ impl Mailstore {
         }
         let mut rows = Vec::with_capacity(messages.len());
         for (body, flags, internal_date) in messages {
-            let (blob, locations) = self.store_body(body.into()).await?;
+            let (blob, locations) = self.store_body(body).await?;
             rows.push(NewMessage {
                 account,
                 mailbox,

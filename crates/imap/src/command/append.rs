@@ -1,10 +1,14 @@
 //! APPEND (with MULTIAPPEND, RFC 3502; UIDPLUS's APPENDUID, RFC 4315; APPENDLIMIT,
 //! RFC 7889).
+//!
+//! A message literal of 1 MiB or more arrives here as a marker for a spool file the
+//! session wrote while reading it (`literal.rs`); it is stored streamed from that file.
 
 use bytes::Bytes;
 use evermail_imap_proto::SequenceSet;
 use evermail_imap_proto::command::Append;
 use evermail_imap_proto::response::Code;
+use evermail_mailbox::Body;
 use evermail_types::Flags;
 
 use crate::session::{CmdError, CmdResult, Done, Session};
@@ -19,20 +23,27 @@ impl Session {
             .find_mailbox(account.id, &append.mailbox, Code::TryCreate)
             .await?;
         let limit = self.options.max_message_size;
-        if append.messages.iter().any(|m| m.data.len() as u64 > limit) {
-            return Err(CmdError::no(
-                Code::TooBig,
-                format!("a message is larger than {limit} bytes"),
-            ));
+        let mut messages = Vec::with_capacity(append.messages.len());
+        for m in append.messages {
+            let body = match self.take_spooled(&m.data) {
+                Some(Ok(spool)) => Body::from(spool),
+                Some(Err(reason)) => {
+                    return Err(CmdError::no(
+                        Code::Unavailable,
+                        format!("the message could not be received: {reason}"),
+                    ));
+                }
+                None => Body::from(Bytes::from(m.data)),
+            };
+            if body.len() as u64 > limit {
+                return Err(CmdError::no(
+                    Code::TooBig,
+                    format!("a message is larger than {limit} bytes"),
+                ));
+            }
+            let flags: Flags = m.flags.into_iter().collect();
+            messages.push((body, flags, m.date.map(|d| d.unix)));
         }
-        let messages = append
-            .messages
-            .into_iter()
-            .map(|m| {
-                let flags: Flags = m.flags.into_iter().collect();
-                (Bytes::from(m.data), flags, m.date.map(|d| d.unix))
-            })
-            .collect();
         let inserted = self
             .mailstore
             .append_all(account.id, record.id, messages)
