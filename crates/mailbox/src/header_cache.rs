@@ -50,30 +50,108 @@ impl Mailstore {
     /// The header text of many bodies (SEARCH's header keys, SORT, THREAD): parsed
     /// from the header cache, and from the verified body for a body whose header is not
     /// cached. Fails if such a body cannot be read.
+    ///
+    /// With `fields` (lower- or any-case names), only those header fields are parsed:
+    /// a search on SUBJECT need not decode every address and date of every message.
+    /// The text then answers `header_contains` for those names exactly as the whole
+    /// header would, and knows nothing of the others.
     pub async fn header_texts(
         &self,
         blobs: &[BlobId],
+        fields: Option<&[String]>,
     ) -> Result<HashMap<BlobId, MessageText>, MailError> {
-        let mut headers: HashMap<BlobId, Bytes> = self
-            .summaries(blobs)
-            .await?
-            .into_iter()
-            .filter_map(|(id, s)| Some((id, s.header?)))
-            .collect();
+        let records = self.meta().blobs(blobs).await?;
+        let mut headers: HashMap<BlobId, Bytes> = HashMap::with_capacity(records.len());
+        for record in records {
+            let Some(header) = record.header else {
+                continue;
+            };
+            // Only the root part's offsets are needed to check the cached header
+            // against its structure; the rest of the JSON is skipped, not built.
+            match serde_json::from_str::<RootOffsets>(&record.structure) {
+                Ok(root) if root.fits(&header) => {
+                    headers.insert(record.id, Bytes::from(header));
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(blob = %record.id, %error, "stored structure is unreadable");
+                }
+            }
+        }
         for &blob in blobs {
             if let std::collections::hash_map::Entry::Vacant(entry) = headers.entry(blob) {
                 entry.insert(self.body(blob).await?);
             }
         }
+        let fields = fields.map(<[String]>::to_vec);
         tokio::task::spawn_blocking(move || {
             headers
                 .into_iter()
-                .map(|(id, raw)| (id, MessageText::parse_header(&raw)))
+                .map(|(id, raw)| {
+                    let text = match &fields {
+                        Some(names) => {
+                            MessageText::parse_header(&filter_header_fields(&raw, names, true))
+                        }
+                        None => MessageText::parse_header(&raw),
+                    };
+                    (id, text)
+                })
                 .collect()
         })
         .await
         .map_err(|e| MailError::new(ErrorKind::Unavailable, format!("parser task: {e}")))
     }
+}
+
+/// The offsets of a stored structure's root part, all a header check needs.
+#[derive(serde::Deserialize)]
+struct RootOffsets {
+    body: PartOffsets,
+}
+
+#[derive(serde::Deserialize)]
+struct PartOffsets {
+    header_offset: u64,
+    body_offset: u64,
+}
+
+impl RootOffsets {
+    /// [`fits`] on the offsets alone.
+    fn fits(&self, header: &[u8]) -> bool {
+        self.body
+            .body_offset
+            .checked_sub(self.body.header_offset)
+            .is_some_and(|len| len == header.len() as u64)
+    }
+}
+
+/// The header fields whose names are (`keep`) or are not in `names`, each with its
+/// continuation lines, followed by the blank line that ends a header (RFC 9051
+/// section 6.4.5 includes it).
+pub fn filter_header_fields(header: &[u8], names: &[String], keep: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut including = false;
+    for line in header.split_inclusive(|&b| b == b'\n') {
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        if !matches!(line.first(), Some(b' ' | b'\t')) {
+            let name = line
+                .iter()
+                .position(|&b| b == b':')
+                .map_or(&line[..0], |colon| &line[..colon]);
+            let name = name.trim_ascii_end();
+            let listed = names
+                .iter()
+                .any(|n| n.as_bytes().eq_ignore_ascii_case(name));
+            including = !name.is_empty() && listed == keep;
+        }
+        if including {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 /// The longest header cached; a longer one is read from the body when needed.
@@ -137,5 +215,50 @@ mod tests {
         let got = cut(raw, &structure).unwrap();
         assert!(fits(&got, &structure));
         assert!(!fits(b"x", &structure));
+    }
+
+    /// Parsing only the fields a search names answers those fields as the whole
+    /// header does, folded lines, encoded words, bare LF and repeated fields included.
+    #[test]
+    fn a_filtered_header_answers_its_fields_as_the_whole_one() {
+        let messages: &[&[u8]] = &[
+            b"From: =?UTF-8?B?SsO2cmc=?= <j@example.com>\r\nTo: a@example.com,\r\n b@example.com\r\nSubject: =?ISO-8859-1?Q?caf=E9?= report\r\n  for Monday\r\nDate: Tue, 3 Nov 2026 10:00:00 +0100\r\nX-Tag: one\r\nX-Tag: two\r\n\r\nbody\r\n",
+            b"subject: lower case name\nfrom: x@y\ncc: c@d\n\nbare LF body\n",
+            b"Subject: only\r\n\r\n",
+            b"X-Other: nothing searched\r\n\r\nbody",
+        ];
+        let probes = [
+            ("from", "j\u{f6}rg"),
+            ("from", "x@y"),
+            ("to", "b@example.com"),
+            ("cc", "c@d"),
+            ("subject", "caf\u{e9} report"),
+            ("subject", "monday"),
+            ("subject", "lower case"),
+            ("subject", "only"),
+            ("subject", ""),
+            ("x-tag", "two"),
+            ("x-tag", ""),
+            ("bcc", ""),
+        ];
+        for raw in messages {
+            let whole = MessageText::parse_header(raw);
+            for (name, needle) in probes {
+                let names = [name.to_string(), "date".to_string()];
+                let filtered =
+                    MessageText::parse_header(&filter_header_fields(raw, &names, true));
+                assert_eq!(
+                    filtered.header_contains(name, needle),
+                    whole.header_contains(name, needle),
+                    "{name} {needle:?} in {:?}",
+                    String::from_utf8_lossy(raw)
+                );
+                assert_eq!(filtered.sent_day, whole.sent_day);
+            }
+        }
+        // And the probes are not all false.
+        let whole = MessageText::parse_header(messages[0]);
+        assert!(whole.header_contains("subject", "caf\u{e9} report"));
+        assert!(whole.header_contains("x-tag", "two"));
     }
 }

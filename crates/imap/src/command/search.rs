@@ -249,13 +249,16 @@ impl Session {
         }
         let with_body =
             needs_body_text(key) && !indexed.as_ref().is_some_and(|i| i.answers_all(key));
-        // Header keys alone are judged on the header cache, 500 messages per read.
+        // Header keys alone are judged on the header cache, 500 messages per read,
+        // parsing only the fields the keys name.
+        let mut fields = Vec::new();
+        header_fields(key, &mut fields);
         for batch in undecided.chunks(if with_body { 1 } else { 500 }) {
             let mut headers = if with_body {
                 Default::default()
             } else {
                 let blobs: Vec<_> = batch.iter().map(|(_, m)| m.blob).collect();
-                self.mailstore.header_texts(&blobs).await?
+                self.mailstore.header_texts(&blobs, Some(&fields)).await?
             };
             for (i, m) in batch {
                 let text = match headers.remove(&m.blob) {
@@ -380,6 +383,30 @@ fn needs_text(key: &SearchKey) -> bool {
         | SearchKey::SentOn(_)
         | SearchKey::SentSince(_) => true,
         _ => false,
+    }
+}
+
+/// The header fields `key`'s header keys look at (SENT* read the Date field). BODY
+/// and TEXT are not among them: without a body read they are the text index's.
+fn header_fields(key: &SearchKey, into: &mut Vec<String>) {
+    let name = match key {
+        SearchKey::And(keys) => return keys.iter().for_each(|k| header_fields(k, into)),
+        SearchKey::Or(a, b) => {
+            header_fields(a, into);
+            return header_fields(b, into);
+        }
+        SearchKey::Not(k) => return header_fields(k, into),
+        SearchKey::From(_) => "from",
+        SearchKey::To(_) => "to",
+        SearchKey::Cc(_) => "cc",
+        SearchKey::Bcc(_) => "bcc",
+        SearchKey::Subject(_) => "subject",
+        SearchKey::Header(name, _) => name,
+        SearchKey::SentBefore(_) | SearchKey::SentOn(_) | SearchKey::SentSince(_) => "date",
+        _ => return,
+    };
+    if !into.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+        into.push(name.to_ascii_lowercase());
     }
 }
 

@@ -98,7 +98,7 @@ impl Session {
         let mut texts = std::collections::HashMap::new();
         for batch in records.chunks(500) {
             let blobs: Vec<_> = batch.iter().map(|(_, r)| r.blob).collect();
-            let batch_texts = self.mailstore.header_texts(&blobs).await?;
+            let batch_texts = self.mailstore.header_texts(&blobs, None).await?;
             texts.extend(batch_texts.into_iter().map(|(id, t)| (id, t.fields)));
         }
         for (seq, record) in records {

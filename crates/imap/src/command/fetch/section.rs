@@ -77,33 +77,10 @@ pub(super) fn binary_data<'a>(
         .ok_or_else(|| format!("cannot decode {} content", found.encoding))
 }
 
-/// The header fields whose names are (`keep`) or are not in `names`, each with its
-/// continuation lines, followed by the blank line that ends a header (RFC 9051
-/// section 6.4.5 includes it).
+/// The header fields whose names are (`keep`) or are not in `names`, with the blank
+/// line that ends a header (RFC 9051 section 6.4.5 includes it).
 pub(super) fn filter_header(header: &[u8], names: &[String], keep: bool) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut including = false;
-    for line in header.split_inclusive(|&b| b == b'\n') {
-        if line == b"\r\n" || line == b"\n" {
-            break;
-        }
-        if !matches!(line.first(), Some(b' ' | b'\t')) {
-            let name = line
-                .iter()
-                .position(|&b| b == b':')
-                .map_or(&line[..0], |colon| &line[..colon]);
-            let name = name.trim_ascii_end();
-            let listed = names
-                .iter()
-                .any(|n| n.as_bytes().eq_ignore_ascii_case(name));
-            including = !name.is_empty() && listed == keep;
-        }
-        if including {
-            out.extend_from_slice(line);
-        }
-    }
-    out.extend_from_slice(b"\r\n");
-    out
+    evermail_mailbox::filter_header_fields(header, names, keep)
 }
 
 /// Applies `<offset.length>`: an offset past the end gives an empty string.
