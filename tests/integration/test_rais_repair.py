@@ -294,3 +294,72 @@ def test_a_drain_on_one_node_reaches_the_other_through_galera(mysql_db, make_mys
     sent.update(more)
     check_mailbox(a, sent)
     check_mailbox(b, sent)
+
+
+def test_blob_commands_say_which_node_holds_the_pass_lease(make_server, tmp_path):
+    # The worker repairs at start and keeps the repair lease for the interval (an
+    # hour); its first scrub and collection are an hour away, so no node holds
+    # their leases.
+    config, roots = stores_config(
+        tmp_path,
+        ["s1", "s2"],
+        replicas=2,
+        maintenance="repair_interval_secs = 3600\nscrub_interval_secs = 3600\n"
+        "gc_interval_secs = 3600\n",
+    )
+    server = make_server(config=config).start()
+    server.add_account(*ALICE)
+    deliver_all(server, 2, "lease")
+    deadline = time.monotonic() + WAIT
+    while True:
+        repair = cli(server, "blob", "repair")
+        if "holds the repair lease" in repair.out or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    # The command ran its pass anyway.
+    assert "holds the repair lease" in repair.out, repair.out
+    assert "running it here anyway" in repair.out, repair.out
+    assert "bodies short of copies" in repair.out, repair.out
+    scrub = cli(server, "blob", "scrub")
+    assert "lease" not in scrub.out, scrub.out
+    assert "4 copies checked, 4 ok" in scrub.out, scrub.out
+    gc = cli(server, "blob", "gc")
+    assert "lease" not in gc.out, gc.out
+    _, _, metrics = server.http_get("/metrics")
+    assert b'evermail_rais_lease_acquired_total{pass="repair"} 1' in metrics, metrics[-2000:]
+
+
+def lease_counts(server, pass_kind: str) -> tuple[float, float]:
+    """(acquired, skipped) of one pass kind's lease on a node, from /metrics."""
+    _, _, body = server.http_get("/metrics")
+    counts = {"acquired": 0.0, "skipped": 0.0}
+    for line in body.decode().splitlines():
+        for what in counts:
+            if line.startswith(f'evermail_rais_lease_{what}_total{{pass="{pass_kind}"}}'):
+                counts[what] += float(line.rsplit(" ", 1)[1])
+    return counts["acquired"], counts["skipped"]
+
+
+def test_two_nodes_on_galera_repair_once_under_the_lease(mysql_db, make_mysql_server, tmp_path):
+    # Both nodes run the maintenance worker, which repairs at start: the first node
+    # takes the repair lease and keeps it for the interval (an hour), the second
+    # finds it held and skips; `blob repair` on the second names the first.
+    _, _, urls = mysql_db
+    stores, roots = stores_config(tmp_path, ["l1", "l2"], replicas=2,
+                                  maintenance="repair_interval_secs = 3600\n")
+    storage = stores[stores.index("[storage]"):]
+    a = make_mysql_server("lease-a", [urls[0], urls[1], urls[2]], extra=storage)
+    b = make_mysql_server("lease-b", [urls[1], urls[2], urls[0]], extra=storage)
+    a.cli("db", "migrate")
+    a.start()
+    deadline = time.monotonic() + WAIT
+    while lease_counts(a, "repair") == (0.0, 0.0) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    b.start()
+    while lease_counts(b, "repair") == (0.0, 0.0) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert lease_counts(a, "repair") == (1.0, 0.0)
+    assert lease_counts(b, "repair") == (0.0, 1.0)
+    repair = b.cli("blob", "repair")
+    assert "note: node lease-a holds the repair lease" in repair.out, repair.out
+    assert "0 still short, 0 lost" in repair.out, repair.out

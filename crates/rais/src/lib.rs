@@ -25,12 +25,15 @@
 //! - `pace`: the rate limiter.
 //! - `passes`: repair, drain, scrub and garbage collection.
 //! - `worker`: the background task of `evermail serve`.
+//! - `lease`: [`Leases`], so one node of the cluster runs each kind of pass.
 
+mod lease;
 mod options;
 mod pace;
 mod passes;
 mod worker;
 
+pub use lease::{DEFAULT_LEASE_TTL, LeaseStats, Leases, PassKind, lease_holder};
 pub use options::RaisOptions;
 pub use pace::Pace;
 pub use passes::{GcReport, MIN_ORPHAN_AGE_SECS, Maintainer, Progress, RepairReport, ScrubReport};

@@ -1,6 +1,6 @@
 //! The background worker of `evermail serve`.
 
-use crate::{Maintainer, RaisOptions};
+use crate::{Leases, Maintainer, PassKind, RaisOptions};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -13,9 +13,15 @@ use tokio_util::sync::CancellationToken;
 /// simple: repair first after start (a store may have been lost while this node was
 /// down), and a pass interrupted by shutdown simply runs again later, since every
 /// pass starts from what the metadata store says.
+///
+/// Each pass runs only under its kind's lease ([`Leases::run`]): when another node
+/// holds it, this node skips the pass and tries again an interval later, so each
+/// kind of pass walks the blobs on one node at a time and once per interval in the
+/// cluster.
 pub fn spawn_worker(
     maintainer: Maintainer,
     options: RaisOptions,
+    leases: Leases,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -35,36 +41,55 @@ pub fn spawn_worker(
             let pass = async {
                 if now >= next_repair {
                     next_repair = now + secs(options.repair_interval_secs);
-                    match maintainer.repair(&()).await {
-                        Ok(r) if r.under_replicated > 0 || r.drained > 0 => {
+                    let hold = secs(options.repair_interval_secs);
+                    match leases
+                        .run(PassKind::Repair, hold, maintainer.repair(&()))
+                        .await
+                    {
+                        Some(Ok(r)) if r.under_replicated > 0 || r.drained > 0 => {
                             tracing::info!(?r, "repair pass")
                         }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "repair pass failed"),
+                        Some(Ok(_)) | None => {}
+                        Some(Err(e)) => tracing::warn!(error = %e, "repair pass failed"),
                     }
                 }
+                // Either scrub is kept until the next one of either kind is due.
+                let hold = secs(options.scrub_interval_secs);
                 if now >= next_deep {
                     next_deep = now + secs(options.deep_scrub_interval_secs);
                     // A deep scrub covers what the light one checks.
                     next_scrub = now + secs(options.scrub_interval_secs);
-                    log_scrub(maintainer.scrub(true, &()).await, "deep");
+                    let pass = maintainer.scrub(true, &());
+                    if let Some(result) = leases.run(PassKind::Scrub, hold, pass).await {
+                        log_scrub(result, "deep");
+                    }
                 } else if now >= next_scrub {
                     next_scrub = now + secs(options.scrub_interval_secs);
-                    log_scrub(maintainer.scrub(false, &()).await, "light");
+                    let pass = maintainer.scrub(false, &());
+                    if let Some(result) = leases.run(PassKind::Scrub, hold, pass).await {
+                        log_scrub(result, "light");
+                    }
                 }
                 if now >= next_gc {
                     next_gc = now + secs(options.gc_interval_secs);
-                    match maintainer.collect_garbage(options.gc_grace_secs).await {
-                        Ok(r) if r.deleted + r.deferred + r.orphans_deleted > 0 => {
+                    let hold = secs(options.gc_interval_secs);
+                    let pass = maintainer.collect_garbage(options.gc_grace_secs);
+                    match leases.run(PassKind::Gc, hold, pass).await {
+                        Some(Ok(r)) if r.deleted + r.deferred + r.orphans_deleted > 0 => {
                             tracing::info!(?r, "garbage collection pass")
                         }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "garbage collection pass failed"),
+                        Some(Ok(_)) | None => {}
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "garbage collection pass failed")
+                        }
                     }
                 }
             };
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => {
+                    leases.release_running().await;
+                    return;
+                }
                 _ = pass => {}
             }
         }

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use evermail_blob::{CopyCheck, StoreState, StoredCopy};
 use evermail_meta::{StoreChange, StoreRecord};
-use evermail_rais::{Maintainer, Pace, Progress};
+use evermail_rais::{Maintainer, Pace, PassKind, Progress};
 use evermail_types::BlobId;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -415,6 +415,27 @@ fn maintainer(storage: &Storage, config: &Config) -> Maintainer {
     )
 }
 
+/// The admin commands run their pass whether or not a node's worker holds its lease
+/// (an operator asked for it now), but say so: the two then walk the same blobs at
+/// once, which is safe, only slower.
+async fn note_lease(storage: &Storage, kind: PassKind) {
+    match evermail_rais::lease_holder(&storage.meta, kind).await {
+        Ok(Some(lease)) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            println!(
+                "note: node {} holds the {} lease for another {} s (its maintenance worker                  runs this pass or ran it recently); running it here anyway",
+                lease.holder,
+                kind.as_str(),
+                (lease.expires_at - now).max(0) / 1000
+            );
+        }
+        Ok(None) => {}
+        Err(e) => println!("note: could not read the {} lease: {e}", kind.as_str()),
+    }
+}
+
 fn mb_per_sec(bytes: u64, started: std::time::Instant) -> f64 {
     bytes as f64 / 1e6 / started.elapsed().as_secs_f64().max(1e-6)
 }
@@ -428,6 +449,7 @@ pub async fn run_blob(
     let started = std::time::Instant::now();
     match command {
         BlobCommand::Scrub { deep } => {
+            note_lease(&storage, PassKind::Scrub).await;
             let bar = Bar::new(if deep { "deep scrub" } else { "scrub" });
             let r = maintainer(&storage, config).scrub(deep, &bar).await?;
             bar.bar.finish_and_clear();
@@ -449,6 +471,7 @@ pub async fn run_blob(
             }
         }
         BlobCommand::Repair => {
+            note_lease(&storage, PassKind::Repair).await;
             let bar = Bar::new("repair");
             let r = maintainer(&storage, config).repair(&bar).await?;
             bar.bar.finish_and_clear();
@@ -507,6 +530,7 @@ pub async fn run_blob(
         }
         BlobCommand::Gc { grace_secs } => {
             let grace = grace_secs.unwrap_or(config.storage.maintenance.gc_grace_secs);
+            note_lease(&storage, PassKind::Gc).await;
             let r = maintainer(&storage, config).collect_garbage(grace).await?;
             println!(
                 "gc: {} bodies newly unreferenced (deleted after {grace} s), {} deleted, {} \

@@ -88,8 +88,8 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         render,
         admin_shutdown.clone(),
     ));
-    // Every node re-reads the store registry and runs the maintenance worker; both
-    // stop with the mail services.
+    // Every node re-reads the store registry and runs the maintenance worker (each
+    // pass only while it holds that pass's lease); both stop with the mail services.
     services.spawn(storage.registry.spawn_refresh(
         Duration::from_secs(config.storage.registry_refresh_secs),
         shutdown.clone(),
@@ -102,9 +102,12 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         ));
         let maintainer =
             evermail_rais::Maintainer::new(storage.meta.clone(), storage.blobs.clone(), pace);
+        // Under a lease per pass kind, so one node at a time walks the blobs.
+        let leases = evermail_rais::Leases::new(storage.meta.clone(), config.node_name());
         services.spawn(evermail_rais::spawn_worker(
             maintainer,
             options.clone(),
+            leases,
             shutdown.clone(),
         ));
     }
