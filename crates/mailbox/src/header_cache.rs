@@ -14,7 +14,9 @@ use crate::{ErrorKind, MailError, Mailstore, MessageStructure, MessageText};
 /// header section.
 #[derive(Debug, Clone)]
 pub struct MessageSummary {
-    pub structure: MessageStructure,
+    /// Always there when asked for; without that, only when the header is not
+    /// cached (the caller then cuts header items from the body at its offsets).
+    pub structure: Option<MessageStructure>,
     /// The top-level header section (`BODY[HEADER]`), byte for byte; `None` when it is
     /// not cached and must be cut from the body.
     pub header: Option<Bytes>,
@@ -24,13 +26,30 @@ impl Mailstore {
     /// The summaries of many bodies, read in one query per 500 (never from the blob
     /// stores). A blob without a record or with an unreadable structure is left out,
     /// so the caller reports that message as unreadable.
+    ///
+    /// With `structure` false (a FETCH of header items only), the stored structure
+    /// is not built where the header is cached: its root offsets, all that checking
+    /// the cached header needs, are read from the JSON and the rest skipped.
     pub async fn summaries(
         &self,
         blobs: &[BlobId],
+        structure: bool,
     ) -> Result<HashMap<BlobId, MessageSummary>, MailError> {
         let records = self.meta().blobs(blobs).await?;
         let mut out = HashMap::with_capacity(records.len());
         for record in records {
+            if !structure
+                && let Some(header) = &record.header
+                && serde_json::from_str::<RootOffsets>(&record.structure)
+                    .is_ok_and(|root| root.fits(header))
+            {
+                let summary = MessageSummary {
+                    structure: None,
+                    header: record.header.map(Bytes::from),
+                };
+                out.insert(record.id, summary);
+                continue;
+            }
             let structure: MessageStructure = match serde_json::from_str(&record.structure) {
                 Ok(s) => s,
                 Err(error) => {
@@ -42,7 +61,13 @@ impl Mailstore {
                 .header
                 .filter(|h| fits(h, &structure))
                 .map(Bytes::from);
-            out.insert(record.id, MessageSummary { structure, header });
+            out.insert(
+                record.id,
+                MessageSummary {
+                    structure: Some(structure),
+                    header,
+                },
+            );
         }
         Ok(out)
     }
@@ -245,8 +270,7 @@ mod tests {
             let whole = MessageText::parse_header(raw);
             for (name, needle) in probes {
                 let names = [name.to_string(), "date".to_string()];
-                let filtered =
-                    MessageText::parse_header(&filter_header_fields(raw, &names, true));
+                let filtered = MessageText::parse_header(&filter_header_fields(raw, &names, true));
                 assert_eq!(
                     filtered.header_contains(name, needle),
                     whole.header_contains(name, needle),

@@ -69,8 +69,7 @@ impl Session {
             matches!(a, FetchAttr::Rfc822Header)
                 || matches!(a, FetchAttr::BodySection { section, .. } if is_top_header(section))
         });
-        let needs_structure = wants_header
-            || attrs.iter().any(|a| {
+        let needs_parsed_structure = attrs.iter().any(|a| {
                 matches!(
                     a,
                     FetchAttr::Envelope
@@ -81,6 +80,7 @@ impl Session {
                     || matches!(a, FetchAttr::Binary { part, .. } | FetchAttr::BinarySize { part }
                     if !part.is_empty())
             });
+        let needs_structure = wants_header || needs_parsed_structure;
 
         // Set \Seen before answering, so the FLAGS in the same response are the new ones.
         let mut newly_seen = std::collections::HashSet::new();
@@ -118,7 +118,10 @@ impl Session {
                     Some(s) => batch.iter().map(|&i| s.messages[i].blob).collect(),
                     None => break,
                 };
-                self.mailstore.summaries(&blobs).await?
+                // Header items alone: the structure is built only where the
+                // header is not cached.
+                let with_structure = needs_parsed_structure || needs_body;
+                self.mailstore.summaries(&blobs, with_structure).await?
             } else {
                 Default::default()
             };
@@ -133,7 +136,7 @@ impl Session {
                 // A body two messages share (a COPY) is in the batch's summaries once.
                 let (structure, header) = if needs_structure {
                     match summaries.get(&record.blob) {
-                        Some(s) => (Some(&s.structure), s.header.clone()),
+                        Some(s) => (s.structure.as_ref(), s.header.clone()),
                         None => {
                             tracing::error!(uid = record.uid.get(), "cannot read structure");
                             failed += 1;
