@@ -541,6 +541,75 @@ mod tests {
         let _ = S3Backend::open(&o, "n");
     }
 
+    /// An S3 endpoint on loopback that answers every request with a 200 and a body
+    /// of `pieces` 1000-byte pieces, sent `gap` apart.
+    async fn trickling_endpoint(pieces: usize, gap: Duration) -> String {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                        pieces * 1000
+                    );
+                    if socket.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    for _ in 0..pieces {
+                        tokio::time::sleep(gap).await;
+                        if socket.write_all(&[b'x'; 1000]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        format!("http://{address}")
+    }
+
+    /// `timeout_secs` bounds the wait for each read, not the whole transfer: a body
+    /// that keeps arriving streams for longer than it, a stalled one fails.
+    #[tokio::test]
+    async fn a_transfer_is_bounded_by_its_progress_not_its_length() {
+        let open = |endpoint: String| {
+            let mut o = options();
+            o.endpoint = endpoint;
+            o.timeout_secs = 1;
+            o.max_retries = 0;
+            S3Backend::open(&o, "n").unwrap()
+        };
+        let dir =
+            std::env::temp_dir().join(format!("evermail-s3-unit-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dest = dir.join("body");
+        // Six pieces 400 ms apart: 2.4 s in all, more than twice the timeout.
+        let moving = open(trickling_endpoint(6, Duration::from_millis(400)).await);
+        assert!(moving.get_to_file("n/aa/x", &dest).await.unwrap());
+        assert_eq!(std::fs::read(&dest).unwrap(), vec![b'x'; 6000]);
+        assert_eq!(
+            moving.content_id("n/aa/x").await.unwrap(),
+            Some(evermail_blob::blob_id(&[b'x'; 6000]))
+        );
+        // Two pieces 3 s apart: the first read already waits three times the timeout.
+        let stalled = open(trickling_endpoint(2, Duration::from_secs(3)).await);
+        let err = stalled
+            .get_to_file("n/aa/x", &dir.join("stalled"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[tokio::test]
     async fn an_unreachable_endpoint_fails_fast() {
         let s3 = S3Backend::open(&options(), "n").unwrap();
