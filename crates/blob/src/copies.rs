@@ -71,6 +71,44 @@ impl BlobStore {
         have: &[String],
         wanted: usize,
     ) -> Vec<StoredCopy> {
+        self.replicate_with(id, have, wanted, |backend, key| {
+            let body = body.clone();
+            Box::pin(async move { backend.put(&key, body).await })
+        })
+        .await
+    }
+
+    /// Like [`replicate`](Self::replicate), for a verified body in the file at `path`
+    /// (a spool file), which each store copies by streaming
+    /// ([`BlobBackend::put_file`](crate::BlobBackend::put_file)): repair of a large
+    /// body without holding it in memory.
+    pub async fn replicate_file(
+        &self,
+        id: BlobId,
+        path: &std::path::Path,
+        have: &[String],
+        wanted: usize,
+    ) -> Vec<StoredCopy> {
+        let path = std::sync::Arc::new(path.to_path_buf());
+        self.replicate_with(id, have, wanted, |backend, key| {
+            let path = path.clone();
+            Box::pin(async move { backend.put_file(&key, &path).await })
+        })
+        .await
+    }
+
+    /// The placement loop of [`replicate`](Self::replicate) and
+    /// [`replicate_file`](Self::replicate_file): `write_one` writes one copy.
+    async fn replicate_with(
+        &self,
+        id: BlobId,
+        have: &[String],
+        wanted: usize,
+        write_one: impl Fn(
+            std::sync::Arc<dyn crate::BlobBackend>,
+            String,
+        ) -> futures_util::future::BoxFuture<'static, Result<(), BlobError>>,
+    ) -> Vec<StoredCopy> {
         let stores = self.stores();
         let mut remaining: Vec<_> = candidates(&id, &stores)
             .into_iter()
@@ -88,7 +126,7 @@ impl BlobStore {
             };
             let store = remaining.remove(i);
             let key = store.backend().key_for(&id);
-            match store.backend().put(&key, body.clone()).await {
+            match write_one(store.backend().clone(), key.clone()).await {
                 Ok(()) => {
                     store.mark_ok();
                     zones.push(store.zone());

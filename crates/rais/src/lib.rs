@@ -36,5 +36,8 @@ mod worker;
 pub use lease::{DEFAULT_LEASE_TTL, LeaseStats, Leases, PassKind, lease_holder};
 pub use options::RaisOptions;
 pub use pace::Pace;
-pub use passes::{GcReport, MIN_ORPHAN_AGE_SECS, Maintainer, Progress, RepairReport, ScrubReport};
+pub use passes::{
+    GcReport, MIN_ORPHAN_AGE_SECS, Maintainer, Progress, RepairReport, SPOOL_REPAIR_BYTES,
+    ScrubReport,
+};
 pub use worker::spawn_worker;

@@ -22,6 +22,12 @@ const SCRUB_PARALLELISM: usize = 8;
 /// How many rows a pass asks the metadata store for at once.
 const PAGE: u32 = 256;
 
+/// Bodies of this size and more are repaired through a spool file, when the
+/// maintainer has a spool directory: read by streaming into it, verified, and copied
+/// from it by streaming, never held in memory whole (eight repairs at once of 50 MB
+/// bodies would otherwise hold 400 MB). The same bound as the mail model's reads.
+pub const SPOOL_REPAIR_BYTES: u64 = 1024 * 1024;
+
 /// Told how a pass advances; the admin commands draw a progress bar from it.
 pub trait Progress: Send + Sync {
     /// The amount of work ahead, when known.
@@ -98,6 +104,14 @@ pub struct Maintainer {
     /// The orphans the last collection deleted (blob, store, key), whose rows the next
     /// one reads again (see [`Maintainer::collect_orphans`]).
     deleted_orphans: Arc<std::sync::Mutex<Vec<(BlobId, String, String)>>>,
+    /// Where large bodies are spooled during repair ([`SPOOL_REPAIR_BYTES`]).
+    spool_dir: Option<Arc<std::path::PathBuf>>,
+}
+
+/// A verified body repair copies from.
+enum Source {
+    Memory(bytes::Bytes),
+    Spool(evermail_spool::Spool),
 }
 
 fn now() -> i64 {
@@ -120,7 +134,15 @@ impl Maintainer {
             blobs,
             pace,
             deleted_orphans: Arc::default(),
+            spool_dir: None,
         }
+    }
+
+    /// Repairs bodies of [`SPOOL_REPAIR_BYTES`] and more through spool files in `dir`
+    /// (which must exist), by streaming; without it every body is read into memory.
+    pub fn with_spool_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Maintainer {
+        self.spool_dir = Some(Arc::new(dir.into()));
+        self
     }
 
     pub fn blobs(&self) -> &BlobStore {
@@ -227,7 +249,16 @@ impl Maintainer {
             return Ok(());
         }
         self.pace.take(size).await;
-        let (body, bad) = self.blobs.get_checked(id, &sources).await;
+        let (body, bad) = match &self.spool_dir {
+            Some(dir) if size >= SPOOL_REPAIR_BYTES => {
+                let (spool, bad) = self.blobs.get_to_spool(id, &sources, dir).await;
+                (spool.map(Source::Spool), bad)
+            }
+            _ => {
+                let (body, bad) = self.blobs.get_checked(id, &sources).await;
+                (body.map(Source::Memory), bad)
+            }
+        };
         self.mark_bad(id, &bad).await;
         let body = match body {
             Ok(body) => body,
@@ -266,7 +297,14 @@ impl Maintainer {
         }
         let wanted = (replicas - good) as usize;
         self.pace.take(size * wanted as u64).await;
-        let written = self.blobs.replicate(id, body, &have, wanted).await;
+        let written = match body {
+            Source::Memory(body) => self.blobs.replicate(id, body, &have, wanted).await,
+            Source::Spool(spool) => {
+                self.blobs
+                    .replicate_file(id, spool.path(), &have, wanted)
+                    .await
+            }
+        };
         let mut added = 0;
         for copy in written {
             let location = BlobLocation {

@@ -447,3 +447,37 @@ fn walk_files(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[tokio::test]
+async fn a_large_body_is_repaired_through_a_spool_file() {
+    let w = world(2).await;
+    let spool = tempfile::tempdir().unwrap();
+    let maint = w.maint.clone().with_spool_dir(spool.path());
+    let big = Bytes::from(
+        (0..3 * 1024 * 1024u32)
+            .map(|i| b"abcdefghij\r\n"[(i % 12) as usize])
+            .collect::<Vec<u8>>(),
+    );
+    assert!(big.len() as u64 >= evermail_rais::SPOOL_REPAIR_BYTES);
+    let mut message = b"Subject: big\r\n\r\n".to_vec();
+    message.extend_from_slice(&big);
+    let message = Bytes::from(message);
+    let id = evermail_blob::blob_id(&message);
+    assert!(w.mail.deliver(message.clone(), &[w.account]).await.unwrap()[0].is_ok());
+    let copies = w.meta.blob_copies(id).await.unwrap();
+    assert_eq!(copies.len(), 2);
+    let lost: usize = copies[0].store[1..].parse().unwrap();
+    std::fs::remove_dir_all(&w.roots[lost]).unwrap();
+    let found = maint.scrub(false, &()).await.unwrap();
+    assert_eq!(found.missing, 1);
+
+    let report = maint.repair(&()).await.unwrap();
+    assert_eq!((report.copies_added, report.lost), (1, 0), "{report:?}");
+    assert_eq!(report.bytes_copied, message.len() as u64);
+    w.assert_whole(&[(id, message)], 2, "").await;
+    assert_eq!(
+        std::fs::read_dir(spool.path()).unwrap().count(),
+        0,
+        "the spool file is gone"
+    );
+}

@@ -406,13 +406,23 @@ impl Progress for Bar {
     }
 }
 
-fn maintainer(storage: &Storage, config: &Config) -> Maintainer {
+fn maintainer(storage: &Storage, config: &Config, data_dir: &Path) -> Maintainer {
     let options = &config.storage.maintenance;
-    Maintainer::new(
+    let maintainer = Maintainer::new(
         storage.meta.clone(),
         storage.blobs.clone(),
         Arc::new(Pace::new(options.bytes_per_sec, options.objects_per_sec)),
-    )
+    );
+    // Large bodies are repaired through spool files, as `serve` does (the directory
+    // is shared with it; spool file names are random).
+    let spool = data_dir.join("spool");
+    match std::fs::create_dir_all(&spool) {
+        Ok(()) => maintainer.with_spool_dir(spool),
+        Err(e) => {
+            tracing::warn!(dir = %spool.display(), error = %e, "no spool directory; repair reads large bodies into memory");
+            maintainer
+        }
+    }
 }
 
 /// The admin commands run their pass whether or not a node's worker holds its lease
@@ -451,7 +461,9 @@ pub async fn run_blob(
         BlobCommand::Scrub { deep } => {
             note_lease(&storage, PassKind::Scrub).await;
             let bar = Bar::new(if deep { "deep scrub" } else { "scrub" });
-            let r = maintainer(&storage, config).scrub(deep, &bar).await?;
+            let r = maintainer(&storage, config, data_dir)
+                .scrub(deep, &bar)
+                .await?;
             bar.bar.finish_and_clear();
             println!(
                 "scrub{}: {} copies checked, {} ok, {} missing, {} corrupt, {} on stores not \
@@ -473,7 +485,7 @@ pub async fn run_blob(
         BlobCommand::Repair => {
             note_lease(&storage, PassKind::Repair).await;
             let bar = Bar::new("repair");
-            let r = maintainer(&storage, config).repair(&bar).await?;
+            let r = maintainer(&storage, config, data_dir).repair(&bar).await?;
             bar.bar.finish_and_clear();
             println!(
                 "repair: {} bodies short of copies, {} copies added ({:.1} MB in {:.1} s, \
@@ -531,7 +543,9 @@ pub async fn run_blob(
         BlobCommand::Gc { grace_secs } => {
             let grace = grace_secs.unwrap_or(config.storage.maintenance.gc_grace_secs);
             note_lease(&storage, PassKind::Gc).await;
-            let r = maintainer(&storage, config).collect_garbage(grace).await?;
+            let r = maintainer(&storage, config, data_dir)
+                .collect_garbage(grace)
+                .await?;
             println!(
                 "gc: {} bodies newly unreferenced (deleted after {grace} s), {} deleted, {} \
                  deferred (a store did not answer), {} orphaned files deleted",

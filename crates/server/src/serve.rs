@@ -100,8 +100,16 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
             options.bytes_per_sec,
             options.objects_per_sec,
         ));
-        let maintainer =
+        let mut maintainer =
             evermail_rais::Maintainer::new(storage.meta.clone(), storage.blobs.clone(), pace);
+        // Large bodies are repaired through the spool, as they are read for clients.
+        let spool = data_dir.join("spool");
+        match std::fs::create_dir_all(&spool) {
+            Ok(()) => maintainer = maintainer.with_spool_dir(spool),
+            Err(e) => {
+                tracing::warn!(dir = %spool.display(), error = %e, "no spool directory; repair reads large bodies into memory")
+            }
+        }
         // Under a lease per pass kind, so one node at a time walks the blobs.
         let leases = evermail_rais::Leases::new(storage.meta.clone(), config.node_name());
         services.spawn(evermail_rais::spawn_worker(
