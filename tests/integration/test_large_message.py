@@ -314,5 +314,26 @@ def test_a_50_mb_message_is_appended_and_fetched_over_tls_and_compress_in_bounde
         got = conn.command("f", "FETCH 1 (BODY.PEEK[])")
     assert got[-1].startswith(b"f OK"), got[-1]
     assert got[1] == data
+
+    # APPEND under COMPRESS: the literal is inflated into the spool file as it comes.
+    second = large_message("large compressed append", 3)
+    conn.send(f"a APPEND INBOX {{{len(second)}}}\r\n".encode())
+    assert conn.line().startswith(b"+"), "no continuation"
+    with Peak(server, "IMAP APPEND under COMPRESS=DEFLATE"):
+        for i in range(0, len(second), 1 << 20):
+            conn.send(second[i : i + (1 << 20)])
+        conn.send(b"\r\n")
+        reply = conn.line()
+        while reply.startswith(b"* "):
+            reply = conn.line()
+    assert reply.startswith(b"a OK"), reply
     conn.sock.close()
+    imap = server.imap(*ALICE, timeout=120)
+    try:
+        imap.select("INBOX")
+        typ, got = imap.fetch("2", "(BODY.PEEK[])")
+        assert typ == "OK", got
+        assert literal_after(got, b"BODY[]") == second
+    finally:
+        imap.logout()
     assert not list((server.data_dir / "spool").glob(".spool-*"))

@@ -36,7 +36,7 @@
 //!   LOGOUT), `select` (SELECT, EXAMINE, CLOSE, UNSELECT), `list` (LIST, LSUB),
 //!   `manage` (CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE), `status`, `append`, `idle`,
 //!   `fetch/` (with `section.rs` cutting `BODY[section]<partial>`), `store`, `search`,
-//!   `expunge`, `copy` (COPY, MOVE).
+//!   `expunge`, `copy` (COPY, MOVE); `fetch/large.rs` writes large literals in pieces.
 //!
 //! # Invariants
 //! - *A session reaches mail only through [`Mailstore`] with the account it logged in
