@@ -382,9 +382,29 @@ fn describe_metrics() {
             "evermail_rais_gc_orphans_deleted_total",
             "Body files no location row records deleted after the grace period",
         ),
+        (
+            "evermail_rais_lease_acquired_total",
+            "Maintenance passes this node ran holding the pass's lease, by pass (repair, scrub, gc)",
+        ),
+        (
+            "evermail_rais_lease_skipped_total",
+            "Maintenance passes this node skipped because another node held the lease, by pass",
+        ),
+        (
+            "evermail_rais_lease_lost_total",
+            "Maintenance passes stopped because their lease could not be renewed, by pass",
+        ),
+        (
+            "evermail_rais_lease_errors_total",
+            "Maintenance passes skipped because the lease could not be asked for, by pass",
+        ),
     ] {
         metrics::describe_counter!(name, help);
     }
+    metrics::describe_gauge!(
+        "evermail_rais_lease_held",
+        "1 while this node runs a maintenance pass under its lease, by pass"
+    );
     metrics::describe_gauge!(
         "evermail_rais_under_replicated_blobs",
         "Bodies with fewer good copies than replicas, as the last repair pass found"
