@@ -131,8 +131,12 @@ fn is_append_message(input: &[u8], pending: &PendingLiteral) -> bool {
     // On the first line: `tag APPEND {N}` announces the mailbox name; anything between
     // APPEND and the announcement means the mailbox came before it.
     let before = &input[..pending.announcement];
-    let before = before.strip_suffix(b"~").unwrap_or(before).trim_ascii_end();
-    !before.to_ascii_uppercase().ends_with(b" APPEND")
+    let before = before.strip_suffix(b"~").unwrap_or(before);
+    before
+        .split(|&b| b == b' ')
+        .filter(|w| !w.is_empty())
+        .count()
+        > 2
 }
 
 /// A token no client can guess, to stand for a spooled literal in the input.
@@ -164,6 +168,8 @@ mod tests {
             (b"a APPEND {2000000}\r\n", false),
             (b"a APPEND {5}\r\nINBOX (\\Seen) {2000000}\r\n", true),
             (b"a APPEND INBOX {2}\r\nab {2000000}\r\n", true),
+            (b"a APPEND APPEND {2000000}\r\n", true),
+            (b"a APPEND \"My box\" {2000000}\r\n", true),
             (b"a LOGIN {2000000}\r\n", false),
             (b"a SEARCH TEXT {2000000}\r\n", false),
         ];
