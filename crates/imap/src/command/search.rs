@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use evermail_imap_proto::SequenceSet;
 use evermail_imap_proto::command::{Search, SearchKey, SearchReturn};
 use evermail_imap_proto::response::{Code, Data, ESearch};
-use evermail_mailbox::{MessageRecord, MessageText, TextKey};
+use evermail_mailbox::{ErrorKind, MailError, MessageRecord, MessageText, TextKey};
 
 use crate::session::{CmdError, CmdResult, Done, Session};
 
@@ -253,12 +253,24 @@ impl Session {
         // parsing only the fields the keys name.
         let mut fields = Vec::new();
         header_fields(key, &mut fields);
-        for batch in undecided.chunks(if with_body { 1 } else { 500 }) {
+        let load = |batch: &[(usize, MessageRecord)]| {
+            let (mailstore, fields) = (self.mailstore.clone(), fields.clone());
+            let blobs: Vec<_> = batch.iter().map(|(_, m)| m.blob).collect();
+            tokio::spawn(async move { mailstore.header_texts(&blobs, Some(&fields)).await })
+        };
+        let batches: Vec<_> = undecided.chunks(if with_body { 1 } else { 500 }).collect();
+        let mut pending = None;
+        for (n, &batch) in batches.iter().enumerate() {
             let mut headers = if with_body {
                 Default::default()
             } else {
-                let blobs: Vec<_> = batch.iter().map(|(_, m)| m.blob).collect();
-                self.mailstore.header_texts(&blobs, Some(&fields)).await?
+                let current = pending.take().unwrap_or_else(|| load(batch));
+                // The next batch is read from the database while this one is parsed
+                // and judged.
+                pending = batches.get(n + 1).map(|next| load(next));
+                current.await.map_err(|e| {
+                    MailError::new(ErrorKind::Unavailable, format!("header read task: {e}"))
+                })??
             };
             for (i, m) in batch {
                 let text = match headers.remove(&m.blob) {
