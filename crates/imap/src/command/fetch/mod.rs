@@ -111,17 +111,44 @@ impl Session {
 
         let mut failed = 0usize;
         let mut undecodable = 0usize;
-        for batch in indices.chunks(FETCH_BATCH) {
-            // Structures and cached headers of the whole batch in one metadata read.
+        // Header items alone: the structure is built only where the header is not
+        // cached.
+        let with_structure = needs_parsed_structure || needs_body;
+        let load = |mailstore: &evermail_mailbox::Mailstore, blobs: Vec<_>| {
+            let mailstore = mailstore.clone();
+            tokio::spawn(async move { mailstore.summaries(&blobs, with_structure).await })
+        };
+        let blobs_of = |selected: Option<&crate::state::Selected>, batch: &[usize]| {
+            selected.map(|s| {
+                batch
+                    .iter()
+                    .map(|&i| s.messages[i].blob)
+                    .collect::<Vec<_>>()
+            })
+        };
+        let batches: Vec<&[usize]> = indices.chunks(FETCH_BATCH).collect();
+        let mut pending = None;
+        for (n, &batch) in batches.iter().enumerate() {
+            // Structures and cached headers of the whole batch in one metadata read;
+            // the next batch's is read while this one is answered.
             let summaries = if needs_structure {
-                let blobs: Vec<_> = match self.selected.as_ref() {
-                    Some(s) => batch.iter().map(|&i| s.messages[i].blob).collect(),
-                    None => break,
+                let current = match pending.take() {
+                    Some(current) => current,
+                    None => match blobs_of(self.selected.as_ref(), batch) {
+                        Some(blobs) => load(&self.mailstore, blobs),
+                        None => break,
+                    },
                 };
-                // Header items alone: the structure is built only where the
-                // header is not cached.
-                let with_structure = needs_parsed_structure || needs_body;
-                self.mailstore.summaries(&blobs, with_structure).await?
+                pending = batches
+                    .get(n + 1)
+                    .and_then(|next| blobs_of(self.selected.as_ref(), next))
+                    .map(|blobs| load(&self.mailstore, blobs));
+                current.await.map_err(|e| {
+                    evermail_mailbox::MailError::new(
+                        evermail_mailbox::ErrorKind::Unavailable,
+                        format!("structure read task: {e}"),
+                    )
+                })??
             } else {
                 Default::default()
             };
