@@ -70,16 +70,17 @@ impl Session {
                 || matches!(a, FetchAttr::BodySection { section, .. } if is_top_header(section))
         });
         let needs_parsed_structure = attrs.iter().any(|a| {
-                matches!(
-                    a,
-                    FetchAttr::Envelope
-                        | FetchAttr::Body
-                        | FetchAttr::BodyStructure
-                        | FetchAttr::Rfc822Text
-                ) || matches!(a, FetchAttr::BodySection { section, .. } if *section != Section::default())
-                    || matches!(a, FetchAttr::Binary { part, .. } | FetchAttr::BinarySize { part }
+            matches!(
+                a,
+                FetchAttr::Envelope
+                    | FetchAttr::Body
+                    | FetchAttr::BodyStructure
+                    | FetchAttr::Rfc822Text
+            ) || matches!(a, FetchAttr::BodySection { section, .. }
+                    if *section != Section::default() && !is_top_header(section))
+                || matches!(a, FetchAttr::Binary { part, .. } | FetchAttr::BinarySize { part }
                     if !part.is_empty())
-            });
+        });
         let needs_structure = wants_header || needs_parsed_structure;
 
         // Set \Seen before answering, so the FLAGS in the same response are the new ones.
