@@ -356,9 +356,16 @@ impl Mailstore {
             .collect();
         let started = std::time::Instant::now();
         let (body, bad) = self.blobs().get_checked(blob, &copies).await;
-        // Mark what the read found broken, so the copy is no longer offered to reads
-        // and the repair worker, which looks for blobs with too few good copies,
-        // restores it. Failing to mark only delays the repair until the next scrub.
+        self.mark_bad_copies(blob, bad).await;
+        let body = body?;
+        metrics::histogram!("evermail_blob_read_seconds").record(started.elapsed());
+        Ok(body)
+    }
+
+    /// Marks what a read found broken, so the copy is no longer offered to reads and
+    /// the repair worker, which looks for blobs with too few good copies, restores it.
+    /// Failing to mark only delays the repair until the next scrub.
+    pub(crate) async fn mark_bad_copies(&self, blob: BlobId, bad: Vec<evermail_blob::BadCopy>) {
         for b in bad {
             let state = match b.problem {
                 evermail_blob::CopyProblem::Missing => evermail_meta::CopyState::Missing,
@@ -372,9 +379,6 @@ impl Mailstore {
                 tracing::warn!(blob = %blob, store = %b.copy.store, error = %e, "could not mark a bad copy");
             }
         }
-        let body = body?;
-        metrics::histogram!("evermail_blob_read_seconds").record(started.elapsed());
-        Ok(body)
     }
 
     /// The searchable text of a body (IMAP SEARCH on headers and text, SORT, THREAD),

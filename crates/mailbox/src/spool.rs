@@ -102,19 +102,7 @@ impl Mailstore {
         let started = std::time::Instant::now();
         let dir = self.spool_dir();
         let (spool, bad) = self.blobs().get_to_spool(blob, &copies, &dir).await;
-        for b in bad {
-            let state = match b.problem {
-                evermail_blob::CopyProblem::Missing => evermail_meta::CopyState::Missing,
-                evermail_blob::CopyProblem::Corrupt => evermail_meta::CopyState::Corrupt,
-            };
-            if let Err(e) = self
-                .meta()
-                .set_copy_state(blob, &b.copy.store, state, None)
-                .await
-            {
-                tracing::warn!(blob = %blob, store = %b.copy.store, error = %e, "could not mark a bad copy");
-            }
-        }
+        self.mark_bad_copies(blob, bad).await;
         let spool = spool?;
         metrics::histogram!("evermail_blob_read_seconds").record(started.elapsed());
         Ok(Body::from(spool))
