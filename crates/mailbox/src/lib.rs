@@ -52,7 +52,8 @@ pub use parse::{MessageStructure, parse_structure};
 pub use spool::{Body, SPOOL_THRESHOLD};
 pub use text::{HeaderFields, MessageText};
 pub use view::{
-    DEFAULT_VIEW_CACHE_MESSAGES, MailboxView, MessageList, ViewCacheStats, apply_changes,
+    DEFAULT_VIEW_CACHE_MESSAGES, MailboxView, MessageList, ViewCacheStats, ViewSummary,
+    apply_changes,
 };
 pub use watch::MailboxWatch;
 

@@ -20,7 +20,7 @@
 //! up); the least recently used mailboxes go first.
 
 use crate::{MailError, MailboxRecord, Mailstore, MessageRecord};
-use evermail_types::{AccountId, MailboxId, ModSeq, UidValidity};
+use evermail_types::{AccountId, Flag, Flags, MailboxId, ModSeq, UidValidity};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -42,6 +42,33 @@ pub struct MailboxView {
     pub messages: MessageList,
     /// Every change up to this MODSEQ is in `messages`; at least the row's.
     pub highest_modseq: ModSeq,
+}
+
+/// What SELECT reports of a mailbox besides its messages, found by a pass over all of
+/// them; kept with the snapshot it was found in, so a SELECT of an unchanged mailbox
+/// does not walk it again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ViewSummary {
+    /// Every keyword some message carries (the FLAGS response).
+    pub keywords: Flags,
+    /// The sequence number of the first message without `\Seen` (rev1's UNSEEN).
+    pub first_unseen: Option<u32>,
+}
+
+impl ViewSummary {
+    /// One pass over `messages`.
+    pub fn of(messages: &MessageList) -> ViewSummary {
+        let mut summary = ViewSummary::default();
+        for (i, m) in messages.iter().enumerate() {
+            for k in m.flags.keywords() {
+                summary.keywords.insert(&Flag::Keyword(k.to_string()));
+            }
+            if summary.first_unseen.is_none() && !m.flags.contains(&Flag::Seen) {
+                summary.first_unseen = Some(i as u32 + 1);
+            }
+        }
+        summary
+    }
 }
 
 /// What the cache did since the node started (also exported as metrics).
@@ -86,6 +113,8 @@ struct Entry {
     messages: MessageList,
     highest_modseq: ModSeq,
     used: u64,
+    /// The summary of exactly `messages`, once some SELECT asked for it.
+    summary: Option<Arc<ViewSummary>>,
 }
 
 impl CacheState {
@@ -176,6 +205,7 @@ impl ViewCache {
                 messages,
                 highest_modseq,
                 used,
+                summary: None,
             },
         );
         while state.total > self.limit {
@@ -189,6 +219,36 @@ impl ViewCache {
             metrics::counter!("evermail_view_cache_evictions_total").increment(1);
         }
         metrics::gauge!("evermail_view_cache_size").set(state.total as f64);
+    }
+
+    /// The summary of `messages`: the one kept with the snapshot when `messages` is
+    /// that snapshot (the same tree), else found and, in that case, kept.
+    fn summary(
+        &self,
+        mailbox: MailboxId,
+        uid_validity: UidValidity,
+        messages: &MessageList,
+    ) -> Arc<ViewSummary> {
+        {
+            let state = self.lock();
+            if let Some(entry) = state.entries.get(&mailbox)
+                && entry.uid_validity == uid_validity
+                && entry.messages.ptr_eq(messages)
+                && let Some(summary) = &entry.summary
+            {
+                return summary.clone();
+            }
+        }
+        // Found outside the lock: a pass over a large mailbox takes a while.
+        let summary = Arc::new(ViewSummary::of(messages));
+        let mut state = self.lock();
+        if let Some(entry) = state.entries.get_mut(&mailbox)
+            && entry.uid_validity == uid_validity
+            && entry.messages.ptr_eq(messages)
+        {
+            entry.summary = Some(summary.clone());
+        }
+        summary
     }
 
     /// The gate of a mailbox's whole read, shared with whoever is reading it.
@@ -318,6 +378,18 @@ impl Mailstore {
             messages,
             highest_modseq,
         })
+    }
+
+    /// What SELECT reports of `messages` (a view of `mailbox` this node's cache
+    /// handed out) besides the messages: kept with the cached snapshot, so it is
+    /// found by a pass over the messages only when the mailbox changed.
+    pub fn view_summary(
+        &self,
+        mailbox: MailboxId,
+        uid_validity: UidValidity,
+        messages: &MessageList,
+    ) -> Arc<ViewSummary> {
+        self.views().summary(mailbox, uid_validity, messages)
     }
 
     /// What the view cache did so far.

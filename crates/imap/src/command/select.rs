@@ -5,7 +5,7 @@ use evermail_imap_proto::command::Select;
 use evermail_imap_proto::response::{
     Code, Data, FetchItem, FetchResponse, ListItem, StatusKind, StatusResponse,
 };
-use evermail_types::{Flag, Flags};
+use evermail_types::Flag;
 
 use crate::session::{CmdError, CmdResult, Done, Session};
 use crate::state::Selected;
@@ -44,22 +44,19 @@ impl Session {
             .await?;
         let record_special_use = record.special_use.clone();
         let object_id = super::objectid::mailbox_id(&record);
+        let uid_validity = record.uidvalidity;
         let claims_recent = !select.read_only && !self.rev2;
         let selected =
             Selected::open(&self.mailstore, record, select.read_only, claims_recent).await?;
 
-        let mut keywords = Flags::new();
-        let mut first_unseen = None;
-        for (i, m) in selected.messages.iter().enumerate() {
-            for k in m.flags.keywords() {
-                keywords.insert(&Flag::Keyword(k.to_string()));
-            }
-            if first_unseen.is_none() && !m.flags.contains(&Flag::Seen) {
-                first_unseen = Some(i as u32 + 1);
-            }
-        }
+        // The keywords in use and the first unseen message: kept with the node's
+        // snapshot, so an unchanged mailbox is not walked again.
+        let summary = self
+            .mailstore
+            .view_summary(selected.id, uid_validity, &selected.messages);
+        let first_unseen = summary.first_unseen;
         let mut flags: Vec<Flag> = SYSTEM_FLAGS.to_vec();
-        flags.extend(keywords.iter());
+        flags.extend(summary.keywords.iter());
         self.write_data(Data::Flags {
             flags: flags.clone(),
             recent: !self.rev2,

@@ -312,3 +312,52 @@ async fn sessions_missing_at_once_read_the_mailbox_once() {
     );
     assert_view_is_the_truth(&n.a, n.account, n.inbox).await;
 }
+
+#[tokio::test]
+async fn the_summary_is_kept_with_its_snapshot_and_follows_changes() {
+    let n = two_nodes(DEFAULT_VIEW_CACHE_MESSAGES).await;
+    // Enough messages that the vector is a tree, not an inline chunk.
+    deliver(&n.a, n.account, 200).await;
+    let seen: Flags = [Flag::Seen].into_iter().collect();
+    let all: Vec<u32> = (1..=200).collect();
+    n.a.store_flags(n.account, n.inbox, &uids(&all[..9]), FlagChange::Add, &seen)
+        .await
+        .unwrap();
+    let view = n.a.view(n.account, n.inbox).await.unwrap();
+    let validity = view.record.uidvalidity;
+    let first = n.a.view_summary(n.inbox, validity, &view.messages);
+    assert_eq!(*first, ViewSummary::of(&view.messages));
+    assert_eq!(first.first_unseen, Some(10));
+    assert_eq!(first.keywords.keywords().count(), 0);
+    // The same snapshot again: the kept summary, not a new pass.
+    let again = n.a.view(n.account, n.inbox).await.unwrap();
+    assert!(Arc::ptr_eq(
+        &first,
+        &n.a.view_summary(n.inbox, validity, &again.messages)
+    ));
+    // A session's own changed clone is never given the snapshot's summary.
+    let mut mine = again.messages.clone();
+    mine[9].flags.insert(&Flag::Seen);
+    assert_eq!(
+        n.a.view_summary(n.inbox, validity, &mine).first_unseen,
+        Some(11)
+    );
+
+    // Another node marks message 10 seen and gives message 150 a keyword.
+    n.b.store_flags(n.account, n.inbox, &uids(&[10]), FlagChange::Add, &seen)
+        .await
+        .unwrap();
+    let keyword: Flags = [Flag::Keyword("$Project".into())].into_iter().collect();
+    n.b.store_flags(n.account, n.inbox, &uids(&[150]), FlagChange::Add, &keyword)
+        .await
+        .unwrap();
+    let changed = n.a.view(n.account, n.inbox).await.unwrap();
+    let summary = n.a.view_summary(n.inbox, validity, &changed.messages);
+    assert_eq!(*summary, ViewSummary::of(&changed.messages));
+    assert_eq!(summary.first_unseen, Some(11));
+    assert_eq!(summary.keywords.keywords().collect::<Vec<_>>(), ["$Project"]);
+    assert!(Arc::ptr_eq(
+        &summary,
+        &n.a.view_summary(n.inbox, validity, &changed.messages)
+    ));
+}
