@@ -355,7 +355,10 @@ async fn the_summary_is_kept_with_its_snapshot_and_follows_changes() {
     let summary = n.a.view_summary(n.inbox, validity, &changed.messages);
     assert_eq!(*summary, ViewSummary::of(&changed.messages));
     assert_eq!(summary.first_unseen, Some(11));
-    assert_eq!(summary.keywords.keywords().collect::<Vec<_>>(), ["$Project"]);
+    assert_eq!(
+        summary.keywords.keywords().collect::<Vec<_>>(),
+        ["$Project"]
+    );
     assert!(Arc::ptr_eq(
         &summary,
         &n.a.view_summary(n.inbox, validity, &changed.messages)
