@@ -1,11 +1,12 @@
 //! One node per maintenance pass: two nodes' workers on one SQLite metadata store
 //! (and the same fs stores), each pass kind walked by the one holding its lease.
 
+mod common;
+
 use bytes::Bytes;
-use evermail_blob::fs::FsBackend;
-use evermail_blob::{BlobStore, StoreHandle};
+use evermail_blob::BlobStore;
 use evermail_mailbox::{Mailstore, MailstoreOptions};
-use evermail_meta::{Meta, StoreRecord};
+use evermail_meta::Meta;
 use evermail_meta_sqlite::SqliteMeta;
 use evermail_rais::{Leases, Maintainer, Pace, PassKind, RaisOptions, spawn_worker};
 use std::path::PathBuf;
@@ -28,28 +29,8 @@ async fn world() -> World {
             .await
             .unwrap(),
     );
-    let roots: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("s{i}"))).collect();
-    let handles: Vec<StoreHandle> = roots
-        .iter()
-        .enumerate()
-        .map(|(i, root)| {
-            StoreHandle::new(
-                format!("s{i}"),
-                Arc::new(FsBackend::open(root, "node1").unwrap()),
-            )
-        })
-        .collect();
-    for h in &handles {
-        meta.add_store(StoreRecord {
-            id: h.id().into(),
-            zone: h.zone().into(),
-            weight: 1,
-            state: "active".into(),
-            spec: "{}".into(),
-        })
-        .await
-        .unwrap();
-    }
+    let (roots, handles) = common::fs_stores(dir.path(), 3);
+    common::register(&meta, &handles).await;
     let blobs = BlobStore::new(handles, 2, 2).unwrap();
     let mail = Mailstore::new(meta.clone(), blobs.clone(), MailstoreOptions::default());
     let account = mail

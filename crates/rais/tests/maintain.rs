@@ -1,11 +1,12 @@
 //! Repair, scrub, drain and garbage collection over a real SQLite metadata store and
 //! three real fs stores, with mail delivered through the real mail model.
 
+mod common;
+
 use bytes::Bytes;
-use evermail_blob::fs::FsBackend;
 use evermail_blob::{BlobStore, StoreHandle, StoreState};
 use evermail_mailbox::{ErrorKind, Mailstore, MailstoreOptions};
-use evermail_meta::{CopyState, Meta, StoreRecord};
+use evermail_meta::{CopyState, Meta};
 use evermail_meta_sqlite::SqliteMeta;
 use evermail_rais::{Maintainer, Pace};
 use evermail_types::{AccountId, BlobId};
@@ -30,28 +31,8 @@ async fn world(replicas: usize) -> World {
             .await
             .unwrap(),
     );
-    let roots: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("s{i}"))).collect();
-    let handles: Vec<StoreHandle> = roots
-        .iter()
-        .enumerate()
-        .map(|(i, root)| {
-            StoreHandle::new(
-                format!("s{i}"),
-                Arc::new(FsBackend::open(root, "node1").unwrap()),
-            )
-        })
-        .collect();
-    for h in &handles {
-        meta.add_store(StoreRecord {
-            id: h.id().into(),
-            zone: h.zone().into(),
-            weight: 1,
-            state: "active".into(),
-            spec: "{}".into(),
-        })
-        .await
-        .unwrap();
-    }
+    let (roots, handles) = common::fs_stores(dir.path(), 3);
+    common::register(&meta, &handles).await;
     let blobs = BlobStore::new(handles.clone(), replicas, replicas).unwrap();
     let mail = Mailstore::new(meta.clone(), blobs.clone(), MailstoreOptions::default());
     let account = mail

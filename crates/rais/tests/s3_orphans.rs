@@ -9,13 +9,15 @@
 //! it can commit a location row right after the DELETE, which is what a delivery whose
 //! PUT landed between the collector's HEAD and DELETE does.
 
+mod common;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use evermail_blob::fs::FsBackend;
 use evermail_blob::{BlobBackend, BlobError, BlobStore, StoreHandle};
 use evermail_blob_s3::{S3Backend, S3Options};
 use evermail_mailbox::{Mailstore, MailstoreOptions};
-use evermail_meta::{BlobLocation, CopyState, Meta, StoreRecord};
+use evermail_meta::{BlobLocation, CopyState, Meta};
 use evermail_meta_sqlite::SqliteMeta;
 use evermail_rais::{Maintainer, Pace};
 use evermail_types::{AccountId, BlobId};
@@ -141,17 +143,7 @@ async fn world() -> Option<World> {
         StoreHandle::new("s3", s3.clone()),
         StoreHandle::new("fs", fs),
     ];
-    for h in &handles {
-        meta.add_store(StoreRecord {
-            id: h.id().into(),
-            zone: h.zone().into(),
-            weight: 1,
-            state: "active".into(),
-            spec: "{}".into(),
-        })
-        .await
-        .unwrap();
-    }
+    common::register(&meta, &handles).await;
     let blobs = BlobStore::new(handles, 2, 2).unwrap();
     let mail = Mailstore::new(meta.clone(), blobs.clone(), MailstoreOptions::default());
     let account = mail
