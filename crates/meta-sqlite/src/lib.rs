@@ -18,6 +18,7 @@
 
 mod membership;
 mod rais;
+mod reader;
 mod rename;
 mod schema;
 mod writer;
@@ -26,6 +27,8 @@ use async_trait::async_trait;
 use evermail_meta::*;
 use evermail_types::{AccountId, BlobId, Flags, MailboxId, ModSeq, Uid, UidValidity};
 use futures_util::future::BoxFuture;
+use reader::{InlineReader, sqlite_error};
+use rusqlite::OptionalExtension;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 use std::path::Path;
@@ -39,6 +42,8 @@ pub use schema::latest_version;
 /// The SQLite metadata backend.
 pub struct SqliteMeta {
     readers: SqlitePool,
+    /// Point reads on the caller's thread (see `reader`).
+    inline: InlineReader,
     writer: Writer,
 }
 
@@ -60,11 +65,16 @@ impl SqliteMeta {
         schema::migrate(&mut conn).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options.read_only(true))
+            .connect_with(
+                options
+                    .read_only(true)
+                    .pragma("mmap_size", reader::MMAP_BYTES.to_string()),
+            )
             .await
             .map_err(db_error)?;
         Ok(SqliteMeta {
             readers,
+            inline: InlineReader::new(path),
             writer: Writer::start(conn),
         })
     }
@@ -197,49 +207,148 @@ const ACCOUNT_COLUMNS: &str = "id, address, password_hash, quota_bytes, used_byt
 const MAILBOX_COLUMNS: &str = "id, account_id, name, special_use, subscribed, uidvalidity, uidnext, highest_modseq, recent_uid";
 const MESSAGE_COLUMNS: &str = "uid, modseq, flags, keywords, size, internal_date, blob_id";
 
+/// A mailbox row as either driver reads it (`MAILBOX_COLUMNS`, in that order), so
+/// sqlx's rows and the inline reader's decode one way.
+struct MailboxColumns {
+    id: i64,
+    account_id: i64,
+    name: String,
+    special_use: Option<String>,
+    subscribed: i64,
+    uidvalidity: i64,
+    uidnext: i64,
+    highest_modseq: i64,
+    recent_uid: i64,
+}
+
+impl MailboxColumns {
+    fn record(self) -> Result<MailboxRecord, MetaError> {
+        Ok(MailboxRecord {
+            id: MailboxId(self.id),
+            account: AccountId(self.account_id),
+            name: self.name,
+            special_use: self.special_use,
+            subscribed: self.subscribed != 0,
+            uidvalidity: u32::try_from(self.uidvalidity)
+                .ok()
+                .and_then(UidValidity::new)
+                .ok_or_else(|| corrupt("UIDVALIDITY"))?,
+            uidnext: u32::try_from(self.uidnext)
+                .ok()
+                .and_then(Uid::new)
+                .ok_or_else(|| corrupt("UIDNEXT"))?,
+            highest_modseq: ModSeq(self.highest_modseq as u64),
+            recent_uid: u32::try_from(self.recent_uid)
+                .ok()
+                .and_then(Uid::new)
+                .ok_or_else(|| corrupt("recent UID mark"))?,
+        })
+    }
+
+    fn from_inline(row: &rusqlite::Row<'_>) -> rusqlite::Result<MailboxColumns> {
+        Ok(MailboxColumns {
+            id: row.get(0)?,
+            account_id: row.get(1)?,
+            name: row.get(2)?,
+            special_use: row.get(3)?,
+            subscribed: row.get(4)?,
+            uidvalidity: row.get(5)?,
+            uidnext: row.get(6)?,
+            highest_modseq: row.get(7)?,
+            recent_uid: row.get(8)?,
+        })
+    }
+}
+
 fn mailbox_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<MailboxRecord, MetaError> {
-    let uidvalidity: i64 = row.try_get("uidvalidity").map_err(db_error)?;
-    let uidnext: i64 = row.try_get("uidnext").map_err(db_error)?;
-    Ok(MailboxRecord {
-        id: MailboxId(row.try_get("id").map_err(db_error)?),
-        account: AccountId(row.try_get("account_id").map_err(db_error)?),
+    MailboxColumns {
+        id: row.try_get("id").map_err(db_error)?,
+        account_id: row.try_get("account_id").map_err(db_error)?,
         name: row.try_get("name").map_err(db_error)?,
         special_use: row.try_get("special_use").map_err(db_error)?,
-        subscribed: row.try_get::<i64, _>("subscribed").map_err(db_error)? != 0,
-        uidvalidity: u32::try_from(uidvalidity)
-            .ok()
-            .and_then(UidValidity::new)
-            .ok_or_else(|| corrupt("UIDVALIDITY"))?,
-        uidnext: u32::try_from(uidnext)
-            .ok()
-            .and_then(Uid::new)
-            .ok_or_else(|| corrupt("UIDNEXT"))?,
-        highest_modseq: ModSeq(row.try_get::<i64, _>("highest_modseq").map_err(db_error)? as u64),
-        recent_uid: u32::try_from(row.try_get::<i64, _>("recent_uid").map_err(db_error)?)
-            .ok()
-            .and_then(Uid::new)
-            .ok_or_else(|| corrupt("recent UID mark"))?,
-    })
+        subscribed: row.try_get("subscribed").map_err(db_error)?,
+        uidvalidity: row.try_get("uidvalidity").map_err(db_error)?,
+        uidnext: row.try_get("uidnext").map_err(db_error)?,
+        highest_modseq: row.try_get("highest_modseq").map_err(db_error)?,
+        recent_uid: row.try_get("recent_uid").map_err(db_error)?,
+    }
+    .record()
+}
+
+/// A message row as either driver reads it (`MESSAGE_COLUMNS`, in that order).
+struct MessageColumns {
+    uid: i64,
+    modseq: i64,
+    flags: i64,
+    keywords: String,
+    size: i64,
+    internal_date: i64,
+    blob_id: Vec<u8>,
+}
+
+impl MessageColumns {
+    fn record(self) -> Result<MessageRecord, MetaError> {
+        Ok(MessageRecord {
+            uid: stored_uid(self.uid)?,
+            modseq: ModSeq(self.modseq as u64),
+            flags: Flags::from_stored(
+                self.flags as u8,
+                self.keywords.split_whitespace().map(String::from),
+            ),
+            size: self.size as u64,
+            internal_date: self.internal_date,
+            blob: BlobId(self.blob_id.try_into().map_err(|_| corrupt("blob id"))?),
+        })
+    }
+
+    fn from_inline(row: &rusqlite::Row<'_>) -> rusqlite::Result<MessageColumns> {
+        Ok(MessageColumns {
+            uid: row.get(0)?,
+            modseq: row.get(1)?,
+            flags: row.get(2)?,
+            keywords: row.get(3)?,
+            size: row.get(4)?,
+            internal_date: row.get(5)?,
+            blob_id: row.get(6)?,
+        })
+    }
 }
 
 fn message_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<MessageRecord, MetaError> {
-    let uid: i64 = row.try_get("uid").map_err(db_error)?;
-    let blob: Vec<u8> = row.try_get("blob_id").map_err(db_error)?;
-    let keywords: String = row.try_get("keywords").map_err(db_error)?;
-    Ok(MessageRecord {
-        uid: u32::try_from(uid)
-            .ok()
-            .and_then(Uid::new)
-            .ok_or_else(|| corrupt("UID"))?,
-        modseq: ModSeq(row.try_get::<i64, _>("modseq").map_err(db_error)? as u64),
-        flags: Flags::from_stored(
-            row.try_get::<i64, _>("flags").map_err(db_error)? as u8,
-            keywords.split_whitespace().map(String::from),
-        ),
-        size: row.try_get::<i64, _>("size").map_err(db_error)? as u64,
+    MessageColumns {
+        uid: row.try_get("uid").map_err(db_error)?,
+        modseq: row.try_get("modseq").map_err(db_error)?,
+        flags: row.try_get("flags").map_err(db_error)?,
+        keywords: row.try_get("keywords").map_err(db_error)?,
+        size: row.try_get("size").map_err(db_error)?,
         internal_date: row.try_get("internal_date").map_err(db_error)?,
-        blob: BlobId(blob.try_into().map_err(|_| corrupt("blob id"))?),
-    })
+        blob_id: row.try_get("blob_id").map_err(db_error)?,
+    }
+    .record()
+}
+
+/// A mailbox row by id, through the inline reader.
+fn inline_mailbox(
+    conn: &rusqlite::Connection,
+    id: MailboxId,
+) -> Result<Option<MailboxRecord>, MetaError> {
+    conn.prepare_cached(&format!(
+        "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?"
+    ))
+    .map_err(sqlite_error)?
+    .query_row([id.0], MailboxColumns::from_inline)
+    .optional()
+    .map_err(sqlite_error)?
+    .map(MailboxColumns::record)
+    .transpose()
+}
+
+/// A stored UID, which must be a `u32` above zero.
+fn stored_uid(uid: i64) -> Result<Uid, MetaError> {
+    u32::try_from(uid)
+        .ok()
+        .and_then(Uid::new)
+        .ok_or_else(|| corrupt("UID"))
 }
 
 /// How many ids one `blobs` query binds: well under SQLite's limit of variables.
@@ -823,25 +932,22 @@ impl MetaBackend for SqliteMeta {
     }
 
     async fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>, MetaError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ? ORDER BY id"
-        ))
-        .bind(account.0)
-        .fetch_all(&self.readers)
-        .await
-        .map_err(db_error)?;
-        rows.iter().map(mailbox_from_row).collect()
+        self.inline.read(|conn| {
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ? ORDER BY id"
+                ))
+                .map_err(sqlite_error)?;
+            let rows = statement
+                .query_map([account.0], MailboxColumns::from_inline)
+                .map_err(sqlite_error)?;
+            rows.map(|row| row.map_err(sqlite_error)?.record())
+                .collect()
+        })
     }
 
     async fn mailbox(&self, id: MailboxId) -> Result<Option<MailboxRecord>, MetaError> {
-        let row = sqlx::query(&format!(
-            "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?"
-        ))
-        .bind(id.0)
-        .fetch_optional(&self.readers)
-        .await
-        .map_err(db_error)?;
-        row.as_ref().map(mailbox_from_row).transpose()
+        self.inline.read(|conn| inline_mailbox(conn, id))
     }
 
     async fn create_mailbox(
@@ -983,49 +1089,48 @@ impl MetaBackend for SqliteMeta {
     }
 
     async fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Changes, MetaError> {
-        // One read transaction, so the three answers describe the same instant.
-        let mut tx = self.readers.begin().await.map_err(db_error)?;
-        let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ? AND modseq > ?
-             ORDER BY uid"
-        ))
-        .bind(mailbox.0)
-        .bind(since.0 as i64)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let expunged: Vec<i64> = sqlx::query_scalar(
-            "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
-        )
-        .bind(mailbox.0)
-        .bind(since.0 as i64)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let highest: Option<i64> =
-            sqlx::query_scalar("SELECT highest_modseq FROM mailboxes WHERE id = ?")
-                .bind(mailbox.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
-        let highest =
-            highest.ok_or_else(|| MetaError::not_found(format!("mailbox {}", mailbox.0)))?;
-        Ok(Changes {
-            messages: rows
-                .iter()
-                .map(message_from_row)
-                .collect::<Result<_, _>>()?,
-            expunged: expunged
-                .into_iter()
-                .map(|u| {
-                    u32::try_from(u)
-                        .ok()
-                        .and_then(Uid::new)
-                        .ok_or_else(|| corrupt("UID"))
-                })
-                .collect::<Result<_, _>>()?,
-            highest_modseq: ModSeq(highest as u64),
+        self.inline.read(|conn| {
+            // One read transaction, so the three answers describe the same instant.
+            let tx = conn.transaction().map_err(sqlite_error)?;
+            let since = since.0 as i64;
+            let messages = {
+                let mut statement = tx
+                    .prepare_cached(&format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages
+                         WHERE mailbox_id = ? AND modseq > ? ORDER BY uid"
+                    ))
+                    .map_err(sqlite_error)?;
+                let rows = statement
+                    .query_map((mailbox.0, since), MessageColumns::from_inline)
+                    .map_err(sqlite_error)?;
+                rows.map(|row| row.map_err(sqlite_error)?.record())
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            let expunged = {
+                let mut statement = tx
+                    .prepare_cached(
+                        "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+                    )
+                    .map_err(sqlite_error)?;
+                let rows = statement
+                    .query_map((mailbox.0, since), |row| row.get::<_, i64>(0))
+                    .map_err(sqlite_error)?;
+                rows.map(|row| stored_uid(row.map_err(sqlite_error)?))
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            let highest: i64 = tx
+                .prepare_cached("SELECT highest_modseq FROM mailboxes WHERE id = ?")
+                .map_err(sqlite_error)?
+                .query_row([mailbox.0], |row| row.get(0))
+                .optional()
+                .map_err(sqlite_error)?
+                .ok_or_else(|| MetaError::not_found(format!("mailbox {}", mailbox.0)))?;
+            tx.commit().map_err(sqlite_error)?;
+            Ok(Changes {
+                messages,
+                expunged,
+                highest_modseq: ModSeq(highest as u64),
+            })
         })
     }
 
@@ -1079,12 +1184,29 @@ impl MetaBackend for SqliteMeta {
     }
 
     async fn blob(&self, id: BlobId) -> Result<Option<BlobRecord>, MetaError> {
-        let row = sqlx::query("SELECT id, size, structure, header FROM blobs WHERE id = ?")
-            .bind(id.0.to_vec())
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(db_error)?;
-        row.as_ref().map(blob_from_row).transpose()
+        self.inline.read(|conn| {
+            conn.prepare_cached("SELECT id, size, structure, header FROM blobs WHERE id = ?")
+                .map_err(sqlite_error)?
+                .query_row([&id.0[..]], |row| {
+                    Ok((
+                        row.get::<_, Vec<u8>>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, Option<Vec<u8>>>(3)?,
+                    ))
+                })
+                .optional()
+                .map_err(sqlite_error)?
+                .map(|(id, size, structure, header)| {
+                    Ok(BlobRecord {
+                        id: BlobId(id.try_into().map_err(|_| corrupt("blob id"))?),
+                        size: size as u64,
+                        structure,
+                        header,
+                    })
+                })
+                .transpose()
+        })
     }
 
     async fn blobs(&self, ids: &[BlobId]) -> Result<Vec<BlobRecord>, MetaError> {
@@ -1109,22 +1231,23 @@ impl MetaBackend for SqliteMeta {
     }
 
     async fn blob_locations(&self, id: BlobId) -> Result<Vec<BlobLocation>, MetaError> {
-        let rows = sqlx::query(
-            "SELECT store, object_key FROM blob_locations WHERE blob_id = ? AND state = 'ok'
-             ORDER BY store",
-        )
-        .bind(id.0.to_vec())
-        .fetch_all(&self.readers)
-        .await
-        .map_err(db_error)?;
-        rows.iter()
-            .map(|r| {
-                Ok(BlobLocation {
-                    store: r.try_get("store").map_err(db_error)?,
-                    key: r.try_get("object_key").map_err(db_error)?,
+        self.inline.read(|conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT store, object_key FROM blob_locations
+                     WHERE blob_id = ? AND state = 'ok' ORDER BY store",
+                )
+                .map_err(sqlite_error)?;
+            let rows = statement
+                .query_map([&id.0[..]], |row| {
+                    Ok(BlobLocation {
+                        store: row.get(0)?,
+                        key: row.get(1)?,
+                    })
                 })
-            })
-            .collect()
+                .map_err(sqlite_error)?;
+            rows.map(|row| row.map_err(sqlite_error)).collect()
+        })
     }
 
     async fn blob_copies(&self, id: BlobId) -> Result<Vec<BlobCopy>, MetaError> {
