@@ -30,6 +30,22 @@ pub enum CopyProblem {
 /// durable.
 pub const DEFAULT_SLOW_COPY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Bodies up to this size are hashed on the async worker that has them: BLAKE3 takes
+/// tens of microseconds for 64 KiB, about what handing it to a blocking thread costs.
+const INLINE_HASH_BYTES: usize = 64 * 1024;
+
+/// The id `body` hashes to. Hashing a large body is CPU work, kept off the async
+/// workers; a small one is hashed in place.
+async fn hash(body: &Bytes) -> Result<BlobId, BlobError> {
+    if body.len() <= INLINE_HASH_BYTES {
+        return Ok(blob_id(body));
+    }
+    let body = body.clone();
+    tokio::task::spawn_blocking(move || blob_id(&body))
+        .await
+        .map_err(|e| BlobError::new(ErrorKind::Unavailable, format!("hash task: {e}")))
+}
+
 /// Where one durable copy of a blob went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredCopy {
@@ -147,13 +163,7 @@ impl BlobStore {
     /// tried; copies that did land are left for the garbage collector, since nothing
     /// references them.
     pub async fn put(&self, body: Bytes) -> Result<(BlobId, Vec<StoredCopy>), BlobError> {
-        let id = {
-            let body = body.clone();
-            // Hashing a large body is CPU work; keep it off the async workers.
-            tokio::task::spawn_blocking(move || blob_id(&body))
-                .await
-                .map_err(|e| BlobError::new(ErrorKind::Unavailable, format!("hash task: {e}")))?
-        };
+        let id = hash(&body).await?;
         let size = body.len() as u64;
         self.put_copies(id, size, move |backend, key| {
             let body = body.clone();
@@ -322,13 +332,7 @@ impl BlobStore {
                 let Some(body) = backend.get(&key).await? else {
                     return Ok(None);
                 };
-                let check = body.clone();
-                // Hashing a large body is CPU work; keep it off the async workers.
-                let actual = tokio::task::spawn_blocking(move || blob_id(&check))
-                    .await
-                    .map_err(|e| {
-                        BlobError::new(ErrorKind::Unavailable, format!("hash task: {e}"))
-                    })?;
+                let actual = hash(&body).await?;
                 Ok(Some((body, actual)))
             })
         })
