@@ -100,7 +100,9 @@ impl Selected {
         // Subscribe before reading, so a change committed in between is at worst
         // reported twice (and then found to be no change), never missed.
         let changes = mailstore.subscribe();
-        let view = mailstore.view(record.account, record.id).await?;
+        // The row was read just now, by name; it is not read again.
+        let account = record.account;
+        let view = mailstore.view_of(record).await?;
         let (fresh, messages) = (view.record, view.messages);
         // A message added between the reads is in `messages`, and its change will be
         // seen again after `highest_modseq`; `sync` ignores what it already has.
@@ -108,7 +110,7 @@ impl Selected {
             .last()
             .map_or(0, |m| m.uid.get().saturating_add(1))
             .max(fresh.uidnext.get());
-        let watch = mailstore.watch(record.account, fresh.id, fresh.highest_modseq);
+        let watch = mailstore.watch(account, fresh.id, fresh.highest_modseq);
         let mut recent = BTreeSet::new();
         // The mark only rises, so one already at UIDNEXT leaves nothing to claim and
         // the SELECT writes nothing.
@@ -116,9 +118,7 @@ impl Selected {
             && let Some(up_to) = Uid::new(uid_next)
             && fresh.recent_uid < up_to
         {
-            let from = mailstore
-                .claim_recent(record.account, fresh.id, up_to)
-                .await?;
+            let from = mailstore.claim_recent(account, fresh.id, up_to).await?;
             recent.extend(
                 messages
                     .iter()

@@ -314,6 +314,14 @@ impl Mailstore {
         mailbox: MailboxId,
     ) -> Result<MailboxView, MailError> {
         let record = self.mailbox(account, mailbox).await?;
+        self.view_of(record).await
+    }
+
+    /// [`view`](Self::view) of a mailbox row the caller has just read (and checked
+    /// belongs to the account, as [`find_mailbox`](Self::find_mailbox) does): SELECT
+    /// finds the mailbox by name and need not read its row again.
+    pub async fn view_of(&self, record: MailboxRecord) -> Result<MailboxView, MailError> {
+        let mailbox = record.id;
         let cache = self.views();
         if let Some(snapshot) = cache.get(mailbox, record.uidvalidity) {
             return self.refresh(record, snapshot).await;
