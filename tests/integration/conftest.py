@@ -12,10 +12,12 @@ import imaplib
 import os
 import queue
 import re
+import shutil
 import signal
 import smtplib
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -659,6 +661,15 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, "rep_" + rep.when, rep)
+    if rep.failed and rep.when in ("call", "teardown"):
+        # The evidence of a Galera failure is gone once the cluster is repaired or
+        # stopped (and CI's cluster directory with it): keep the tails in the report.
+        for cluster in getattr(item, "galera_clusters", []):
+            try:
+                text = cluster.evidence()
+            except Exception as e:  # the report must not fail over its evidence
+                text = f"(could not collect: {type(e).__name__}: {e})"
+            rep.sections.append((f"galera cluster {cluster.dir} at {rep.when}", text))
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -697,14 +708,50 @@ def mysql_config(urls: list[str], node_name: str, blobs: Path | None = None,
 
 
 @pytest.fixture
-def galera():
+def galera(request):
     """The Galera cluster of EVERMAIL_TEST_MYSQL_URLS (skipped, or failed under CI,
     without one), left whole and Synced after the test."""
     from galera import Cluster, cluster_urls
 
     cluster = Cluster(cluster_urls())
+    _watch_galera(request, cluster)
     yield cluster
     cluster.repair()
+
+
+@pytest.fixture
+def own_galera(request):
+    """A 3-node Galera cluster of this test's own (scripts/galera up in a fresh
+    directory, ports shifted by galera.OWN_PORT_OFFSET), stopped by pid after the
+    test, for a test that may leave a cluster broken (a donor stuck in a state
+    transfer): the shared `galera` cluster, and the tests after it, are never touched.
+    Needs MariaDB/Galera installed (skipped without, failed under CI)."""
+    from galera import OWN_PORT_OFFSET, Cluster, galera_missing, start_own_cluster
+
+    missing = galera_missing()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have MariaDB/Galera installed: no {missing}")
+        pytest.skip(f"MariaDB/Galera is not installed: no {missing}")
+    # Not tmp_path: a node's unix socket path must stay under 108 bytes.
+    directory = Path(tempfile.mkdtemp(prefix="evermail-it-galera.", dir="/var/tmp"))
+    cluster = Cluster([], directory, OWN_PORT_OFFSET)
+    try:
+        cluster = start_own_cluster(directory, OWN_PORT_OFFSET)
+        _watch_galera(request, cluster)
+        yield cluster
+    finally:
+        try:
+            cluster.down()
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _watch_galera(request, cluster) -> None:
+    """Have a failure of this test report the cluster's state and log tails."""
+    clusters = getattr(request.node, "galera_clusters", [])
+    clusters.append(cluster)
+    request.node.galera_clusters = clusters
 
 
 @pytest.fixture

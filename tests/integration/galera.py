@@ -6,6 +6,11 @@ EVERMAIL_GALERA_DIR, default /var/tmp/evermail-galera, with the port offset in
 EVERMAIL_GALERA_PORT_OFFSET as for scripts/galera. The URLs and the directory are
 checked to describe the same cluster before anything is killed.
 
+A test that may leave a cluster broken (a donor stuck in an interrupted state
+transfer) starts one of its own instead (`start_own_cluster`, conftest's `own_galera`),
+in a fresh directory on ports shifted by OWN_PORT_OFFSET. When a test on either fails,
+its report gets each node's state and the ends of its logs (`Cluster.evidence`).
+
 SQL goes through the `mariadb` client (installed with the server) as the evermail
 user over TCP, the password in MYSQL_PWD rather than on the command line.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -25,6 +31,7 @@ import pytest
 
 URLS_VAR = "EVERMAIL_TEST_MYSQL_URLS"
 DIR_VAR = "EVERMAIL_GALERA_DIR"
+OFFSET_VAR = "EVERMAIL_GALERA_PORT_OFFSET"
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "galera"
 SQL_TIMEOUT = 30.0
 # Longer than scripts/galera's own bounds (a node start: twice 120 s plus waiting for
@@ -62,9 +69,12 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, urls: list[str]):
+    def __init__(self, urls: list[str], directory: Path | None = None,
+                 port_offset: int | None = None):
         self.nodes = [Node(u) for u in urls]
-        self.dir = Path(os.environ.get(DIR_VAR, "/var/tmp/evermail-galera"))
+        self.dir = directory or Path(os.environ.get(DIR_VAR, "/var/tmp/evermail-galera"))
+        # None: scripts/galera takes EVERMAIL_GALERA_PORT_OFFSET from the environment.
+        self.port_offset = port_offset
 
     # -- SQL ----------------------------------------------------------------
 
@@ -188,8 +198,12 @@ class Cluster:
         return proc
 
     def script_env(self) -> dict[str, str]:
-        """The environment for scripts/galera: this cluster's directory."""
-        return dict(os.environ, EVERMAIL_GALERA_DIR=str(self.dir))
+        """The environment for scripts/galera: this cluster's directory (and port
+        offset, for a cluster of a test's own)."""
+        env = dict(os.environ, EVERMAIL_GALERA_DIR=str(self.dir))
+        if self.port_offset is not None:
+            env[OFFSET_VAR] = str(self.port_offset)
+        return env
 
     def healthy(self) -> bool:
         return all(
@@ -218,3 +232,116 @@ class Cluster:
                 if self.pid(n) is None:
                     self.script("start-node", str(n), str(self.dir))
         self.wait_healthy()
+
+    def down(self) -> None:
+        """Stops every node by its pid (scripts/galera down)."""
+        self.script("down", str(self.dir))
+
+    # -- evidence -----------------------------------------------------------
+
+    def _states(self, i: int) -> str:
+        """Node i's Galera state in one line, asked with a short timeout."""
+        node = self.nodes[i]
+        names = ("wsrep_local_state_comment", "wsrep_ready", "wsrep_cluster_status",
+                 "wsrep_cluster_size", "wsrep_connected")
+        args = ["mariadb", "--no-defaults", "--protocol=tcp", f"-h{node.host}",
+                f"-P{node.port}", f"-u{node.user}", "--batch", "--skip-column-names",
+                "--connect-timeout=3", "-e",
+                "SHOW GLOBAL STATUS WHERE Variable_name IN ("
+                + ", ".join(f"'{n}'" for n in names) + ")"]
+        try:
+            proc = subprocess.run(args, env=dict(os.environ, MYSQL_PWD=node.password),
+                                  capture_output=True, text=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            return "no answer within 10 s"
+        if proc.returncode != 0:
+            return proc.stderr.strip()[-300:]
+        return " ".join(line.replace("\t", "=") for line in proc.stdout.splitlines())
+
+    def evidence(self, lines: int = 40) -> str:
+        """What to read when a test on this cluster failed: each node's pid and Galera
+        state, what runs in its session (its state-transfer helpers), and the ends of
+        its error log (mariadbd's and the SST script's lines) and of the mariabackup
+        logs of its last state transfer. Tails only, never whole files."""
+        out = []
+        for n in range(1, len(self.nodes) + 1):
+            d = self._node_dir(n)
+            pid = self.pid(n)
+            if pid is None:
+                out.append(f"=== node {n} ({d}): not running")
+            else:
+                out.append(f"=== node {n} ({d}): pid {pid}, {self._states(n - 1)}")
+                for p in self.session_pids(pid):
+                    if p != pid:
+                        out.append(f"  session process {p}: {_cmdline(p)}")
+            for name, count, pattern in (
+                    ("error.log", lines, _LOG_LINES),
+                    ("data/mariabackup.backup.log", 5, None),
+                    ("data/mariabackup.prepare.log", 3, None)):
+                tail = _tail(d / name, count, pattern)
+                if tail:
+                    what = "lines on state, SST and errors" if pattern else "lines"
+                    out.append(f"--- node {n} {name} (last {count} {what})")
+                    out.append(tail)
+        return "\n".join(out)
+
+
+# The error log lines worth reading after a failure: state changes, state transfers
+# (WSREP_SST is the SST script's), membership, warnings and errors.
+_LOG_LINES = re.compile(r"WSREP_SST|\[ERROR\]|\[Warning\]|Shifting|state transfer|"
+                        r"State transfer|SST|IST|[Dd]onor|joiner|Member|non-Primary|"
+                        r"starting as process|ready for connections|[Aa]bort")
+
+
+def _tail(path: Path, lines: int, pattern: re.Pattern | None = None) -> str:
+    """The last `lines` lines of a file (of its last 256 KiB) matching `pattern`."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 262144))
+            data = f.read()
+    except OSError:
+        return ""
+    text = data.decode(errors="replace").splitlines()
+    if pattern is not None:
+        text = [line for line in text if pattern.search(line)]
+    return "\n".join(line[:300] for line in text[-lines:])
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "(gone)"
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()[:200]
+
+
+# A cluster of a test's own runs on ports shifted by this, clear of a developer's
+# cluster (offset 0), CI's (100, .ci/run) and `evermail lab`'s and the benchmarks'
+# (200): mysqld 33361..33363, Galera 45971..45973, IST 45981..45983, SST 44741..44743.
+OWN_PORT_OFFSET = 300
+
+
+def galera_missing() -> str | None:
+    """What of MariaDB/Galera is not installed, or None."""
+    for name in ("mariadbd", "mariabackup", "socat", "mariadb"):
+        if not (shutil.which(name) or Path("/usr/sbin", name).is_file()):
+            return name
+    if not Path("/usr/lib/galera/libgalera_smm.so").is_file():
+        return "/usr/lib/galera/libgalera_smm.so"
+    return None
+
+
+def start_own_cluster(directory: Path, port_offset: int = OWN_PORT_OFFSET) -> Cluster:
+    """Starts a 3-node cluster in `directory` (scripts/galera up) for one test that may
+    leave it broken, so the cluster the other tests share is never touched. The caller
+    stops it with `down()`, also when this fails (the nodes already started)."""
+    env = dict(os.environ, **{DIR_VAR: str(directory), OFFSET_VAR: str(port_offset)})
+    proc = subprocess.run([str(SCRIPT), "up", str(directory)], capture_output=True,
+                          text=True, timeout=SCRIPT_TIMEOUT, stdin=subprocess.DEVNULL,
+                          env=env)
+    assert proc.returncode == 0, (
+        f"scripts/galera up {directory} exited {proc.returncode}\n{proc.stderr[-4000:]}")
+    urls = proc.stdout.split()
+    assert len(urls) == 3, f"scripts/galera up printed {proc.stdout!r}"
+    return Cluster(urls, directory, port_offset)
