@@ -29,6 +29,47 @@ pub struct FsBackend {
     dir_sync: DirSync,
     /// Set after any failed fsync; see the module docs.
     poisoned: AtomicBool,
+    /// Whether the store is on a local filesystem, where a small read is served from
+    /// the page cache or one disk read; see [`INLINE_READ_BYTES`].
+    local: bool,
+}
+
+/// A body of at most this size on a local filesystem is read on the async worker
+/// that asks for it: from the page cache that takes microseconds, less than handing
+/// the read to a blocking thread and back. On a network filesystem (NFS, CephFS,
+/// SMB, FUSE) any read may wait on the network, so every read goes to a blocking
+/// thread.
+const INLINE_READ_BYTES: u64 = 128 * 1024;
+
+/// Whether the filesystem holding `dir` is one of the local disk filesystems (so
+/// unknown ones, which may be network mounts, are treated as remote).
+fn is_local_filesystem(dir: &Path) -> bool {
+    const LOCAL: [u64; 9] = [
+        0xEF53,      // ext2, ext3, ext4
+        0x5846_5342, // xfs
+        0x9123_683E, // btrfs
+        0x0102_1994, // tmpfs
+        0x2FC1_2FC1, // zfs
+        0xF2F5_2010, // f2fs
+        0x794C_7630, // overlayfs
+        0xCA45_1A4E, // bcachefs
+        0x4244,      // hfs
+    ];
+    rustix::fs::statfs(dir).is_ok_and(|s| LOCAL.contains(&(s.f_type as u64)))
+}
+
+/// Reads the file at `path` if it is small: `Ok(None)` when it is larger than
+/// [`INLINE_READ_BYTES`] (the caller reads it on a blocking thread).
+fn read_small(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > INLINE_READ_BYTES {
+        return Ok(None);
+    }
+    let mut body = Vec::with_capacity(len as usize);
+    file.read_to_end(&mut body)?;
+    Ok(Some(body))
 }
 
 impl FsBackend {
@@ -48,6 +89,7 @@ impl FsBackend {
             node: node.to_string(),
             dir_sync: DirSync::default(),
             poisoned: AtomicBool::new(false),
+            local: is_local_filesystem(&root.join(node)),
         })
     }
 
@@ -113,7 +155,16 @@ impl BlobBackend for FsBackend {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError> {
         let path = self.path(key)?;
-        match tokio::fs::read(&path).await {
+        let read = if self.local {
+            match read_small(&path) {
+                Ok(Some(data)) => Ok(data),
+                Ok(None) => tokio::fs::read(&path).await,
+                Err(e) => Err(e),
+            }
+        } else {
+            tokio::fs::read(&path).await
+        };
+        match read {
             Ok(data) => Ok(Some(Bytes::from(data))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(BlobError::io(format!("reading {}", path.display()), e)),
@@ -433,6 +484,31 @@ mod tests {
         fs.delete(&key).await.unwrap();
         fs.delete(&key).await.unwrap();
         assert_eq!(fs.get(&key).await.unwrap(), None);
+    }
+
+    /// Both read paths of a local store (small bodies on the worker, larger ones on a
+    /// blocking thread) and the remote one return the bytes, and a missing file as
+    /// `None`.
+    #[tokio::test]
+    async fn reads_small_and_large_bodies_locally_and_remotely() {
+        let (mut fs, _dir) = backend();
+        assert!(
+            fs.local,
+            "a temporary directory is on a local filesystem here"
+        );
+        let len = INLINE_READ_BYTES as usize;
+        let small: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let large: Vec<u8> = (0..len + 1).map(|i| (i % 241) as u8).collect();
+        for local in [true, false] {
+            fs.local = local;
+            for body in [&small, &large] {
+                let key = fs.key_for(&crate::blob_id(body));
+                fs.put(&key, Bytes::from(body.clone())).await.unwrap();
+                assert_eq!(fs.get(&key).await.unwrap().as_deref(), Some(&body[..]));
+                fs.delete(&key).await.unwrap();
+                assert_eq!(fs.get(&key).await.unwrap(), None);
+            }
+        }
     }
 
     #[tokio::test]
