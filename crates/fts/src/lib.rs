@@ -1,8 +1,14 @@
-//! A node-local text index of one mailbox, for IMAP SEARCH BODY and TEXT: the
-//! searchable text of each message (header fields and body text, lower-cased, as
-//! `evermail_mailbox::MessageText` makes it) indexed by character trigrams with
-//! tantivy, and stored, so a search is a posting-list intersection followed by an
-//! exact check of the few candidates.
+//! A node-local text index of one mailbox, for IMAP SEARCH BODY, TEXT and the header
+//! keys (SUBJECT, FROM, TO, CC, BCC, HEADER): the searchable text of each message
+//! (header fields and body text, lower-cased, as `evermail_mailbox::MessageText` makes
+//! it) indexed by character trigrams with tantivy, and stored, so a search is a
+//! posting-list intersection followed by an exact check of the few candidates.
+//!
+//! Header fields are indexed twice: as the `head` field's trigrams (names and values,
+//! for TEXT) and as per-field terms `name:trigram` of each value (for a header key,
+//! so `SUBJECT report` is not narrowed to every message whose From holds "report").
+//! Per-field terms in one field rather than a tantivy field per header name keep the
+//! schema fixed while serving `HEADER` of any field name.
 //!
 //! IMAP matches by case-insensitive substring (RFC 9051 section 6.4.4), which a word
 //! index cannot answer ("port" is in "report"). Every substring of three characters or
@@ -28,8 +34,13 @@
 //!     })
 //!     .unwrap();
 //! index.commit().unwrap();
-//! let found = index.candidates(Scope::Text, "report", |_| true).unwrap().unwrap();
+//! let found = index.candidates(&Scope::Text, "report", |_| true).unwrap().unwrap();
 //! assert_eq!(found.iter().map(|t| t.uid).collect::<Vec<_>>(), [7]);
+//! let subject = Scope::Header("subject".into());
+//! let found = index.candidates(&subject, "report", |_| true).unwrap().unwrap();
+//! assert_eq!(found.len(), 1);
+//! let from = Scope::Header("from".into());
+//! assert!(index.candidates(&from, "report", |_| true).unwrap().unwrap().is_empty());
 //! ```
 
 use std::collections::BTreeSet;
@@ -41,7 +52,7 @@ use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::tokenizer::NgramTokenizer;
+use tantivy::tokenizer::{NgramTokenizer, PreTokenizedString, Token};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 /// The shortest string the index can narrow a search for; shorter ones have no
@@ -67,13 +78,15 @@ pub struct IndexedText {
     pub body: String,
 }
 
-/// Which text a search looks in: IMAP BODY or TEXT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which text a search looks in: IMAP BODY, TEXT or one header field.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     /// The body text only.
     Body,
     /// The header fields (names and values) and the body text.
     Text,
+    /// The values of the header fields of this name (lower case).
+    Header(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +102,8 @@ struct Fields {
     uid: Field,
     head: Field,
     body: Field,
+    /// `name:trigram` of every header field's value, not stored.
+    field: Field,
 }
 
 /// One mailbox's text index in a directory of its own. One value per directory and
@@ -118,13 +133,35 @@ fn schema() -> (Schema, Fields) {
         .set_stored();
     let head = builder.add_text_field("head", text.clone());
     let body = builder.add_text_field("body", text);
-    (builder.build(), Fields { uid, head, body })
+    // Pre-tokenized by `add`, so the tokenizer named here is never run.
+    let per_field = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(TOKENIZER)
+            .set_index_option(IndexRecordOption::Basic),
+    );
+    let field = builder.add_text_field("field", per_field);
+    (
+        builder.build(),
+        Fields {
+            uid,
+            head,
+            body,
+            field,
+        },
+    )
+}
+
+/// The term of the per-field trigram `trigram` of field `name`. A field name has no
+/// colon (RFC 5322 section 3.6.8), so no two (name, trigram) pairs share a term.
+fn field_term(name: &str, trigram: &str) -> String {
+    format!("{name}:{trigram}")
 }
 
 impl TextIndex {
     /// Opens the index in `dir`, creating the directory and an empty index when there
-    /// is none. An index of another schema (an older build's) is an error: the caller
-    /// deletes the directory and starts again.
+    /// is none. An index of another schema (an older build's) is deleted and an
+    /// empty one made in its place: it is a cache, and reading it with this build's
+    /// fields would misread it.
     pub fn open(dir: &Path) -> Result<TextIndex, FtsError> {
         let fail = |source| FtsError {
             dir: dir.to_path_buf(),
@@ -133,7 +170,20 @@ impl TextIndex {
         std::fs::create_dir_all(dir).map_err(|e| fail(e.into()))?;
         let (schema, fields) = schema();
         let directory = MmapDirectory::open(dir).map_err(|e| fail(e.into()))?;
-        let index = Index::open_or_create(directory, schema).map_err(fail)?;
+        let index = if Index::exists(&directory).map_err(|e| fail(e.into()))? {
+            let found = Index::open(directory).map_err(fail)?;
+            if found.schema() == schema {
+                found
+            } else {
+                drop(found);
+                std::fs::remove_dir_all(dir).map_err(|e| fail(e.into()))?;
+                std::fs::create_dir_all(dir).map_err(|e| fail(e.into()))?;
+                let directory = MmapDirectory::open(dir).map_err(|e| fail(e.into()))?;
+                Index::create(directory, schema, Default::default()).map_err(fail)?
+            }
+        } else {
+            Index::create(directory, schema, Default::default()).map_err(fail)?
+        };
         // Text is lower-cased before it gets here, so trigrams are taken as written;
         // they run across spaces and punctuation, which a search string may contain.
         let trigrams = NgramTokenizer::new(MIN_CHARS, MIN_CHARS, false).map_err(fail)?;
@@ -209,10 +259,30 @@ impl TextIndex {
         doc.add_u64(fields.uid, u64::from(text.uid));
         // Name and value alternate, each a value of its own, so no trigram spans two
         // fields and the pairs come back in order.
+        let mut per_field = BTreeSet::new();
         for (name, value) in &text.headers {
             doc.add_text(fields.head, name);
             doc.add_text(fields.head, value);
+            for trigram in all_trigrams(value) {
+                per_field.insert(field_term(name, &trigram));
+            }
         }
+        let tokens = per_field
+            .into_iter()
+            .enumerate()
+            .map(|(position, text)| Token {
+                position,
+                text,
+                ..Token::default()
+            })
+            .collect();
+        doc.add_pre_tokenized_text(
+            fields.field,
+            PreTokenizedString {
+                text: String::new(),
+                tokens,
+            },
+        );
         doc.add_text(fields.body, &text.body);
         self.writer()?.add_document(doc).map_err(|e| self.fail(e))?;
         self.uids.insert(text.uid);
@@ -248,7 +318,7 @@ impl TextIndex {
     /// checks each candidate: this is a superset of the matches.
     pub fn candidates(
         &self,
-        scope: Scope,
+        scope: &Scope,
         needle: &str,
         wanted: impl Fn(u32) -> bool,
     ) -> Result<Option<Vec<IndexedText>>, FtsError> {
@@ -256,12 +326,15 @@ impl TextIndex {
         if trigrams.is_empty() {
             return Ok(None);
         }
-        let all_in = |field: Field| -> Box<dyn Query> {
+        let all_in_terms = |field: Field, name: Option<&str>| -> Box<dyn Query> {
             Box::new(BooleanQuery::new(
                 trigrams
                     .iter()
                     .map(|t| {
-                        let term = Term::from_field_text(field, t);
+                        let term = match name {
+                            Some(name) => Term::from_field_text(field, &field_term(name, t)),
+                            None => Term::from_field_text(field, t),
+                        };
                         let query: Box<dyn Query> =
                             Box::new(TermQuery::new(term, IndexRecordOption::Basic));
                         (Occur::Must, query)
@@ -269,12 +342,14 @@ impl TextIndex {
                     .collect(),
             ))
         };
+        let all_in = |field: Field| all_in_terms(field, None);
         let query: Box<dyn Query> = match scope {
             Scope::Body => all_in(self.fields.body),
             Scope::Text => Box::new(BooleanQuery::new(vec![
                 (Occur::Should, all_in(self.fields.head)),
                 (Occur::Should, all_in(self.fields.body)),
             ])),
+            Scope::Header(name) => all_in_terms(self.fields.field, Some(&name.to_lowercase())),
         };
         let searcher = self.reader.searcher();
         let hits = searcher
@@ -309,19 +384,24 @@ impl TextIndex {
     }
 }
 
-/// The distinct character trigrams of `text`, as the index's tokenizer makes them; at
-/// most [`MAX_QUERY_TRIGRAMS`], spread over the string.
-fn trigrams(text: &str) -> Vec<String> {
+/// Every character trigram of `text`, in order, as the index's tokenizer makes them.
+fn all_trigrams(text: &str) -> Vec<String> {
     let starts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
     if starts.len() < MIN_CHARS {
         return Vec::new();
     }
-    let mut all: Vec<String> = (0..=starts.len() - MIN_CHARS)
+    (0..=starts.len() - MIN_CHARS)
         .map(|i| {
             let end = starts.get(i + MIN_CHARS).copied().unwrap_or(text.len());
             text[starts[i]..end].to_string()
         })
-        .collect();
+        .collect()
+}
+
+/// The distinct character trigrams of `text`, as the index's tokenizer makes them; at
+/// most [`MAX_QUERY_TRIGRAMS`], spread over the string.
+fn trigrams(text: &str) -> Vec<String> {
+    let mut all = all_trigrams(text);
     if all.len() > MAX_QUERY_TRIGRAMS {
         let step = all.len() as f64 / MAX_QUERY_TRIGRAMS as f64;
         all = (0..MAX_QUERY_TRIGRAMS)
@@ -379,14 +459,14 @@ mod tests {
         index.add(text(3, "grüße", "schöne grüße")).unwrap();
         // Nothing is searchable before the commit.
         assert_eq!(
-            uids(index.candidates(Scope::Body, "report", |_| true).unwrap()),
+            uids(index.candidates(&Scope::Body, "report", |_| true).unwrap()),
             [0u32; 0]
         );
         index.commit().unwrap();
         let body =
-            |index: &TextIndex, n: &str| uids(index.candidates(Scope::Body, n, |_| true).unwrap());
+            |index: &TextIndex, n: &str| uids(index.candidates(&Scope::Body, n, |_| true).unwrap());
         let all =
-            |index: &TextIndex, n: &str| uids(index.candidates(Scope::Text, n, |_| true).unwrap());
+            |index: &TextIndex, n: &str| uids(index.candidates(&Scope::Text, n, |_| true).unwrap());
         assert_eq!(body(&index, "report"), [1]);
         assert_eq!(body(&index, "REPORT"), [1]);
         assert_eq!(all(&index, "report"), [1, 2]);
@@ -395,20 +475,20 @@ mod tests {
         assert_eq!(body(&index, "absent"), [0u32; 0]);
         assert!(
             index
-                .candidates(Scope::Body, "re", |_| true)
+                .candidates(&Scope::Body, "re", |_| true)
                 .unwrap()
                 .is_none()
         );
         assert_eq!(
             uids(
                 index
-                    .candidates(Scope::Text, "report", |uid| uid != 2)
+                    .candidates(&Scope::Text, "report", |uid| uid != 2)
                     .unwrap()
             ),
             [1]
         );
         let stored = index
-            .candidates(Scope::Body, "late", |_| true)
+            .candidates(&Scope::Body, "late", |_| true)
             .unwrap()
             .unwrap();
         assert_eq!(stored, [text(1, "hello", "the report is late")]);
@@ -423,9 +503,78 @@ mod tests {
         let index = TextIndex::open(dir.path()).unwrap();
         assert_eq!(index.uids().iter().copied().collect::<Vec<_>>(), [2, 3]);
         assert_eq!(
-            uids(index.candidates(Scope::Text, "report", |_| true).unwrap()),
+            uids(index.candidates(&Scope::Text, "report", |_| true).unwrap()),
             [2]
         );
+    }
+
+    #[test]
+    fn header_candidates_are_per_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = TextIndex::open(dir.path()).unwrap();
+        let message = |uid, subject: &str, from: &str| IndexedText {
+            uid,
+            headers: vec![
+                ("from".into(), from.into()),
+                ("subject".into(), subject.into()),
+            ],
+            body: "report".into(),
+        };
+        index.add(message(1, "quarterly report", "bob")).unwrap();
+        index
+            .add(message(2, "lunch", "reporter@example.org"))
+            .unwrap();
+        index
+            .add(message(3, "re: lunch\nre: lunch", "ann"))
+            .unwrap();
+        index.commit().unwrap();
+        let header = |name: &str, needle: &str| {
+            let scope = Scope::Header(name.into());
+            uids(index.candidates(&scope, needle, |_| true).unwrap())
+        };
+        assert_eq!(header("subject", "report"), [1]);
+        assert_eq!(header("from", "report"), [2]);
+        assert_eq!(header("FROM", "REPORT"), [2]);
+        assert_eq!(header("subject", "lunch"), [2, 3]);
+        // Trigrams across the newline between a value's two forms are there too.
+        assert_eq!(header("subject", "h\nre"), [3]);
+        assert_eq!(header("cc", "report"), [0u32; 0]);
+        assert_eq!(header("x-other", "lunch"), [0u32; 0]);
+        let short = Scope::Header("subject".into());
+        assert!(index.candidates(&short, "re", |_| true).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_index_of_another_schema_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        // What an older build wrote: another set of fields, one document.
+        {
+            let mut builder = Schema::builder();
+            let uid = builder.add_u64_field("uid", INDEXED | FAST);
+            let body = builder.add_text_field("body", tantivy::schema::TEXT);
+            let old = Index::create_in_dir(dir.path(), builder.build()).unwrap();
+            let mut writer: IndexWriter<TantivyDocument> =
+                old.writer_with_num_threads(1, WRITER_HEAP_BYTES).unwrap();
+            let mut doc = TantivyDocument::new();
+            doc.add_u64(uid, 9);
+            doc.add_text(body, "report");
+            writer.add_document(doc).unwrap();
+            writer.commit().unwrap();
+            writer.wait_merging_threads().unwrap();
+        }
+        let mut index = TextIndex::open(dir.path()).unwrap();
+        assert!(index.uids().is_empty(), "the old documents are gone");
+        index.add(text(1, "report", "report")).unwrap();
+        index.commit().unwrap();
+        let scope = Scope::Header("subject".into());
+        assert_eq!(
+            uids(index.candidates(&scope, "report", |_| true).unwrap()),
+            [1]
+        );
+        drop(index);
+        // This build's own index is kept as it is.
+        let index = TextIndex::open(dir.path()).unwrap();
+        assert_eq!(index.uids().iter().copied().collect::<Vec<_>>(), [1]);
     }
 
     #[test]

@@ -1,25 +1,39 @@
-//! SEARCH BODY and TEXT through the node's text index (`evermail_fts`), a cache under
-//! `DATA/index/<account>/<mailbox>-<uidvalidity>/` that is never the truth: built the
-//! first time a mailbox is searched on this node, brought up to date from the
-//! session's view before every search (messages it lacks are read and added, those
-//! the view shows expunged removed), and deleted whenever it fails, to be rebuilt.
+//! SEARCH BODY, TEXT and the header keys (SUBJECT, FROM, TO, CC, BCC, HEADER) through
+//! the node's text index (`evermail_fts`), a cache under
+//! `DATA/index/<account>/<mailbox>-<uidvalidity>/` that is never the truth.
+//!
+//! No search builds an index. The first search of a mailbox this node has no index
+//! of is answered without one (the caller scans) and asks the node's indexer
+//! ([`Mailstore::run_text_indexer`], one background task) to build it. The indexer
+//! runs one job at a time for the whole node, each mailbox queued at most once, and
+//! brings the indexes this node has up to date a little after new mail arrives
+//! (debounced), so a search mostly finds its index current. A search still brings
+//! the index up to date with the session's view (the view's expunged removed, up to
+//! [`IN_SEARCH_ADDS`] missing messages read and added); with more missing it leaves
+//! those to the caller's scan and asks the indexer. While the indexer adds many
+//! messages to an index, searches of that mailbox do without it rather than wait.
+//! Whatever fails, in a search or in the background, deletes the index (to be
+//! rebuilt) and is logged.
 //!
 //! The index only narrows: every candidate is checked with `MessageText`'s own rules
 //! on the text the index stored, which is the text a scan would parse, so the answer
 //! is exactly the scan's. What the index cannot answer (a string shorter than three
-//! characters, a body that could not be read, an index that cannot be opened) is
-//! left to the caller's scan.
+//! characters, a body that could not be read, no index yet) is left to the caller's
+//! scan.
 
-use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use evermail_fts::{FtsError, IndexedText, Scope, TextIndex};
 use evermail_types::{AccountId, BlobId, MailboxId, Uid};
 use futures_util::{StreamExt, stream};
+use tokio::sync::broadcast::error::RecvError;
 
-use crate::{MailError, Mailstore, MessageText};
+use crate::{ErrorKind, MailError, Mailstore, MessageText};
 
 /// How many indexes a node keeps open (each holds a few file handles and maps);
 /// the least recently used one not in use is closed beyond that.
@@ -28,22 +42,39 @@ const MAX_OPEN: usize = 64;
 /// Bodies read at once while indexing.
 const READ_AHEAD: usize = 8;
 
-/// Messages parsed and added per blocking task.
+/// Messages parsed and added per blocking task (and, while the indexer builds, per
+/// hold of the index's lock).
 const ADD_CHUNK: usize = 64;
 
 /// Messages added between commits while building, so an interrupted build keeps
 /// most of its work.
 const COMMIT_EVERY: usize = 5_000;
 
+/// At most this many messages an index lacks are read and added inside a search;
+/// with more missing, the search leaves them to its scan and the indexer adds them.
+pub const IN_SEARCH_ADDS: usize = 500;
+
+/// How long a mailbox with new mail must be quiet before the indexer brings its
+/// index up to date, and the longest a steady stream of changes delays that.
+const DEBOUNCE: Duration = Duration::from_secs(2);
+const MAX_DEBOUNCE: Duration = Duration::from_secs(30);
+
+/// The most mailboxes waiting for the indexer (queued or debounced); beyond that a
+/// request is dropped, and the next search asks again.
+const MAX_WAITING: usize = 10_000;
+
 pub use evermail_fts::MIN_CHARS as MIN_INDEXED_CHARS;
 
-/// A BODY or TEXT search key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A search key the text index can answer.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TextKey {
     /// `BODY string`: the body text.
     Body(String),
     /// `TEXT string`: the header and the body text.
     Text(String),
+    /// `HEADER field string` (SUBJECT, FROM, TO, CC and BCC are this with their
+    /// field): the values of the header fields of that name, any case.
+    Header(String, String),
 }
 
 /// What the index answered for a search.
@@ -52,17 +83,79 @@ pub struct TextHits {
     /// For each key, in order: the UIDs of the view whose text matches it, ascending;
     /// `None` for a key the index cannot narrow (shorter than [`MIN_INDEXED_CHARS`]).
     pub matches: Vec<Option<Vec<Uid>>>,
-    /// Messages of the view the index does not hold (their body could not be read):
-    /// the caller judges these by reading them, as without the index.
+    /// Messages of the view the index does not hold (their body could not be read,
+    /// or the indexer has yet to add them): the caller judges these by reading them,
+    /// as without the index.
     pub unindexed: BTreeSet<Uid>,
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<TextIndex>>>;
+/// How the node's text indexes have served since the process started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TextIndexStats {
+    /// Searches the index answered (if only in part).
+    pub searches_indexed: u64,
+    /// Searches left to a scan: no index yet, or the indexer busy adding to it.
+    pub searches_unindexed: u64,
+    /// Indexer jobs finished (an index built or brought up to date, or found so).
+    pub jobs: u64,
+    /// Indexes deleted after a failure.
+    pub failures: u64,
+    /// Messages added to an index by the indexer.
+    pub added_in_background: u64,
+    /// Messages added to an index inside a search.
+    pub added_in_search: u64,
+}
 
-/// The open text indexes of this node.
+#[derive(Default)]
+struct Counters {
+    searches_indexed: AtomicU64,
+    searches_unindexed: AtomicU64,
+    jobs: AtomicU64,
+    failures: AtomicU64,
+    added_in_background: AtomicU64,
+    added_in_search: AtomicU64,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<TextIndex>>>;
+type Guard = tokio::sync::OwnedMutexGuard<Option<TextIndex>>;
+
+/// A mailbox whose index the indexer is to build or bring up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Job {
+    account: AccountId,
+    mailbox: MailboxId,
+    /// Build one when there is none (a search asked); otherwise only an index
+    /// already on disk is brought up to date, and only when new mail is missing.
+    create: bool,
+}
+
+/// The indexer's work.
+#[derive(Default)]
+struct Jobs {
+    queue: VecDeque<Job>,
+    /// Changed mailboxes waiting out [`DEBOUNCE`]: (account, first change, last).
+    changed: HashMap<MailboxId, (AccountId, Instant, Instant)>,
+    /// The mailbox of the job running, if any.
+    running: Option<MailboxId>,
+    /// The indexes the indexer is adding many messages to: searches do without.
+    building: HashSet<(MailboxId, u32)>,
+}
+
+/// When a mailbox changed first at `first` and last at `last` is due.
+fn due(debounce: Duration, first: Instant, last: Instant) -> Instant {
+    (last + debounce).min(first + MAX_DEBOUNCE.max(debounce))
+}
+
+/// The open text indexes of this node, and its indexer's work.
 pub(crate) struct TextIndexes {
     dir: PathBuf,
     open: Mutex<HashMap<(MailboxId, u32), (Slot, Instant)>>,
+    jobs: Mutex<Jobs>,
+    wake: tokio::sync::Notify,
+    counters: Counters,
+    /// [`DEBOUNCE`] and [`IN_SEARCH_ADDS`], but for tests.
+    debounce: Duration,
+    in_search_adds: usize,
 }
 
 impl TextIndexes {
@@ -70,6 +163,11 @@ impl TextIndexes {
         TextIndexes {
             dir,
             open: Mutex::new(HashMap::new()),
+            jobs: Mutex::default(),
+            wake: tokio::sync::Notify::new(),
+            counters: Counters::default(),
+            debounce: DEBOUNCE,
+            in_search_adds: IN_SEARCH_ADDS,
         }
     }
 
@@ -102,14 +200,373 @@ impl TextIndexes {
         open.insert((mailbox, uidvalidity), (slot.clone(), now));
         slot
     }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, Jobs> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a job for its mailbox unless one is queued already (which then
+    /// becomes a build if this one is).
+    fn request(&self, job: Job) {
+        let mut jobs = self.jobs();
+        jobs.changed.remove(&job.mailbox);
+        if let Some(queued) = jobs.queue.iter_mut().find(|j| j.mailbox == job.mailbox) {
+            queued.create |= job.create;
+            return;
+        }
+        if jobs.queue.len() + jobs.changed.len() >= MAX_WAITING {
+            tracing::debug!(mailbox = job.mailbox.0, "text indexer queue full");
+            return;
+        }
+        jobs.queue.push_back(job);
+        drop(jobs);
+        self.wake.notify_one();
+    }
+
+    /// Notes a change to `mailbox`: its index, if this node has one, is brought up
+    /// to date once the mailbox has been quiet for [`DEBOUNCE`].
+    fn changed(&self, account: AccountId, mailbox: MailboxId) {
+        let now = Instant::now();
+        let mut jobs = self.jobs();
+        if let Some((_, _, last)) = jobs.changed.get_mut(&mailbox) {
+            *last = now;
+        } else if jobs.queue.len() + jobs.changed.len() < MAX_WAITING {
+            jobs.changed.insert(mailbox, (account, now, now));
+        }
+    }
+
+    /// When the first debounced mailbox is due.
+    fn next_due(&self) -> Option<Instant> {
+        let jobs = self.jobs();
+        jobs.changed
+            .values()
+            .map(|(_, f, l)| due(self.debounce, *f, *l))
+            .min()
+    }
+
+    /// Queues the debounced mailboxes that are due.
+    fn queue_due(&self) {
+        let now = Instant::now();
+        let ready: Vec<(MailboxId, AccountId)> = self
+            .jobs()
+            .changed
+            .iter()
+            .filter(|(_, (_, f, l))| due(self.debounce, *f, *l) <= now)
+            .map(|(mailbox, (account, _, _))| (*mailbox, *account))
+            .collect();
+        for (mailbox, account) in ready {
+            self.request(Job {
+                account,
+                mailbox,
+                create: false,
+            });
+        }
+    }
+
+    /// Takes the next job, marking it running.
+    fn next_job(&self) -> Option<Job> {
+        let mut jobs = self.jobs();
+        let job = jobs.queue.pop_front()?;
+        jobs.running = Some(job.mailbox);
+        Some(job)
+    }
+
+    fn is_building(&self, mailbox: MailboxId, uidvalidity: u32) -> bool {
+        self.jobs().building.contains(&(mailbox, uidvalidity))
+    }
+
+    /// Whether this node has an index of `mailbox` on disk, under any UIDVALIDITY.
+    async fn has_index(&self, account: AccountId, mailbox: MailboxId) -> bool {
+        let prefix = format!("{}-", mailbox.0);
+        let Ok(mut entries) = tokio::fs::read_dir(self.dir.join(account.0.to_string())).await
+        else {
+            return false;
+        };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn stats(&self) -> TextIndexStats {
+        let c = &self.counters;
+        TextIndexStats {
+            searches_indexed: c.searches_indexed.load(Ordering::Relaxed),
+            searches_unindexed: c.searches_unindexed.load(Ordering::Relaxed),
+            jobs: c.jobs.load(Ordering::Relaxed),
+            failures: c.failures.load(Ordering::Relaxed),
+            added_in_background: c.added_in_background.load(Ordering::Relaxed),
+            added_in_search: c.added_in_search.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A search left to a scan.
+    fn unindexed_search(&self) {
+        self.counters
+            .searches_unindexed
+            .fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("evermail_text_index_searches_total", "index" => "none").increment(1);
+    }
+
+    /// Deletes the index after `error` (it is a cache), closing it first.
+    async fn discard(&self, shared: &Slot, path: PathBuf, error: &Failure) {
+        tracing::warn!(path = %path.display(), %error, "text index failed; deleting it");
+        metrics::counter!("evermail_text_index_failures_total").increment(1);
+        self.counters.failures.fetch_add(1, Ordering::Relaxed);
+        // Dropping the value closes the index before its files go.
+        *shared.lock().await = None;
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&path)).await;
+    }
+
+    /// Sets [`DEBOUNCE`] and [`IN_SEARCH_ADDS`] for a test.
+    #[cfg(test)]
+    fn with_limits(mut self, debounce: Duration, in_search_adds: usize) -> TextIndexes {
+        self.debounce = debounce;
+        self.in_search_adds = in_search_adds;
+        self
+    }
+}
+
+/// Marks an index as being built by the indexer while it lives.
+struct Building<'a> {
+    indexes: &'a TextIndexes,
+    key: (MailboxId, u32),
+}
+
+impl<'a> Building<'a> {
+    fn start(indexes: &'a TextIndexes, key: (MailboxId, u32)) -> Building<'a> {
+        indexes.jobs().building.insert(key);
+        Building { indexes, key }
+    }
+}
+
+impl Drop for Building<'_> {
+    fn drop(&mut self) {
+        self.indexes.jobs().building.remove(&self.key);
+    }
+}
+
+/// What an index lacks of `view`, and what it holds that the view shows expunged.
+struct Delta {
+    gone: Vec<u32>,
+    missing: Vec<(Uid, BlobId)>,
+}
+
+fn delta(index: &TextIndex, view: &[(Uid, BlobId)]) -> Delta {
+    // A UID below the view's largest that the view lacks was expunged before the
+    // view was taken (UIDs are handed out in commit order); one above it may be a
+    // delivery this view has not seen yet, and stays.
+    let largest = view.last().map_or(0, |(uid, _)| uid.get());
+    let in_view: BTreeSet<u32> = view.iter().map(|(uid, _)| uid.get()).collect();
+    let gone = index
+        .uids()
+        .range(..largest)
+        .filter(|uid| !in_view.contains(uid))
+        .copied()
+        .collect();
+    let missing = view
+        .iter()
+        .filter(|(uid, _)| !index.uids().contains(&uid.get()))
+        .copied()
+        .collect();
+    Delta { gone, missing }
 }
 
 impl Mailstore {
     /// Keeps a text index per mailbox under `dir` (a node's `DATA/index`), used by
-    /// [`Mailstore::search_text`]. Call once, before the mail store is shared; a
-    /// second call changes nothing.
+    /// [`Mailstore::search_text`] and built by [`Mailstore::run_text_indexer`]. Call
+    /// once, before the mail store is shared; a second call changes nothing.
     pub fn enable_text_index(&self, dir: PathBuf) {
         let _ = self.inner.text_indexes.set(TextIndexes::new(dir));
+    }
+
+    /// How the text indexes have served so far (all zero without them).
+    pub fn text_index_stats(&self) -> TextIndexStats {
+        self.inner
+            .text_indexes
+            .get()
+            .map(TextIndexes::stats)
+            .unwrap_or_default()
+    }
+
+    /// The node's indexer: builds the indexes searches asked for and brings those
+    /// this node has up to date after new mail, one mailbox at a time. Runs until
+    /// the mail store's change channel closes; returns at once without text indexes.
+    /// Without it running, searches do without an index where there is none.
+    pub async fn run_text_indexer(&self) {
+        let Some(indexes) = self.inner.text_indexes.get() else {
+            return;
+        };
+        let mut changes = self.subscribe();
+        let mut running: Option<tokio::task::JoinHandle<()>> = None;
+        loop {
+            if running.is_none()
+                && let Some(job) = indexes.next_job()
+            {
+                let me = self.clone();
+                running = Some(tokio::spawn(async move { me.index_job(job).await }));
+            }
+            let next = indexes.next_due();
+            let until = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                change = changes.recv() => match change {
+                    Ok(change) => indexes.changed(change.account, change.mailbox),
+                    // Missed changes: their indexes catch up at the next search.
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return,
+                },
+                () = indexes.wake.notified() => {}
+                () = tokio::time::sleep_until(until.into()), if next.is_some() => indexes.queue_due(),
+                done = async { running.as_mut().expect("checked").await }, if running.is_some() => {
+                    running = None;
+                    indexes.jobs().running = None;
+                    if let Err(error) = done {
+                        tracing::error!(%error, "text indexer job failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until the indexer has no job queued or running (for tests and tools);
+    /// mailboxes waiting out the debounce after new mail are not waited for.
+    pub async fn text_indexer_idle(&self) {
+        let Some(indexes) = self.inner.text_indexes.get() else {
+            return;
+        };
+        loop {
+            {
+                let jobs = indexes.jobs();
+                if jobs.queue.is_empty() && jobs.running.is_none() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// One indexer job; what fails deletes the index and is logged.
+    async fn index_job(&self, job: Job) {
+        let Some(indexes) = self.inner.text_indexes.get() else {
+            return;
+        };
+        if !job.create && !indexes.has_index(job.account, job.mailbox).await {
+            return;
+        }
+        let record = match self.mailbox(job.account, job.mailbox).await {
+            Ok(record) => record,
+            // Deleted: the sweep removes its index.
+            Err(e) if e.kind() == ErrorKind::NotFound => return,
+            Err(error) => {
+                tracing::warn!(mailbox = job.mailbox.0, %error, "text indexer cannot read the mailbox");
+                return;
+            }
+        };
+        let uidvalidity = record.uidvalidity.0.get();
+        let path = indexes.path(job.account, job.mailbox, uidvalidity);
+        if !job.create && !path.join("meta.json").exists() {
+            return;
+        }
+        let shared = indexes.slot(job.mailbox, uidvalidity);
+        let started = Instant::now();
+        let key = (job.mailbox, uidvalidity);
+        let uidnext = record.uidnext.get();
+        match self
+            .bring_up_to_date(indexes, &shared, &path, key, job, uidnext)
+            .await
+        {
+            Ok(added) => {
+                let counters = &indexes.counters;
+                counters.jobs.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .added_in_background
+                    .fetch_add(added as u64, Ordering::Relaxed);
+                if added >= 1_000 {
+                    tracing::info!(
+                        mailbox = job.mailbox.0,
+                        added,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "text index built"
+                    );
+                }
+            }
+            Err(error) => indexes.discard(&shared, path, &error).await,
+        }
+    }
+
+    /// Brings the index in `shared` up to date with the mailbox: a few missing
+    /// messages are added holding its lock, as a search would; many are added with
+    /// the index marked as building, taking the lock per [`ADD_CHUNK`], so searches
+    /// meanwhile do without it instead of waiting. Returns how many were added.
+    async fn bring_up_to_date(
+        &self,
+        indexes: &TextIndexes,
+        shared: &Slot,
+        path: &Path,
+        key: (MailboxId, u32),
+        job: Job,
+        uidnext: u32,
+    ) -> Result<usize, Failure> {
+        let mut slot = shared.clone().lock_owned().await;
+        if slot.as_ref().is_some_and(|index| !index.exists()) {
+            *slot = None;
+        }
+        if slot.is_none() {
+            if !job.create && !path.join("meta.json").exists() {
+                return Ok(0);
+            }
+            let open = path.to_path_buf();
+            *slot = Some(blocking(move || TextIndex::open(&open)).await?);
+        }
+        // After new mail only: expunged messages cost a scan nothing (the index
+        // answers for the view's messages only) and a search removes them.
+        let newest = slot.as_ref().and_then(|i| i.uids().last().copied());
+        if !job.create && newest.is_some_and(|uid| u64::from(uid) + 1 >= u64::from(uidnext)) {
+            return Ok(0);
+        }
+        let messages = self.messages(job.account, job.mailbox).await?;
+        let view: Vec<(Uid, BlobId)> = messages.iter().map(|m| (m.uid, m.blob)).collect();
+        drop(messages);
+        let Updated {
+            slot,
+            added,
+            behind,
+            ..
+        } = self.update(slot, &view, indexes.in_search_adds).await?;
+        drop(slot);
+        if behind.is_empty() {
+            return Ok(added);
+        }
+        let _building = Building::start(indexes, key);
+        let (mut added, mut since_commit) = (0, 0);
+        for chunk in behind.chunks(ADD_CHUNK) {
+            let (readable, _) = self.read_bodies(chunk).await;
+            let mut slot = shared.clone().lock_owned().await;
+            if !slot.as_ref().is_some_and(TextIndex::exists) {
+                return Err(Failure::Gone);
+            }
+            added += readable.len();
+            since_commit += readable.len();
+            let commit = since_commit >= COMMIT_EVERY;
+            slot = add_to(slot, readable, commit).await?;
+            drop(slot);
+            if commit {
+                since_commit = 0;
+            }
+        }
+        let slot = shared.clone().lock_owned().await;
+        if !slot.as_ref().is_some_and(TextIndex::exists) {
+            return Err(Failure::Gone);
+        }
+        commit(slot).await?;
+        metrics::counter!("evermail_text_index_added_total").increment(added as u64);
+        Ok(added)
     }
 
     /// Removes the index directories of mailboxes that are gone or were recreated
@@ -156,10 +613,11 @@ impl Mailstore {
         Ok(removed)
     }
 
-    /// Evaluates BODY and TEXT keys over `view` (a session's messages: UID and body,
-    /// in UID order) with the mailbox's text index, after bringing it up to date with
-    /// the view. `None` when this node keeps no index or it is unavailable; the
-    /// caller then scans, as it does for what [`TextHits`] leaves open.
+    /// Evaluates text keys over `view` (a session's messages: UID and body, in UID
+    /// order) with the mailbox's text index, after bringing it up to date with the
+    /// view. `None` when this node keeps no index, has none of this mailbox yet (the
+    /// indexer is asked to build it) or it is unavailable; the caller then scans, as
+    /// it does for what [`TextHits`] leaves open.
     pub async fn search_text(
         &self,
         account: AccountId,
@@ -173,20 +631,49 @@ impl Mailstore {
         let record = self.mailbox(account, mailbox).await?;
         let uidvalidity = record.uidvalidity.0.get();
         let path = indexes.path(account, mailbox, uidvalidity);
+        if indexes.is_building(mailbox, uidvalidity) {
+            indexes.unindexed_search();
+            return Ok(None);
+        }
         let shared = indexes.slot(mailbox, uidvalidity);
         let mut slot = shared.clone().lock_owned().await;
+        // The indexer may have started while this search waited.
+        if indexes.is_building(mailbox, uidvalidity) {
+            indexes.unindexed_search();
+            return Ok(None);
+        }
+        if slot.as_ref().is_some_and(|index| !index.exists()) {
+            *slot = None;
+        }
+        if slot.is_none() && !path.join("meta.json").exists() {
+            drop(slot);
+            indexes.request(Job {
+                account,
+                mailbox,
+                create: true,
+            });
+            indexes.unindexed_search();
+            return Ok(None);
+        }
         let open_path = path.clone();
         let result = async move {
-            if slot.as_ref().is_some_and(|index| !index.exists()) {
-                *slot = None;
-            }
             if slot.is_none() {
                 let open = open_path;
                 *slot = Some(blocking(move || TextIndex::open(&open)).await?);
             }
-            let (guard, unindexed) = self.update(slot, view).await?;
-            slot = guard;
-            let in_view: BTreeSet<u32> = view.iter().map(|(uid, _)| uid.get()).collect();
+            let updated = self.update(slot, view, indexes.in_search_adds).await?;
+            indexes
+                .counters
+                .added_in_search
+                .fetch_add(updated.added as u64, Ordering::Relaxed);
+            let slot = updated.slot;
+            let mut unindexed = updated.unindexed;
+            unindexed.extend(updated.behind.iter().map(|(uid, _)| *uid));
+            let in_view: BTreeSet<u32> = view
+                .iter()
+                .map(|(uid, _)| uid.get())
+                .filter(|uid| Uid::new(*uid).is_some_and(|u| !unindexed.contains(&u)))
+                .collect();
             let keys = keys.to_vec();
             // Tantivy reads its files here (and panics on some damage, which the
             // blocking task turns into an error).
@@ -197,117 +684,138 @@ impl Mailstore {
                     .collect::<Result<Vec<_>, _>>()
             })
             .await?;
-            Ok::<_, Failure>(TextHits { matches, unindexed })
+            Ok::<_, Failure>((TextHits { matches, unindexed }, !updated.behind.is_empty()))
         }
         .await;
         match result {
-            Ok(hits) => Ok(Some(hits)),
+            Ok((hits, behind)) => {
+                if behind {
+                    indexes.request(Job {
+                        account,
+                        mailbox,
+                        create: true,
+                    });
+                }
+                indexes
+                    .counters
+                    .searches_indexed
+                    .fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("evermail_text_index_searches_total", "index" => "used")
+                    .increment(1);
+                Ok(Some(hits))
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "text index failed; deleting it, searching without it");
-                metrics::counter!("evermail_text_index_failures_total").increment(1);
-                // Dropping the value closes the index before its files go.
-                *shared.lock().await = None;
-                let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&path)).await;
+                indexes.discard(&shared, path, &e).await;
+                indexes.unindexed_search();
                 Ok(None)
             }
         }
     }
 
-    /// Adds the messages of `view` the index lacks, removes those the view shows
-    /// expunged, and commits. Returns the slot and the messages that could not be
-    /// read.
+    /// Removes from the index what the view shows expunged and adds the messages of
+    /// `view` it lacks, when there are at most `limit`; commits.
     async fn update(
         &self,
-        mut slot: tokio::sync::OwnedMutexGuard<Option<TextIndex>>,
+        mut slot: Guard,
         view: &[(Uid, BlobId)],
-    ) -> Result<
-        (
-            tokio::sync::OwnedMutexGuard<Option<TextIndex>>,
-            BTreeSet<Uid>,
-        ),
-        Failure,
-    > {
+        limit: usize,
+    ) -> Result<Updated, Failure> {
         let index = slot.as_mut().expect("opened by the caller");
-        // A UID below the view's largest that the view lacks was expunged before the
-        // view was taken (UIDs are handed out in commit order); one above it may be
-        // a delivery this view has not seen yet, and stays.
-        let largest = view.last().map_or(0, |(uid, _)| uid.get());
-        let in_view: BTreeSet<u32> = view.iter().map(|(uid, _)| uid.get()).collect();
-        let gone: Vec<u32> = index
-            .uids()
-            .range(..largest)
-            .filter(|uid| !in_view.contains(uid))
-            .copied()
-            .collect();
+        let Delta { gone, missing } = delta(index, view);
         for uid in &gone {
             index.remove(*uid)?;
         }
-        let missing: Vec<(Uid, BlobId)> = view
-            .iter()
-            .filter(|(uid, _)| !index.uids().contains(&uid.get()))
-            .copied()
-            .collect();
-        let started = Instant::now();
+        if missing.len() > limit {
+            if !gone.is_empty() {
+                slot = commit(slot).await?;
+            }
+            return Ok(Updated {
+                slot,
+                unindexed: BTreeSet::new(),
+                added: 0,
+                behind: missing,
+            });
+        }
         let mut unindexed = BTreeSet::new();
-        let mut since_commit = 0;
+        let mut added = 0;
         for chunk in missing.chunks(ADD_CHUNK) {
-            let bodies: Vec<_> = stream::iter(chunk.iter().copied())
-                .map(|(uid, blob)| async move { (uid, self.body(blob).await) })
-                .buffered(READ_AHEAD)
-                .collect()
-                .await;
-            let mut readable = Vec::with_capacity(bodies.len());
-            for (uid, body) in bodies {
-                match body {
-                    Ok(body) => readable.push((uid, body)),
-                    Err(e) => {
-                        tracing::warn!(uid = uid.get(), error = %e, "message not indexed");
-                        unindexed.insert(uid);
-                    }
-                }
-            }
-            since_commit += readable.len();
-            let commit = since_commit >= COMMIT_EVERY;
-            slot = blocking(move || {
-                let index = slot.as_mut().expect("opened by the caller");
-                for (uid, body) in readable {
-                    let text = MessageText::parse(&body);
-                    let (headers, body) = text.searchable();
-                    index.add(IndexedText {
-                        uid: uid.get(),
-                        headers: headers.to_vec(),
-                        body: body.to_string(),
-                    })?;
-                }
-                if commit {
-                    index.commit()?;
-                }
-                Ok(slot)
-            })
-            .await?;
-            if commit {
-                since_commit = 0;
-            }
+            let (readable, failed) = self.read_bodies(chunk).await;
+            unindexed.extend(failed);
+            added += readable.len();
+            slot = add_to(slot, readable, false).await?;
         }
         if !gone.is_empty() || !missing.is_empty() {
-            slot = blocking(move || {
-                slot.as_mut().expect("opened by the caller").commit()?;
-                Ok(slot)
-            })
-            .await?;
-            metrics::counter!("evermail_text_index_added_total")
-                .increment((missing.len() - unindexed.len()) as u64);
-            if missing.len() >= 1_000 {
-                tracing::info!(
-                    added = missing.len() - unindexed.len(),
-                    removed = gone.len(),
-                    seconds = started.elapsed().as_secs_f64(),
-                    "text index updated"
-                );
+            slot = commit(slot).await?;
+            metrics::counter!("evermail_text_index_added_total").increment(added as u64);
+        }
+        Ok(Updated {
+            slot,
+            unindexed,
+            added,
+            behind: Vec::new(),
+        })
+    }
+
+    /// The bodies of `chunk`, and the UIDs of those that could not be read.
+    async fn read_bodies(&self, chunk: &[(Uid, BlobId)]) -> (Vec<(Uid, Bytes)>, Vec<Uid>) {
+        let bodies: Vec<_> = stream::iter(chunk.iter().copied())
+            .map(|(uid, blob)| async move { (uid, self.body(blob).await) })
+            .buffered(READ_AHEAD)
+            .collect()
+            .await;
+        let mut readable = Vec::with_capacity(bodies.len());
+        let mut failed = Vec::new();
+        for (uid, body) in bodies {
+            match body {
+                Ok(body) => readable.push((uid, body)),
+                Err(e) => {
+                    tracing::warn!(uid = uid.get(), error = %e, "message not indexed");
+                    failed.push(uid);
+                }
             }
         }
-        Ok((slot, unindexed))
+        (readable, failed)
     }
+}
+
+/// What [`Mailstore::update`] did.
+struct Updated {
+    slot: Guard,
+    /// Messages that could not be read.
+    unindexed: BTreeSet<Uid>,
+    added: usize,
+    /// The missing messages, when there were more than it may add.
+    behind: Vec<(Uid, BlobId)>,
+}
+
+/// Parses and adds `readable` to the index in `slot`, and commits if asked.
+async fn add_to(slot: Guard, readable: Vec<(Uid, Bytes)>, commit: bool) -> Result<Guard, Failure> {
+    let mut slot = slot;
+    blocking(move || {
+        let index = slot.as_mut().expect("opened by the caller");
+        for (uid, body) in readable {
+            let text = MessageText::parse(&body);
+            let (headers, body) = text.searchable();
+            index.add(IndexedText {
+                uid: uid.get(),
+                headers: headers.to_vec(),
+                body: body.to_string(),
+            })?;
+        }
+        if commit {
+            index.commit()?;
+        }
+        Ok(slot)
+    })
+    .await
+}
+
+async fn commit(mut slot: Guard) -> Result<Guard, Failure> {
+    blocking(move || {
+        slot.as_mut().expect("opened by the caller").commit()?;
+        Ok(slot)
+    })
+    .await
 }
 
 /// The UIDs in `in_view` whose text matches `key`, by the scan's rules.
@@ -319,8 +827,9 @@ fn matching(
     let (scope, needle) = match key {
         TextKey::Body(s) => (Scope::Body, s),
         TextKey::Text(s) => (Scope::Text, s),
+        TextKey::Header(name, s) => (Scope::Header(name.to_lowercase()), s),
     };
-    let Some(candidates) = index.candidates(scope, needle, |uid| in_view.contains(&uid))? else {
+    let Some(candidates) = index.candidates(&scope, needle, |uid| in_view.contains(&uid))? else {
         return Ok(None);
     };
     Ok(Some(
@@ -328,9 +837,10 @@ fn matching(
             .into_iter()
             .filter_map(|c| {
                 let text = MessageText::from_searchable(c.headers, c.body);
-                let found = match scope {
-                    Scope::Body => text.body_contains(needle),
-                    Scope::Text => text.text_contains(needle),
+                let found = match key {
+                    TextKey::Body(s) => text.body_contains(s),
+                    TextKey::Text(s) => text.text_contains(s),
+                    TextKey::Header(name, s) => text.header_contains(name, s),
                 };
                 found.then(|| Uid::new(c.uid)).flatten()
             })
@@ -345,9 +855,12 @@ enum Failure {
     Index(#[from] FtsError),
     #[error("text index task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    #[error("text index deleted while it was being built")]
+    Gone,
 }
 
-/// Runs tantivy's blocking work off the async threads.
 /// Every `<account>/<mailbox>-<uidvalidity>` directory under `dir`, with its
 /// account directory; names of another shape are not ours and are left alone.
 async fn index_dirs(dir: &std::path::Path) -> Vec<(PathBuf, MailboxId, u32)> {
@@ -382,6 +895,7 @@ async fn index_dirs(dir: &std::path::Path) -> Vec<(PathBuf, MailboxId, u32)> {
     found
 }
 
+/// Runs tantivy's blocking work off the async threads.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, FtsError> + Send + 'static,
 ) -> Result<T, Failure> {

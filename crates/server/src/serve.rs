@@ -161,6 +161,18 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         });
     }
 
+    // The text indexer: builds the indexes searches ask for and keeps those this
+    // node has up to date after new mail, one mailbox at a time (`mailbox::fts`).
+    {
+        let (m, s) = (mailstore.clone(), shutdown.clone());
+        services.spawn(async move {
+            tokio::select! {
+                () = s.cancelled() => {}
+                () = m.run_text_indexer() => {}
+            }
+        });
+    }
+
     // Changes made through other nodes to mailboxes selected here.
     {
         let (m, s) = (mailstore.clone(), shutdown.clone());

@@ -1,4 +1,5 @@
-//! The index-backed answer equals the scan's, over the real SQLite and fs backends.
+//! The index-backed answer equals the scan's, over the real SQLite and fs backends;
+//! the indexer builds what searches ask for and keeps indexes up to date.
 
 use super::*;
 use crate::MailstoreOptions;
@@ -9,6 +10,7 @@ use evermail_meta::Meta;
 use evermail_meta_sqlite::SqliteMeta;
 use evermail_types::Flags;
 use proptest::prelude::*;
+use std::time::Duration;
 
 struct Fixture {
     store: Mailstore,
@@ -18,7 +20,13 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
+/// A mail store with text indexes and their indexer running, which waits
+/// `debounce` after new mail and lets a search add at most `in_search_adds`.
 async fn fixture() -> Fixture {
+    fixture_with(Duration::from_millis(20), IN_SEARCH_ADDS).await
+}
+
+async fn fixture_with(debounce: Duration, in_search_adds: usize) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let meta = SqliteMeta::open(&dir.path().join("meta.sqlite"))
         .await
@@ -27,7 +35,10 @@ async fn fixture() -> Fixture {
     let blobs = BlobStore::new(vec![StoreHandle::new("local", Arc::new(backend))], 1, 1).unwrap();
     let store = Mailstore::new(Meta::new(meta), blobs, MailstoreOptions::default());
     let index_dir = dir.path().join("index");
-    store.enable_text_index(index_dir.clone());
+    let indexes = TextIndexes::new(index_dir.clone()).with_limits(debounce, in_search_adds);
+    assert!(store.inner.text_indexes.set(indexes).is_ok());
+    let indexer = store.clone();
+    tokio::spawn(async move { indexer.run_text_indexer().await });
     let account = store
         .create_account("alice@example.com", "pw", None)
         .await
@@ -67,14 +78,33 @@ impl Fixture {
         messages.iter().map(|m| (m.uid, m.blob)).collect()
     }
 
-    /// What a search without the index finds: every body read and parsed.
+    /// What a search without the index finds: every body read and parsed, or for
+    /// a header key the header cache's fields (as IMAP SEARCH reads them).
     async fn scan(&self, view: &[(Uid, BlobId)], key: &TextKey) -> Vec<Uid> {
         let mut found = Vec::new();
         for (uid, blob) in view {
-            let text = self.store.message_text(*blob, true).await.unwrap();
             let hit = match key {
-                TextKey::Body(s) => text.body_contains(s),
-                TextKey::Text(s) => text.text_contains(s),
+                TextKey::Body(s) => self
+                    .store
+                    .message_text(*blob, true)
+                    .await
+                    .unwrap()
+                    .body_contains(s),
+                TextKey::Text(s) => self
+                    .store
+                    .message_text(*blob, true)
+                    .await
+                    .unwrap()
+                    .text_contains(s),
+                TextKey::Header(name, s) => {
+                    let fields = [name.to_lowercase()];
+                    let mut texts = self
+                        .store
+                        .header_texts(&[*blob], Some(&fields))
+                        .await
+                        .unwrap();
+                    texts.remove(blob).unwrap().header_contains(name, s)
+                }
             };
             if hit {
                 found.push(*uid);
@@ -83,12 +113,18 @@ impl Fixture {
         found
     }
 
+    /// The index's answer; the first search of a mailbox has none and starts the
+    /// indexer, which is waited for.
     async fn indexed(&self, view: &[(Uid, BlobId)], keys: &[TextKey]) -> TextHits {
-        self.store
-            .search_text(self.account, self.inbox, view, keys)
+        let search = || self.store.search_text(self.account, self.inbox, view, keys);
+        if let Some(hits) = search().await.unwrap() {
+            return hits;
+        }
+        self.store.text_indexer_idle().await;
+        search()
             .await
             .unwrap()
-            .expect("the index is enabled")
+            .expect("the indexer built the index")
     }
 
     /// Checks that every key the index answers gets the scan's answer, and returns
@@ -100,7 +136,7 @@ impl Fixture {
         let mut answered = 0;
         for (key, got) in keys.iter().zip(hits.matches) {
             let needle = match key {
-                TextKey::Body(s) | TextKey::Text(s) => s,
+                TextKey::Body(s) | TextKey::Text(s) | TextKey::Header(_, s) => s,
             };
             let Some(got) = got else {
                 assert!(needle.to_lowercase().chars().count() < MIN_INDEXED_CHARS);
@@ -126,14 +162,31 @@ w4lsw6h2ZSBkdSBjb3VycyBkZSBwaHlzaXF1ZQ==\r\n",
 c2VjcmV0d29yZCBpbnNpZGUgYXR0YWNobWVudA==\r\n--b--\r\n",
     "Subject: html\r\nContent-Type: text/html\r\n\r\n<html><body><p>Hello <b>World</b> &amp; friends</p></body></html>\r\n",
     "Subject: plain\r\nX-Ticket: Ticket-4242\r\n\r\nreports, reporting and deport.\r\n",
+    "From: Report Bot <reporter@example.org>\r\nTo: Ann <ann@example.com>, bob@example.org\r\n\
+Cc: =?utf-8?q?J=C3=B6rg?= <joerg@example.net>\r\nBcc: secret-list@example.com\r\n\
+Subject: lunch\r\n (folded) again\r\nX-Ticket: none\r\n\r\nNo subject here.\r\n",
+    "Subject: Re: lunch\r\nsubject: a second subject\r\nReply-To: reports@example.net\r\n\r\nbody\r\n",
 ];
 
+/// Every key the index answers, for each needle: BODY, TEXT, SUBJECT, FROM, TO,
+/// CC, BCC and HEADER of a few fields.
 fn keys(needles: &[&str]) -> Vec<TextKey> {
+    const FIELDS: &[&str] = &[
+        "subject", "from", "to", "cc", "bcc", "X-Ticket", "reply-to", "x-absent",
+    ];
     needles
         .iter()
-        .flat_map(|n| [TextKey::Body(n.to_string()), TextKey::Text(n.to_string())])
+        .flat_map(|n| {
+            let header = |f: &&str| TextKey::Header(f.to_string(), n.to_string());
+            [TextKey::Body(n.to_string()), TextKey::Text(n.to_string())]
+                .into_iter()
+                .chain(FIELDS.iter().map(header))
+        })
         .collect()
 }
+
+/// How many keys of [`keys`] there are per needle.
+const KEYS_PER_NEEDLE: usize = 10;
 
 const NEEDLES: &[&str] = &[
     "report",
@@ -154,6 +207,15 @@ const NEEDLES: &[&str] = &[
     "subject",
     "bob@example",
     "jörg",
+    "joerg@",
+    "lunch",
+    "(folded)",
+    "d) ag",
+    "ann <ann",
+    "secret-list",
+    "none",
+    "re: lunch",
+    "second subject",
     "zzzz",
     "re",
     "",
@@ -166,7 +228,7 @@ async fn index_search_equals_scan_on_a_mixed_corpus() {
         f.append(raw.as_bytes()).await;
     }
     let keys = keys(NEEDLES);
-    assert_eq!(f.check(&keys).await, keys.len() - 4);
+    assert_eq!(f.check(&keys).await, keys.len() - 2 * KEYS_PER_NEEDLE);
     // A few answers spelled out, so the comparison cannot pass on two empty lists.
     let view = f.view().await;
     let hits = f
@@ -178,6 +240,13 @@ async fn index_search_equals_scan_on_a_mixed_corpus() {
                 TextKey::Body("secretword".into()),
                 TextKey::Body("quarterly".into()),
                 TextKey::Text("quarterly".into()),
+                header("Subject", "REPORT"),
+                header("from", "report"),
+                header("subject", "lunch"),
+                header("subject", "second subject"),
+                header("cc", "jörg"),
+                header("reply-to", "report"),
+                header("to", "jörg"),
             ],
         )
         .await;
@@ -187,6 +256,17 @@ async fn index_search_equals_scan_on_a_mixed_corpus() {
     assert_eq!(hits.matches[2], uids(&[]));
     assert_eq!(hits.matches[3], uids(&[]));
     assert_eq!(hits.matches[4], uids(&[1]));
+    assert_eq!(hits.matches[5], uids(&[1]));
+    assert_eq!(hits.matches[6], uids(&[7]));
+    assert_eq!(hits.matches[7], uids(&[7, 8]));
+    assert_eq!(hits.matches[8], uids(&[8]));
+    assert_eq!(hits.matches[9], uids(&[7]));
+    assert_eq!(hits.matches[10], uids(&[8]));
+    assert_eq!(hits.matches[11], uids(&[]));
+}
+
+fn header(name: &str, needle: &str) -> TextKey {
+    TextKey::Header(name.into(), needle.into())
 }
 
 #[tokio::test]
@@ -218,8 +298,11 @@ async fn expunged_never_return_and_new_deliveries_are_found() {
         .await;
     let view = f.view().await;
     let hits = f.indexed(&view, &report).await;
-    assert_eq!(found(hits), [Uid::new(6).unwrap(), Uid::new(7).unwrap()]);
-    assert_eq!(f.check(&keys(NEEDLES)).await, NEEDLES.len() * 2 - 4);
+    assert_eq!(found(hits), [Uid::new(6).unwrap(), view.last().unwrap().0]);
+    assert_eq!(
+        f.check(&keys(NEEDLES)).await,
+        (NEEDLES.len() - 2) * KEYS_PER_NEEDLE
+    );
 }
 
 #[tokio::test]
@@ -255,6 +338,130 @@ async fn a_deleted_index_is_rebuilt() {
     f.check(&keys).await;
 }
 
+/// Waits for `done` to hold, which the indexer makes true in the background; fails
+/// the test after a minute rather than hang.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..6_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+#[tokio::test]
+async fn the_first_search_scans_and_the_indexer_builds_and_keeps_the_index() {
+    let f = fixture().await;
+    for raw in CORPUS {
+        f.append(raw.as_bytes()).await;
+    }
+    let stats = || f.store.text_index_stats();
+    let keys = keys(&["report", "lunch", "jörg"]);
+    let view = f.view().await;
+    // No index yet: the search gets no answer (the caller scans) and asks for one.
+    let first = f.store.search_text(f.account, f.inbox, &view, &keys);
+    assert!(first.await.unwrap().is_none());
+    assert_eq!(stats().searches_unindexed, 1);
+    f.store.text_indexer_idle().await;
+    assert_eq!(stats().added_in_background, CORPUS.len() as u64);
+    let inbox = f.store.mailbox(f.account, f.inbox).await.unwrap();
+    let dir = f
+        .index_dir
+        .join(f.account.0.to_string())
+        .join(format!("{}-{}", f.inbox.0, inbox.uidvalidity.0));
+    assert!(dir.join("meta.json").exists(), "the index is on disk");
+
+    // Later searches use it, with nothing left for them to add.
+    assert_eq!(f.check(&keys).await, keys.len());
+    assert_eq!(stats().searches_indexed, 1);
+    assert_eq!(stats().added_in_search, 0);
+
+    // New mail is added by the indexer after the debounce, before any search.
+    f.append(b"Subject: lunch report\r\n\r\nthe report on lunch\r\n")
+        .await;
+    f.append(b"From: =?utf-8?q?J=C3=B6rg?= <j@example.net>\r\n\r\nx\r\n")
+        .await;
+    let added = CORPUS.len() as u64 + 2;
+    eventually("new mail indexed", || stats().added_in_background == added).await;
+    assert_eq!(f.check(&keys).await, keys.len());
+    assert_eq!(stats().added_in_search, 0);
+
+    // Expunged messages are never an answer.
+    let view = f.view().await;
+    let some: Vec<Uid> = view.iter().step_by(3).map(|(uid, _)| *uid).collect();
+    f.store.expunge(f.account, f.inbox, &some).await.unwrap();
+    assert_eq!(f.check(&keys).await, keys.len());
+    let hits = f.indexed(&f.view().await, &keys).await;
+    for uids in hits.matches.iter().flatten() {
+        assert!(uids.iter().all(|uid| !some.contains(uid)));
+    }
+    assert_eq!(stats().searches_unindexed, 1);
+    assert_eq!(stats().added_in_search, 0);
+    assert_eq!(stats().failures, 0);
+}
+
+#[tokio::test]
+async fn a_search_leaves_many_missing_messages_to_the_indexer() {
+    // The indexer waits an hour after new mail; a search adds at most 2 messages.
+    let f = fixture_with(Duration::from_secs(3600), 2).await;
+    for raw in CORPUS {
+        f.append(raw.as_bytes()).await;
+    }
+    let keys = keys(&["report", "lunch"]);
+    f.check(&keys).await;
+    let built = f.store.text_index_stats().added_in_background;
+    assert_eq!(built, CORPUS.len() as u64);
+
+    // Two new messages: the search adds them itself.
+    for _ in 0..2 {
+        f.append(b"Subject: report\r\n\r\nlunch\r\n").await;
+    }
+    f.check(&keys).await;
+    assert_eq!(f.store.text_index_stats().added_in_search, 2);
+
+    // Three: more than a search may add. It answers for what the index holds and
+    // leaves the rest to its caller's scan, and the indexer adds them.
+    for _ in 0..3 {
+        f.append(b"Subject: lunch\r\n\r\nreport\r\n").await;
+    }
+    let view = f.view().await;
+    let new: BTreeSet<Uid> = view.iter().rev().take(3).map(|(uid, _)| *uid).collect();
+    let hits = f
+        .store
+        .search_text(f.account, f.inbox, &view, &keys)
+        .await
+        .unwrap()
+        .expect("an index");
+    assert_eq!(hits.unindexed, new);
+    for (key, got) in keys.iter().zip(&hits.matches) {
+        let want: Vec<Uid> = f
+            .scan(&view, key)
+            .await
+            .into_iter()
+            .filter(|uid| !new.contains(uid))
+            .collect();
+        assert_eq!(got.as_ref(), Some(&want), "{key:?}");
+    }
+    f.store.text_indexer_idle().await;
+    assert_eq!(f.store.text_index_stats().added_in_search, 2);
+    assert_eq!(
+        f.store.text_index_stats().added_in_background,
+        built + 3,
+        "the indexer added them"
+    );
+    f.check(&keys).await;
+
+    // While the indexer builds an index, searches do without it.
+    let indexes = f.store.inner.text_indexes.get().unwrap();
+    let inbox = f.store.mailbox(f.account, f.inbox).await.unwrap();
+    let building = Building::start(indexes, (f.inbox, inbox.uidvalidity.0.get()));
+    let search = || f.store.search_text(f.account, f.inbox, &view, &keys);
+    assert!(search().await.unwrap().is_none());
+    drop(building);
+    assert!(search().await.unwrap().is_some());
+}
+
 #[tokio::test]
 async fn the_sweep_removes_indexes_of_deleted_mailboxes_only() {
     let f = fixture().await;
@@ -280,11 +487,10 @@ async fn the_sweep_removes_indexes_of_deleted_mailboxes_only() {
     f.check(&keys).await;
     let messages = f.store.messages(f.account, other.id).await.unwrap();
     let view: Vec<_> = messages.iter().map(|m| (m.uid, m.blob)).collect();
-    f.store
-        .search_text(f.account, other.id, &view, &keys)
-        .await
-        .unwrap()
-        .expect("the index answers");
+    let search = || f.store.search_text(f.account, other.id, &view, &keys);
+    assert!(search().await.unwrap().is_none(), "not built yet");
+    f.store.text_indexer_idle().await;
+    search().await.unwrap().expect("the index answers");
     let account_dir = f.index_dir.join(f.account.0.to_string());
     let dir_of =
         |m: &crate::MailboxRecord| account_dir.join(format!("{}-{}", m.id.0, m.uidvalidity.0));
@@ -321,7 +527,8 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
 }
 
 /// A small message whose body is `body`, sometimes quoted-printable in ISO-8859-1.
-fn message(subject: &str, body: &str, latin1_qp: bool) -> Vec<u8> {
+fn message(subject: &str, from: &str, body: &str, latin1_qp: bool) -> Vec<u8> {
+    let subject = format!("{subject}\r\nFrom: {from}");
     if latin1_qp && body.chars().all(|c| (c as u32) < 256) {
         let mut qp = String::new();
         for c in body.chars() {
@@ -348,15 +555,22 @@ proptest! {
 
     #[test]
     fn index_equals_scan_for_random_corpora(
-        bodies in prop::collection::vec(("[abAB äÖß]{0,6}", "[abcAB äÖßx.]{0,40}", any::<bool>()), 1..8),
-        needles in prop::collection::vec("[abAB äöÖßx]{1,5}", 1..6),
-        picks in prop::collection::vec((any::<prop::sample::Index>(), 0usize..40, 3usize..8), 0..4),
+        bodies in prop::collection::vec((
+            "[abAB äÖß]{0,6}",
+            "[abAB äÖß]{0,6}( <[ab]{1,3}@[ab]{1,3}\\.[ab]{2}>)?",
+            "[abcAB äÖßx.]{0,40}",
+            any::<bool>(),
+        ), 1..8),
+        needles in prop::collection::vec("[abAB äöÖßx@<>]{1,5}", 1..6),
+        picks in prop::collection::vec((any::<prop::sample::Index>(), 0usize..3, 0usize..40, 3usize..8), 0..6),
     ) {
-        // Substrings of the bodies, so matches are common, besides random strings.
+        // Substrings of the subjects, senders and bodies, so matches are common,
+        // besides random strings.
         let mut needles = needles;
-        for (which, start, len) in &picks {
-            let (_, body, _) = &bodies[which.index(bodies.len())];
-            let chars: Vec<char> = body.chars().collect();
+        for (which, part, start, len) in &picks {
+            let (subject, from, body, _) = &bodies[which.index(bodies.len())];
+            let text = [subject, from, body][*part];
+            let chars: Vec<char> = text.chars().collect();
             let start = (*start).min(chars.len());
             let end = (start + len).min(chars.len());
             needles.push(chars[start..end].iter().collect());
@@ -364,8 +578,8 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
             let f = fixture().await;
-            for (subject, body, qp) in &bodies {
-                f.append(&message(subject, body, *qp)).await;
+            for (subject, from, body, qp) in &bodies {
+                f.append(&message(subject, from, body, *qp)).await;
             }
             let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
             f.check(&keys(&needles)).await;
