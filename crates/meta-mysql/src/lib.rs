@@ -1127,6 +1127,31 @@ impl MetaBackend for MysqlMeta {
         Ok(out)
     }
 
+    async fn message_headers(
+        &self,
+        mailbox: MailboxId,
+        first: Uid,
+        last: Uid,
+    ) -> Result<Vec<MessageHeader>, MetaError> {
+        self.read(|conn| {
+            Box::pin(async move {
+                let rows = sqlx::query(
+                    "SELECT m.uid, m.blob_id, b.size, b.header
+                     FROM messages m JOIN blobs b ON b.id = m.blob_id
+                     WHERE m.mailbox_id = ? AND m.uid >= ? AND m.uid <= ? ORDER BY m.uid",
+                )
+                .bind(mailbox.0)
+                .bind(i64::from(first.get()))
+                .bind(i64::from(last.get()))
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db)?;
+                rows.iter().map(message_header_from_row).collect()
+            })
+        })
+        .await
+    }
+
     async fn blob_locations(&self, id: BlobId) -> Result<Vec<BlobLocation>, MetaError> {
         self.read(|conn| {
             Box::pin(async move {

@@ -49,6 +49,16 @@ pub(crate) fn blob_from_row(row: &MySqlRow) -> Result<BlobRecord, TxError> {
     })
 }
 
+pub(crate) fn message_header_from_row(row: &MySqlRow) -> Result<MessageHeader, TxError> {
+    let blob: Vec<u8> = row.try_get("blob_id").map_err(db)?;
+    Ok(MessageHeader {
+        uid: uid_from(int(row, "uid")?)?,
+        blob: BlobId(blob.try_into().map_err(|_| corrupt("blob id"))?),
+        size: int(row, "size")? as u64,
+        header: row.try_get("header").map_err(db)?,
+    })
+}
+
 fn int(row: &MySqlRow, column: &str) -> Result<i64, TxError> {
     row.try_get(column).map_err(db)
 }

@@ -33,6 +33,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use writer::Writer;
 
@@ -43,7 +44,7 @@ pub use schema::latest_version;
 pub struct SqliteMeta {
     readers: SqlitePool,
     /// Point reads on the caller's thread (see `reader`).
-    inline: InlineReader,
+    inline: Arc<InlineReader>,
     writer: Writer,
 }
 
@@ -74,7 +75,7 @@ impl SqliteMeta {
             .map_err(db_error)?;
         Ok(SqliteMeta {
             readers,
-            inline: InlineReader::new(path),
+            inline: Arc::new(InlineReader::new(path)),
             writer: Writer::start(conn),
         })
     }
@@ -1228,6 +1229,54 @@ impl MetaBackend for SqliteMeta {
             }
         }
         Ok(out)
+    }
+
+    async fn message_headers(
+        &self,
+        mailbox: MailboxId,
+        first: Uid,
+        last: Uid,
+    ) -> Result<Vec<MessageHeader>, MetaError> {
+        // Hundreds of rows: on a blocking thread, through rusqlite, which hands out
+        // each header as a borrowed slice copied once.
+        let inline = self.inline.clone();
+        let read = move || {
+            inline.read(|conn| {
+                let mut statement = conn
+                    .prepare_cached(
+                        "SELECT m.uid, m.blob_id, b.size, b.header
+                         FROM messages m JOIN blobs b ON b.id = m.blob_id
+                         WHERE m.mailbox_id = ? AND m.uid >= ? AND m.uid <= ? ORDER BY m.uid",
+                    )
+                    .map_err(sqlite_error)?;
+                let rows = statement
+                    .query_map(
+                        (mailbox.0, i64::from(first.get()), i64::from(last.get())),
+                        |row| {
+                            Ok((
+                                row.get::<_, i64>(0)?,
+                                row.get::<_, Vec<u8>>(1)?,
+                                row.get::<_, i64>(2)?,
+                                row.get::<_, Option<Vec<u8>>>(3)?,
+                            ))
+                        },
+                    )
+                    .map_err(sqlite_error)?;
+                rows.map(|row| {
+                    let (uid, blob, size, header) = row.map_err(sqlite_error)?;
+                    Ok(MessageHeader {
+                        uid: stored_uid(uid)?,
+                        blob: BlobId(blob.try_into().map_err(|_| corrupt("blob id"))?),
+                        size: size as u64,
+                        header,
+                    })
+                })
+                .collect()
+            })
+        };
+        tokio::task::spawn_blocking(read)
+            .await
+            .map_err(|e| MetaError::new(ErrorKind::Unavailable, format!("header read task: {e}")))?
     }
 
     async fn blob_locations(&self, id: BlobId) -> Result<Vec<BlobLocation>, MetaError> {

@@ -3,7 +3,7 @@
 //! when every function returns without panicking.
 
 use crate::*;
-use evermail_types::{Flag, ModSeq, UidValidity};
+use evermail_types::{Flag, ModSeq, Uid, UidValidity};
 use std::collections::HashSet;
 
 mod lease;
@@ -61,6 +61,7 @@ macro_rules! meta_conformance_tests {
             insert_message_once_stores_a_delivery_once,
             recent_messages_are_claimed_once,
             blobs_are_read_in_one_batch_with_their_headers,
+            message_headers_are_read_along_a_run_of_uids,
             leases_have_one_holder_at_a_time,
             concurrent_takers_get_one_lease,
         );
@@ -742,4 +743,69 @@ pub async fn blobs_are_read_in_one_batch_with_their_headers(meta: Meta) {
         .chain([with_header.id])
         .collect();
     assert_eq!(meta.blobs(&many).await.unwrap(), [with_header]);
+}
+
+pub async fn message_headers_are_read_along_a_run_of_uids(meta: Meta) {
+    let alice = meta
+        .create_account(new_account("alice@example.com"))
+        .await
+        .unwrap();
+    let inbox = inbox(&meta, alice.id).await;
+    let sent = meta
+        .mailboxes(alice.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "Sent")
+        .unwrap();
+    let mut with_header = blob(1, 100);
+    with_header.header = Some(b"Subject: Gr\xfc\xdfe\n\tfolded\r\n\0\r\n\r\n".to_vec());
+    let without = blob(2, 7);
+    let mut elsewhere = blob(3, 9);
+    elsewhere.header = Some(b"Subject: not in the inbox\r\n\r\n".to_vec());
+    let mut uids = Vec::new();
+    // UIDs 1..=4 in the INBOX (the first body twice, as after a COPY); one in Sent.
+    for b in [&with_header, &without, &with_header, &without] {
+        let inserted = meta
+            .insert_message(message(&alice, &inbox, b.clone()))
+            .await
+            .unwrap();
+        uids.push(inserted.uid);
+    }
+    meta.insert_message(message(&alice, &sent, elsewhere.clone()))
+        .await
+        .unwrap();
+    let expunged = meta.expunge(inbox.id, &[uids[1]]).await.unwrap();
+    assert_eq!(expunged, [uids[1]]);
+    let header_of = |b: &BlobRecord, uid: Uid| MessageHeader {
+        uid,
+        blob: b.id,
+        size: b.size,
+        header: b.header.clone(),
+    };
+    let uid = |n: u32| Uid::new(n).unwrap();
+    // In UID order, expunged ones gone, other mailboxes' rows never.
+    assert_eq!(
+        meta.message_headers(inbox.id, uid(1), uid(100))
+            .await
+            .unwrap(),
+        [
+            header_of(&with_header, uids[0]),
+            header_of(&with_header, uids[2]),
+            header_of(&without, uids[3]),
+        ]
+    );
+    // The bounds are inclusive.
+    assert_eq!(
+        meta.message_headers(inbox.id, uids[2], uids[2])
+            .await
+            .unwrap(),
+        [header_of(&with_header, uids[2])]
+    );
+    assert!(
+        meta.message_headers(inbox.id, uids[1], uids[1])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -162,6 +162,15 @@ pub trait MetaBackend: Send + Sync + 'static {
     /// in no particular order and each once: what FETCH, SEARCH and SORT load for a
     /// batch of messages in one read (one query per 500 ids) instead of one per message.
     async fn blobs(&self, ids: &[BlobId]) -> Result<Vec<BlobRecord>, MetaError>;
+    /// The cached header of every message of `mailbox` with a UID from `first` to
+    /// `last`, in UID order, read along the mailbox's rows (not by blob id) and
+    /// without the structure: what FETCH of header items over a run of UIDs reads.
+    async fn message_headers(
+        &self,
+        mailbox: MailboxId,
+        first: Uid,
+        last: Uid,
+    ) -> Result<Vec<MessageHeader>, MetaError>;
     async fn blob_locations(&self, id: BlobId) -> Result<Vec<BlobLocation>, MetaError>;
 
     // The replicated blob layer (RAIS): copy states, repair, the store registry and

@@ -76,6 +76,17 @@ pub struct BlobRecord {
     pub header: Option<Vec<u8>>,
 }
 
+/// A message's cached header, as FETCH of header items reads it: no structure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageHeader {
+    pub uid: Uid,
+    pub blob: BlobId,
+    /// The body's size.
+    pub size: u64,
+    /// The blob's cached header section ([`BlobRecord::header`]).
+    pub header: Option<Vec<u8>>,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub account: AccountId,
