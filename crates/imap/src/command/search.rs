@@ -1,10 +1,11 @@
 //! SEARCH and UID SEARCH. Sequence numbers, UIDs, flags, sizes, internal dates and
-//! MODSEQs come from what the session already holds. Keys on the header (FROM,
-//! SUBJECT, HEADER, SENT*...) parse the header cache (`Mailstore::header_texts`, 500
-//! messages per metadata read); BODY and TEXT are answered by the node's text index
-//! (`Mailstore::search_text`) for the messages the other keys leave open, and read
-//! and parse a message's verified body (`Mailstore::message_text`) only for what the
-//! index cannot answer (a string under three characters, no index).
+//! MODSEQs come from what the session already holds. BODY, TEXT and the header keys
+//! on a string (SUBJECT, FROM, TO, CC, BCC, HEADER) are answered by the node's text
+//! index (`Mailstore::search_text`) for the messages the other keys leave open. What
+//! the index cannot answer (a string under three characters, no index yet, messages
+//! it does not hold) is judged as without it: header keys and SENT* parse the header
+//! cache (`Mailstore::header_texts`, 500 messages per metadata read), BODY and TEXT
+//! read and parse a message's verified body (`Mailstore::message_text`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -24,35 +25,61 @@ struct Context<'a> {
     saved: &'a [evermail_types::Uid],
     /// The UIDs \Recent to this session.
     recent: &'a std::collections::BTreeSet<evermail_types::Uid>,
-    /// What the text index answered for the BODY and TEXT keys, if it did.
+    /// What the text index answered for the text and header keys, if it did.
     indexed: Option<&'a Indexed>,
 }
 
-/// The BODY and TEXT keys the node's text index answered (`Mailstore::search_text`):
-/// for those a message is judged without reading its body.
+/// The keys the node's text index answered (`Mailstore::search_text`): for those a
+/// message is judged without reading its header or body.
 #[derive(Default)]
 struct Indexed {
-    /// (TEXT rather than BODY, the string, the matching UIDs ascending).
-    answers: Vec<(bool, String, Vec<evermail_types::Uid>)>,
+    /// The keys and the UIDs matching them, ascending.
+    answers: Vec<(TextKey, Vec<evermail_types::Uid>)>,
     /// Messages the index does not hold: judged by reading them.
     unindexed: std::collections::BTreeSet<evermail_types::Uid>,
 }
 
+/// The header field and string of a header key on a string.
+fn header_key(key: &SearchKey) -> Option<(&str, &str)> {
+    match key {
+        SearchKey::From(s) => Some(("from", s)),
+        SearchKey::To(s) => Some(("to", s)),
+        SearchKey::Cc(s) => Some(("cc", s)),
+        SearchKey::Bcc(s) => Some(("bcc", s)),
+        SearchKey::Subject(s) => Some(("subject", s)),
+        SearchKey::Header(name, s) => Some((name, s)),
+        _ => None,
+    }
+}
+
 impl Indexed {
-    fn key(key: &SearchKey) -> Option<(bool, &str)> {
+    /// The index's form of `key`, if it is one the index answers.
+    fn key(key: &SearchKey) -> Option<TextKey> {
         match key {
-            SearchKey::Body(s) => Some((false, s)),
-            SearchKey::Text(s) => Some((true, s)),
-            _ => None,
+            SearchKey::Body(s) => Some(TextKey::Body(s.clone())),
+            SearchKey::Text(s) => Some(TextKey::Text(s.clone())),
+            k => header_key(k).map(|(name, s)| TextKey::Header(name.into(), s.into())),
+        }
+    }
+
+    /// Whether `indexed` is the index's form of `key`.
+    fn is(indexed: &TextKey, key: &SearchKey) -> bool {
+        match (indexed, key) {
+            (TextKey::Body(a), SearchKey::Body(b)) | (TextKey::Text(a), SearchKey::Text(b)) => {
+                a == b
+            }
+            (TextKey::Header(name, a), k) => {
+                header_key(k).is_some_and(|(n, b)| n == name && a == b)
+            }
+            _ => false,
         }
     }
 
     fn answer(&self, key: &SearchKey) -> Option<&[evermail_types::Uid]> {
-        let (text, needle) = Indexed::key(key)?;
         self.answers
             .iter()
-            .find(|(t, s, _)| *t == text && s == needle)
-            .map(|(_, _, uids)| &uids[..])
+            .find(|(k, _)| Indexed::is(k, key))
+            .map(|(_, uids)| &uids[..])
     }
 
     /// Whether the message `uid` matches `key`, when the index answered that.
@@ -65,11 +92,17 @@ impl Indexed {
     fn answers_all(&self, key: &SearchKey) -> bool {
         let mut keys = Vec::new();
         text_keys(key, &mut keys);
-        self.unindexed.is_empty() && keys.iter().all(|k| self.answer(k).is_some())
+        self.unindexed.is_empty()
+            && keys
+                .iter()
+                .filter(|k| matches!(k, SearchKey::Body(_) | SearchKey::Text(_)))
+                .all(|k| self.answer(k).is_some())
     }
 }
 
-/// The BODY and TEXT keys anywhere in `key`.
+/// The keys anywhere in `key` the text index may answer: BODY and TEXT, and the
+/// header keys on a string long enough for the index to narrow (for a shorter one
+/// the header cache is read as it would be anyway).
 fn text_keys<'k>(key: &'k SearchKey, into: &mut Vec<&'k SearchKey>) {
     match key {
         SearchKey::And(keys) => keys.iter().for_each(|k| text_keys(k, into)),
@@ -79,7 +112,13 @@ fn text_keys<'k>(key: &'k SearchKey, into: &mut Vec<&'k SearchKey>) {
         }
         SearchKey::Not(k) => text_keys(k, into),
         SearchKey::Body(_) | SearchKey::Text(_) => into.push(key),
-        _ => {}
+        k => {
+            if header_key(k).is_some_and(|(_, s)| {
+                s.to_lowercase().chars().count() >= evermail_mailbox::MIN_INDEXED_CHARS
+            }) {
+                into.push(key);
+            }
+        }
     }
 }
 
@@ -230,8 +269,10 @@ impl Session {
             }
         }
         // The text index is asked (and brought up to date) only when some message
-        // is left for the BODY and TEXT keys to decide.
-        let indexed = if undecided.is_empty() || !needs_body_text(key) {
+        // is left for the keys it answers to decide.
+        let mut indexable = Vec::new();
+        text_keys(key, &mut indexable);
+        let indexed = if undecided.is_empty() || indexable.is_empty() {
             None
         } else {
             self.search_text_index(key).await?
@@ -292,16 +333,13 @@ impl Session {
 }
 
 impl Session {
-    /// Asks the node's text index for the BODY and TEXT keys of `key`; `None` when
-    /// there are none or the index is not available (the search then reads bodies).
+    /// Asks the node's text index for the keys of `key` it answers; `None` when there
+    /// are none or the index is not available (the search then reads headers and
+    /// bodies).
     async fn search_text_index(&mut self, key: &SearchKey) -> Result<Option<Indexed>, CmdError> {
         let mut keys = Vec::new();
         text_keys(key, &mut keys);
-        let mut wanted: Vec<(bool, String)> = keys
-            .into_iter()
-            .filter_map(Indexed::key)
-            .map(|(text, s)| (text, s.to_string()))
-            .collect();
+        let mut wanted: Vec<TextKey> = keys.into_iter().filter_map(Indexed::key).collect();
         wanted.sort();
         wanted.dedup();
         if wanted.is_empty() {
@@ -311,19 +349,9 @@ impl Session {
         let selected = self.selected_mut()?;
         let mailbox = selected.id;
         let view: Vec<_> = selected.messages.iter().map(|m| (m.uid, m.blob)).collect();
-        let text_keys: Vec<TextKey> = wanted
-            .iter()
-            .map(|(text, s)| {
-                if *text {
-                    TextKey::Text(s.clone())
-                } else {
-                    TextKey::Body(s.clone())
-                }
-            })
-            .collect();
         let Some(hits) = self
             .mailstore
-            .search_text(account, mailbox, &view, &text_keys)
+            .search_text(account, mailbox, &view, &wanted)
             .await?
         else {
             return Ok(None);
@@ -331,7 +359,7 @@ impl Session {
         let answers = wanted
             .into_iter()
             .zip(hits.matches)
-            .filter_map(|((text, s), uids)| Some((text, s, uids?)))
+            .filter_map(|(key, uids)| Some((key, uids?)))
             .collect();
         Ok(Some(Indexed {
             answers,
@@ -454,7 +482,11 @@ fn matches(
     cx: &Context<'_>,
 ) -> bool {
     let day = m.internal_date.div_euclid(86_400);
-    let header = |name: &str, needle: &str| text.is_some_and(|t| t.header_contains(name, needle));
+    // What the index answered, else the message's own text.
+    let indexed = || cx.indexed.and_then(|i| i.lookup(key, m.uid));
+    let header = |name: &str, needle: &str| {
+        indexed().unwrap_or_else(|| text.is_some_and(|t| t.header_contains(name, needle)))
+    };
     let sent = |test: fn(i64, i64) -> bool, d: &evermail_imap_proto::datetime::Date| {
         text.and_then(|t| t.sent_day)
             .is_some_and(|sent| test(sent, d.days_since_epoch()))
@@ -491,14 +523,8 @@ fn matches(
         SearchKey::Bcc(s) => header("bcc", s),
         SearchKey::Subject(s) => header("subject", s),
         SearchKey::Header(name, s) => header(name, s),
-        SearchKey::Body(s) => cx
-            .indexed
-            .and_then(|i| i.lookup(key, m.uid))
-            .unwrap_or_else(|| text.is_some_and(|t| t.body_contains(s))),
-        SearchKey::Text(s) => cx
-            .indexed
-            .and_then(|i| i.lookup(key, m.uid))
-            .unwrap_or_else(|| text.is_some_and(|t| t.text_contains(s))),
+        SearchKey::Body(s) => indexed().unwrap_or_else(|| text.is_some_and(|t| t.body_contains(s))),
+        SearchKey::Text(s) => indexed().unwrap_or_else(|| text.is_some_and(|t| t.text_contains(s))),
         // The Date: field's day as written, time and zone disregarded.
         SearchKey::SentBefore(d) => sent(|a, b| a < b, d),
         SearchKey::SentOn(d) => sent(|a, b| a == b, d),
