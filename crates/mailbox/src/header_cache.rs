@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use evermail_types::BlobId;
+use evermail_types::{BlobId, MailboxId, Uid};
 
 use crate::{ErrorKind, MailError, Mailstore, MessageStructure, MessageText};
 
@@ -68,6 +68,50 @@ impl Mailstore {
                     header,
                 },
             );
+        }
+        Ok(out)
+    }
+
+    /// [`summaries`](Self::summaries) without structures, for a FETCH of header
+    /// items alone: `messages` are `(UID, blob)` of `mailbox` in UID order. When their
+    /// UIDs are a dense run (a FETCH of `1:*` nearly always is), the cached headers are
+    /// read along the mailbox's rows in one query that leaves the structure out; a
+    /// message whose header is not cached, or does not end as a cut header does, is
+    /// read as `summaries` reads it (its structure then checks the header).
+    pub async fn header_summaries(
+        &self,
+        mailbox: MailboxId,
+        messages: &[(Uid, BlobId)],
+    ) -> Result<HashMap<BlobId, MessageSummary>, MailError> {
+        let (Some(&(first, _)), Some(&(last, _))) = (messages.first(), messages.last()) else {
+            return Ok(HashMap::new());
+        };
+        let span = u64::from(last.get()).saturating_sub(u64::from(first.get())) + 1;
+        if span > 2 * messages.len() as u64 + 64 {
+            let blobs: Vec<BlobId> = messages.iter().map(|&(_, blob)| blob).collect();
+            return self.summaries(&blobs, false).await;
+        }
+        let wanted: std::collections::HashSet<BlobId> =
+            messages.iter().map(|&(_, blob)| blob).collect();
+        let mut out = HashMap::with_capacity(messages.len());
+        for row in self.meta().message_headers(mailbox, first, last).await? {
+            if let Some(header) = row.header
+                && wanted.contains(&row.blob)
+                && ends_as_cut(&header, row.size)
+            {
+                let summary = MessageSummary {
+                    structure: None,
+                    header: Some(Bytes::from(header)),
+                };
+                out.insert(row.blob, summary);
+            }
+        }
+        let rest: Vec<BlobId> = wanted
+            .into_iter()
+            .filter(|blob| !out.contains_key(blob))
+            .collect();
+        if !rest.is_empty() {
+            out.extend(self.summaries(&rest, false).await?);
         }
         Ok(out)
     }
@@ -148,6 +192,19 @@ impl RootOffsets {
             .checked_sub(self.body.header_offset)
             .is_some_and(|len| len == header.len() as u64)
     }
+}
+
+/// Whether a cached header read without its structure ends as [`cut`] leaves one: no
+/// longer than the body of `size` bytes, and ending with the blank line that ends a
+/// header section, or else the whole body (a message with no body). A header that
+/// does not is read with its structure, which checks it exactly.
+fn ends_as_cut(header: &[u8], size: u64) -> bool {
+    let len = header.len() as u64;
+    len <= size
+        && (header.ends_with(b"\n\n")
+            || header.ends_with(b"\n\r\n")
+            || matches!(header, b"\r\n" | b"\n")
+            || len == size)
 }
 
 /// The header fields whose names are (`keep`) or are not in `names`, each with its
@@ -232,6 +289,11 @@ mod tests {
             assert_eq!(got.as_deref(), *want, "{:?}", String::from_utf8_lossy(raw));
             if let Some(h) = &got {
                 assert!(fits(h, &structure));
+                // What is read without the structure passes the cheaper check too,
+                // and a header cut short does not.
+                assert!(ends_as_cut(h, raw.len() as u64));
+                assert!(!ends_as_cut(&h[..h.len() - 1], raw.len() as u64));
+                assert!(!ends_as_cut(h, h.len() as u64 - 1));
             }
         }
         // No blank line at all: whatever the parser calls the header is what is cached.
@@ -240,6 +302,8 @@ mod tests {
         let got = cut(raw, &structure).unwrap();
         assert!(fits(&got, &structure));
         assert!(!fits(b"x", &structure));
+        assert!(ends_as_cut(&got, raw.len() as u64));
+        assert!(!ends_as_cut(b"Subject: only a", raw.len() as u64));
     }
 
     /// Parsing only the fields a search names answers those fields as the whole

@@ -115,15 +115,22 @@ impl Session {
         // Header items alone: the structure is built only where the header is not
         // cached.
         let with_structure = needs_parsed_structure || needs_body;
-        let load = |mailstore: &evermail_mailbox::Mailstore, blobs: Vec<_>| {
+        let load = |mailstore: &evermail_mailbox::Mailstore, messages: Vec<_>| {
             let mailstore = mailstore.clone();
-            tokio::spawn(async move { mailstore.summaries(&blobs, with_structure).await })
+            tokio::spawn(async move {
+                if with_structure {
+                    let blobs: Vec<_> = messages.iter().map(|&(_, blob)| blob).collect();
+                    mailstore.summaries(&blobs, true).await
+                } else {
+                    mailstore.header_summaries(mailbox, &messages).await
+                }
+            })
         };
         let blobs_of = |selected: Option<&crate::state::Selected>, batch: &[usize]| {
             selected.map(|s| {
                 batch
                     .iter()
-                    .map(|&i| s.messages[i].blob)
+                    .map(|&i| (s.messages[i].uid, s.messages[i].blob))
                     .collect::<Vec<_>>()
             })
         };
