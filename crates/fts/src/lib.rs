@@ -115,6 +115,8 @@ pub struct TextIndex {
     fields: Fields,
     /// The UIDs of the committed and pending documents.
     uids: BTreeSet<u32>,
+    /// The UIDs of the committed documents: what searches see.
+    committed: BTreeSet<u32>,
     writer: Option<IndexWriter<TantivyDocument>>,
 }
 
@@ -199,9 +201,11 @@ impl TextIndex {
             reader,
             fields,
             uids: BTreeSet::new(),
+            committed: BTreeSet::new(),
             writer: None,
         };
-        opened.uids = opened.committed_uids().map_err(fail)?;
+        opened.uids = opened.read_committed_uids().map_err(fail)?;
+        opened.committed = opened.uids.clone();
         Ok(opened)
     }
 
@@ -218,7 +222,7 @@ impl TextIndex {
         self.dir.join("meta.json").exists()
     }
 
-    fn committed_uids(&self) -> tantivy::Result<BTreeSet<u32>> {
+    fn read_committed_uids(&self) -> tantivy::Result<BTreeSet<u32>> {
         let searcher = self.reader.searcher();
         let mut uids = BTreeSet::new();
         for segment in searcher.segment_readers() {
@@ -235,6 +239,11 @@ impl TextIndex {
     /// The UIDs in the index, including those added or removed since the last commit.
     pub fn uids(&self) -> &BTreeSet<u32> {
         &self.uids
+    }
+
+    /// The UIDs as of the last commit: the documents searches find.
+    pub fn committed(&self) -> &BTreeSet<u32> {
+        &self.committed
     }
 
     fn writer(&mut self) -> Result<&IndexWriter<TantivyDocument>, FtsError> {
@@ -309,6 +318,7 @@ impl TextIndex {
         writer.commit().map_err(|e| self.fail(e))?;
         writer.wait_merging_threads().map_err(|e| self.fail(e))?;
         self.reader.reload().map_err(|e| self.fail(e))?;
+        self.committed.clone_from(&self.uids);
         Ok(())
     }
 
@@ -458,11 +468,14 @@ mod tests {
         index.add(text(2, "report", "nothing here")).unwrap();
         index.add(text(3, "grüße", "schöne grüße")).unwrap();
         // Nothing is searchable before the commit.
+        assert_eq!(index.uids().len(), 3);
+        assert!(index.committed().is_empty());
         assert_eq!(
             uids(index.candidates(&Scope::Body, "report", |_| true).unwrap()),
             [0u32; 0]
         );
         index.commit().unwrap();
+        assert_eq!(index.committed(), index.uids());
         let body =
             |index: &TextIndex, n: &str| uids(index.candidates(&Scope::Body, n, |_| true).unwrap());
         let all =
@@ -494,7 +507,9 @@ mod tests {
         assert_eq!(stored, [text(1, "hello", "the report is late")]);
 
         index.remove(1).unwrap();
+        assert!(index.committed().contains(&1), "until the commit");
         index.commit().unwrap();
+        assert!(!index.committed().contains(&1));
         assert_eq!(body(&index, "report"), [0u32; 0]);
         assert_eq!(index.uids().iter().copied().collect::<Vec<_>>(), [2, 3]);
         drop(index);

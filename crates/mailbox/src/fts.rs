@@ -11,7 +11,8 @@
 //! the index up to date with the session's view (the view's expunged removed, up to
 //! [`IN_SEARCH_ADDS`] missing messages read and added); with more missing it leaves
 //! those to the caller's scan and asks the indexer. While the indexer adds many
-//! messages to an index, searches of that mailbox do without it rather than wait.
+//! messages to an index, searches of that mailbox use what it has committed and
+//! leave the rest to the caller's scan, adding nothing themselves.
 //! Whatever fails, in a search or in the background, deletes the index (to be
 //! rebuilt) and is logged.
 //!
@@ -92,9 +93,12 @@ pub struct TextHits {
 /// How the node's text indexes have served since the process started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TextIndexStats {
-    /// Searches the index answered (if only in part).
+    /// Searches the index answered (but for messages it could not read).
     pub searches_indexed: u64,
-    /// Searches left to a scan: no index yet, or the indexer busy adding to it.
+    /// Searches during a build: the index answered for what the indexer had
+    /// committed, the caller scanned the rest.
+    pub searches_partial: u64,
+    /// Searches left to a scan: no index yet.
     pub searches_unindexed: u64,
     /// Indexer jobs finished (an index built or brought up to date, or found so).
     pub jobs: u64,
@@ -109,6 +113,7 @@ pub struct TextIndexStats {
 #[derive(Default)]
 struct Counters {
     searches_indexed: AtomicU64,
+    searches_partial: AtomicU64,
     searches_unindexed: AtomicU64,
     jobs: AtomicU64,
     failures: AtomicU64,
@@ -137,7 +142,8 @@ struct Jobs {
     changed: HashMap<MailboxId, (AccountId, Instant, Instant)>,
     /// The mailbox of the job running, if any.
     running: Option<MailboxId>,
-    /// The indexes the indexer is adding many messages to: searches do without.
+    /// The indexes the indexer is adding many messages to: searches use what it
+    /// has committed and add nothing.
     building: HashSet<(MailboxId, u32)>,
 }
 
@@ -298,6 +304,7 @@ impl TextIndexes {
         let c = &self.counters;
         TextIndexStats {
             searches_indexed: c.searches_indexed.load(Ordering::Relaxed),
+            searches_partial: c.searches_partial.load(Ordering::Relaxed),
             searches_unindexed: c.searches_unindexed.load(Ordering::Relaxed),
             jobs: c.jobs.load(Ordering::Relaxed),
             failures: c.failures.load(Ordering::Relaxed),
@@ -503,7 +510,7 @@ impl Mailstore {
     /// Brings the index in `shared` up to date with the mailbox: a few missing
     /// messages are added holding its lock, as a search would; many are added with
     /// the index marked as building, taking the lock per [`ADD_CHUNK`], so searches
-    /// meanwhile do without it instead of waiting. Returns how many were added.
+    /// meanwhile wait little and use what is committed. Returns how many were added.
     async fn bring_up_to_date(
         &self,
         indexes: &TextIndexes,
@@ -631,19 +638,17 @@ impl Mailstore {
         let record = self.mailbox(account, mailbox).await?;
         let uidvalidity = record.uidvalidity.0.get();
         let path = indexes.path(account, mailbox, uidvalidity);
-        if indexes.is_building(mailbox, uidvalidity) {
-            indexes.unindexed_search();
-            return Ok(None);
-        }
         let shared = indexes.slot(mailbox, uidvalidity);
+        // While building, the indexer takes the lock per few messages only.
         let mut slot = shared.clone().lock_owned().await;
-        // The indexer may have started while this search waited.
-        if indexes.is_building(mailbox, uidvalidity) {
-            indexes.unindexed_search();
-            return Ok(None);
-        }
+        let building = indexes.is_building(mailbox, uidvalidity);
         if slot.as_ref().is_some_and(|index| !index.exists()) {
             *slot = None;
+        }
+        if slot.is_none() && building {
+            // Deleted under the indexer, which notices and starts again.
+            indexes.unindexed_search();
+            return Ok(None);
         }
         if slot.is_none() && !path.join("meta.json").exists() {
             drop(slot);
@@ -661,7 +666,24 @@ impl Mailstore {
                 let open = open_path;
                 *slot = Some(blocking(move || TextIndex::open(&open)).await?);
             }
-            let updated = self.update(slot, view, indexes.in_search_adds).await?;
+            let updated = if building {
+                // The indexer is adding to it: what it has committed answers, the
+                // caller scans the rest, and nothing is added or removed here.
+                let index = slot.as_ref().expect("opened above");
+                let unindexed = view
+                    .iter()
+                    .map(|(uid, _)| *uid)
+                    .filter(|uid| !index.committed().contains(&uid.get()))
+                    .collect();
+                Updated {
+                    slot,
+                    unindexed,
+                    added: 0,
+                    behind: Vec::new(),
+                }
+            } else {
+                self.update(slot, view, indexes.in_search_adds).await?
+            };
             indexes
                 .counters
                 .added_in_search
@@ -696,11 +718,13 @@ impl Mailstore {
                         create: true,
                     });
                 }
-                indexes
-                    .counters
-                    .searches_indexed
-                    .fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("evermail_text_index_searches_total", "index" => "used")
+                let (counter, label) = if building {
+                    (&indexes.counters.searches_partial, "partial")
+                } else {
+                    (&indexes.counters.searches_indexed, "used")
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("evermail_text_index_searches_total", "index" => label)
                     .increment(1);
                 Ok(Some(hits))
             }

@@ -452,14 +452,28 @@ async fn a_search_leaves_many_missing_messages_to_the_indexer() {
     );
     f.check(&keys).await;
 
-    // While the indexer builds an index, searches do without it.
+    // While the indexer builds an index, a search answers for what it committed
+    // and leaves the rest to its scan, adding nothing itself.
+    f.append(b"Subject: lunch\r\n\r\nreport\r\n").await;
+    let view = f.view().await;
+    let newest = view.last().unwrap().0;
     let indexes = f.store.inner.text_indexes.get().unwrap();
     let inbox = f.store.mailbox(f.account, f.inbox).await.unwrap();
     let building = Building::start(indexes, (f.inbox, inbox.uidvalidity.0.get()));
     let search = || f.store.search_text(f.account, f.inbox, &view, &keys);
-    assert!(search().await.unwrap().is_none());
+    let hits = search().await.unwrap().expect("the committed part answers");
+    assert_eq!(hits.unindexed, BTreeSet::from([newest]));
+    for (key, got) in keys.iter().zip(&hits.matches) {
+        let mut want = f.scan(&view, key).await;
+        want.retain(|uid| *uid != newest);
+        assert_eq!(got.as_ref(), Some(&want), "{key:?}");
+    }
+    assert_eq!(f.store.text_index_stats().searches_partial, 1);
+    assert_eq!(f.store.text_index_stats().added_in_search, 2);
     drop(building);
-    assert!(search().await.unwrap().is_some());
+    let hits = search().await.unwrap().expect("an index");
+    assert!(hits.unindexed.is_empty());
+    assert_eq!(f.store.text_index_stats().added_in_search, 3);
 }
 
 #[tokio::test]
