@@ -173,6 +173,25 @@ class Cluster:
                 out.append(int(entry.name))
         return out
 
+    def donor_processes(self, n: int) -> dict[int, str]:
+        """{pid: command line} of the donor side of a state transfer to node n: what
+        the other nodes run in their sessions for it (wsrep_sst_mariabackup --role
+        donor --address 127.0.0.1:<n's SST port>/..., its `sleep 10`, mariabackup)."""
+        port = self.sst_port(n)
+        out = {}
+        for m in range(1, len(self.nodes) + 1):
+            sid = self.pid(m) if m != n else None
+            if sid is None:
+                continue
+            session = {p: cmdline(p) for p in self.session_pids(sid)}
+            scripts = {p for p, cmd in session.items()
+                       if "wsrep_sst_mariabackup" in cmd and "donor" in cmd
+                       and f"127.0.0.1:{port}/" in cmd}
+            for p, cmd in session.items():
+                if p in scripts or _ppid(p) in scripts:
+                    out[p] = cmd
+        return out
+
     def listening(self, port: int) -> bool:
         """Whether some socket listens on 127.0.0.1:port."""
         proc = subprocess.run(["ss", "-Htln", f"sport = :{port}"], capture_output=True,
@@ -273,7 +292,7 @@ class Cluster:
                 out.append(f"=== node {n} ({d}): pid {pid}, {self._states(n - 1)}")
                 for p in self.session_pids(pid):
                     if p != pid:
-                        out.append(f"  session process {p}: {_cmdline(p)}")
+                        out.append(f"  session process {p}: {cmdline(p)}")
             for name, count, pattern in (
                     ("error.log", lines, _LOG_LINES),
                     ("data/mariabackup.backup.log", 5, None),
@@ -308,7 +327,16 @@ def _tail(path: Path, lines: int, pattern: re.Pattern | None = None) -> str:
     return "\n".join(line[:300] for line in text[-lines:])
 
 
-def _cmdline(pid: int) -> str:
+def _ppid(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+def cmdline(pid: int) -> str:
+    """The command line of process `pid`, or '(gone)'."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:

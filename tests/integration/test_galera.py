@@ -7,7 +7,9 @@ Synced. Counts and times are bounded: at most 200 messages and 60 s per loop.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -22,6 +24,7 @@ from conftest import (
     message,
 )
 from galera import SCRIPT as GALERA_SCRIPT
+from galera import cmdline
 
 LOOP_MESSAGES = 200
 LOOP_SECONDS = 60.0
@@ -405,3 +408,57 @@ def test_a_node_killed_during_its_state_transfer_starts_again(own_galera):
     print(f"node {n} started again in {time.monotonic() - started:.1f} s")
     assert not cluster.session_pids(session), "helpers of the killed run are still alive"
     assert cluster.session_pids(cluster.pid(n)), "the new run is not in a session of its own"
+
+
+def test_a_donor_still_sending_to_a_killed_joiner_is_stopped_before_it_starts_again(
+        own_galera):
+    """The donor chosen for a joiner that is then SIGKILLed goes on with the transfer:
+    its script has streamed the snapshot's first part (the GTID file), sleeps 10 s,
+    then streams the backup to the joiner's SST port. A slow donor (its sleep held
+    here with SIGSTOP, as a loaded machine might) would stream into the new run of the
+    joiner, which waits for a snapshot from another donor, or sit in Donor/Desynced;
+    `scripts/galera start-node` must stop that donor's side of the old transfer, so the
+    donor is Synced again and the node gets one snapshot from one donor."""
+    cluster = own_galera
+    cluster.check_dir_matches_urls()
+    cluster.wait_healthy()
+    n = 3
+    port = cluster.sst_port(n)
+    cluster.kill(n)
+    (cluster.dir / f"node{n}" / "data" / "grastate.dat").unlink(missing_ok=True)
+    starting = subprocess.Popen(
+        [str(GALERA_SCRIPT), "start-node", str(n), str(cluster.dir)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True, env=cluster.script_env())
+    held: int | None = None
+    try:
+        # Wait until the donor has sent the GTID file and sleeps before the backup.
+        deadline = time.monotonic() + 120
+        while held is None:
+            assert starting.poll() is None, f"start-node ended early: {starting.stderr.read()}"
+            assert time.monotonic() < deadline, f"no donor started sending to node {n}"
+            held = next((p for p, cmd in cluster.donor_processes(n).items()
+                         if cmd.startswith("sleep")), None)
+            time.sleep(0.05)
+        os.kill(held, signal.SIGSTOP)
+        stale = cluster.donor_processes(n)
+        donors = [m for m in (1, 2)
+                  if cluster.status(m - 1, "wsrep_local_state_comment") == "Donor/Desynced"]
+        assert donors, "no node is the donor of the transfer"
+        starting.kill()
+        starting.wait(timeout=30)
+        cluster.kill(n)
+        print(f"\nnode {n} killed while node {donors[0]} was sending to it "
+              f"({len(stale)} donor processes, sleep {held} held)")
+
+        started = time.monotonic()
+        cluster.script("start-node", str(n), str(cluster.dir))
+        cluster.wait_healthy(timeout=120)
+        print(f"node {n} started again in {time.monotonic() - started:.1f} s")
+        alive = {p: cmd for p, cmd in stale.items() if cmdline(p) == cmd}
+        assert not alive, f"the donor side of the killed run's transfer still runs: {alive}"
+    finally:
+        starting.kill()
+        starting.wait(timeout=30)
+        if held is not None and cmdline(held).startswith("sleep"):
+            os.kill(held, signal.SIGCONT)
