@@ -205,8 +205,20 @@ fn account_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AccountRecord, Meta
 }
 
 const ACCOUNT_COLUMNS: &str = "id, address, password_hash, quota_bytes, used_bytes";
-const MAILBOX_COLUMNS: &str = "id, account_id, name, special_use, subscribed, uidvalidity, uidnext, highest_modseq, recent_uid";
-const MESSAGE_COLUMNS: &str = "uid, modseq, flags, keywords, size, internal_date, blob_id";
+/// The column lists as macros too, so the inline reader's statements are static
+/// strings (`concat!`), not formatted on every read.
+macro_rules! mailbox_columns {
+    () => {
+        "id, account_id, name, special_use, subscribed, uidvalidity, uidnext, highest_modseq, recent_uid"
+    };
+}
+macro_rules! message_columns {
+    () => {
+        "uid, modseq, flags, keywords, size, internal_date, blob_id"
+    };
+}
+const MAILBOX_COLUMNS: &str = mailbox_columns!();
+const MESSAGE_COLUMNS: &str = message_columns!();
 
 /// A mailbox row as either driver reads it (`MAILBOX_COLUMNS`, in that order), so
 /// sqlx's rows and the inline reader's decode one way.
@@ -333,8 +345,10 @@ fn inline_mailbox(
     conn: &rusqlite::Connection,
     id: MailboxId,
 ) -> Result<Option<MailboxRecord>, MetaError> {
-    conn.prepare_cached(&format!(
-        "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?"
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        mailbox_columns!(),
+        " FROM mailboxes WHERE id = ?"
     ))
     .map_err(sqlite_error)?
     .query_row([id.0], MailboxColumns::from_inline)
@@ -935,8 +949,10 @@ impl MetaBackend for SqliteMeta {
     async fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>, MetaError> {
         self.inline.read(|conn| {
             let mut statement = conn
-                .prepare_cached(&format!(
-                    "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ? ORDER BY id"
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    mailbox_columns!(),
+                    " FROM mailboxes WHERE account_id = ? ORDER BY id"
                 ))
                 .map_err(sqlite_error)?;
             let rows = statement
@@ -1092,13 +1108,14 @@ impl MetaBackend for SqliteMeta {
     async fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Changes, MetaError> {
         self.inline.read(|conn| {
             // One read transaction, so the three answers describe the same instant.
-            let tx = conn.transaction().map_err(sqlite_error)?;
+            reader::begin(conn)?;
             let since = since.0 as i64;
             let messages = {
-                let mut statement = tx
-                    .prepare_cached(&format!(
-                        "SELECT {MESSAGE_COLUMNS} FROM messages
-                         WHERE mailbox_id = ? AND modseq > ? ORDER BY uid"
+                let mut statement = conn
+                    .prepare_cached(concat!(
+                        "SELECT ",
+                        message_columns!(),
+                        " FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid"
                     ))
                     .map_err(sqlite_error)?;
                 let rows = statement
@@ -1108,7 +1125,7 @@ impl MetaBackend for SqliteMeta {
                     .collect::<Result<Vec<_>, _>>()?
             };
             let expunged = {
-                let mut statement = tx
+                let mut statement = conn
                     .prepare_cached(
                         "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
                     )
@@ -1119,14 +1136,14 @@ impl MetaBackend for SqliteMeta {
                 rows.map(|row| stored_uid(row.map_err(sqlite_error)?))
                     .collect::<Result<Vec<_>, _>>()?
             };
-            let highest: i64 = tx
+            let highest: i64 = conn
                 .prepare_cached("SELECT highest_modseq FROM mailboxes WHERE id = ?")
                 .map_err(sqlite_error)?
                 .query_row([mailbox.0], |row| row.get(0))
                 .optional()
                 .map_err(sqlite_error)?
                 .ok_or_else(|| MetaError::not_found(format!("mailbox {}", mailbox.0)))?;
-            tx.commit().map_err(sqlite_error)?;
+            reader::commit(conn)?;
             Ok(Changes {
                 messages,
                 expunged,

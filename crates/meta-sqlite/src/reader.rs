@@ -91,6 +91,25 @@ impl InlineReader {
     }
 }
 
+/// Begins a read transaction, so several statements see one instant. Through cached
+/// statements: rusqlite's `transaction()` parses its BEGIN and COMMIT every time. A
+/// read that fails midway needs no rollback: [`InlineReader::read`] closes its
+/// connection.
+pub(crate) fn begin(conn: &Connection) -> Result<(), MetaError> {
+    conn.prepare_cached("BEGIN")
+        .and_then(|mut s| s.execute([]))
+        .map_err(sqlite_error)?;
+    Ok(())
+}
+
+/// Ends the read transaction [`begin`] started.
+pub(crate) fn commit(conn: &Connection) -> Result<(), MetaError> {
+    conn.prepare_cached("COMMIT")
+        .and_then(|mut s| s.execute([]))
+        .map_err(sqlite_error)?;
+    Ok(())
+}
+
 /// A rusqlite error as the backend reports it: a lock held too long is
 /// `Unavailable` (a retry may succeed), a value of the wrong type `Corrupt`.
 pub(crate) fn sqlite_error(e: rusqlite::Error) -> MetaError {
@@ -107,4 +126,67 @@ pub(crate) fn sqlite_error(e: rusqlite::Error) -> MetaError {
         _ => ErrorKind::Unavailable,
     };
     MetaError::new(kind, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.sqlite");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER);")
+            .unwrap();
+        (dir, path)
+    }
+
+    /// A connection whose read failed inside a transaction is closed, not handed to
+    /// the next read, which would otherwise see an old snapshot (or fail on BEGIN).
+    #[test]
+    fn a_failed_read_does_not_leave_its_connection_in_the_pool() {
+        let (_dir, path) = database();
+        let reader = InlineReader::new(&path);
+        let failed: Result<(), MetaError> = reader.read(|conn| {
+            begin(conn)?;
+            Err(MetaError::not_found("something"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(reader.lock().len(), 0);
+        // A writer's commit is seen by the next read, in a transaction of its own.
+        let writer = Connection::open(&path).unwrap();
+        writer.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        let count: i64 = reader
+            .read(|conn| {
+                begin(conn)?;
+                let n = conn
+                    .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                    .map_err(sqlite_error)?;
+                commit(conn)?;
+                Ok(n)
+            })
+            .unwrap();
+        assert_eq!(count, 1);
+        assert_eq!(reader.lock().len(), 1);
+        writer.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        let count: i64 = reader
+            .read(|conn| {
+                conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                    .map_err(sqlite_error)
+            })
+            .unwrap();
+        assert_eq!(count, 2, "a pooled connection sees later commits");
+    }
+
+    /// The connections are read-only: a write through one fails.
+    #[test]
+    fn connections_are_read_only() {
+        let (_dir, path) = database();
+        let reader = InlineReader::new(&path);
+        let wrote = reader.read(|conn| {
+            conn.execute("INSERT INTO t VALUES (1)", [])
+                .map_err(sqlite_error)
+        });
+        assert!(wrote.is_err());
+    }
 }
