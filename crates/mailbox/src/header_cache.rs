@@ -73,23 +73,50 @@ impl Mailstore {
     }
 
     /// [`summaries`](Self::summaries) without structures, for a FETCH of header
-    /// items alone: `messages` are `(UID, blob)` of `mailbox` in UID order. When their
-    /// UIDs are a dense run (a FETCH of `1:*` nearly always is), the cached headers are
-    /// read along the mailbox's rows in one query that leaves the structure out; a
-    /// message whose header is not cached, or does not end as a cut header does, is
-    /// read as `summaries` reads it (its structure then checks the header).
+    /// items alone: `messages` are `(UID, blob)` of `mailbox` in UID order, read as
+    /// [`headers_along`](Self::headers_along) reads them; a message whose header is
+    /// not served that way is read as `summaries` reads it (its structure then checks
+    /// the header).
     pub async fn header_summaries(
         &self,
         mailbox: MailboxId,
         messages: &[(Uid, BlobId)],
     ) -> Result<HashMap<BlobId, MessageSummary>, MailError> {
+        let along = self.headers_along(mailbox, messages).await?;
+        let mut out: HashMap<BlobId, MessageSummary> = along
+            .into_iter()
+            .map(|(blob, header)| {
+                let summary = MessageSummary {
+                    structure: None,
+                    header: Some(header),
+                };
+                (blob, summary)
+            })
+            .collect();
+        let rest = missing_from(messages, |blob| out.contains_key(blob));
+        if !rest.is_empty() {
+            out.extend(self.summaries(&rest, false).await?);
+        }
+        Ok(out)
+    }
+
+    /// The cached headers of `messages` (`(UID, blob)` of `mailbox`, in UID order)
+    /// that can be served without their structure. When the UIDs are a dense run (a
+    /// FETCH or SEARCH of `1:*` nearly always is), they are read along the mailbox's
+    /// rows in one query that leaves the structure out, and a header is kept if it
+    /// ends as a cut one does ([`ends_as_cut`]). Sparse UIDs are left to the caller
+    /// (an empty map), which reads by blob id.
+    async fn headers_along(
+        &self,
+        mailbox: MailboxId,
+        messages: &[(Uid, BlobId)],
+    ) -> Result<HashMap<BlobId, Bytes>, MailError> {
         let (Some(&(first, _)), Some(&(last, _))) = (messages.first(), messages.last()) else {
             return Ok(HashMap::new());
         };
         let span = u64::from(last.get()).saturating_sub(u64::from(first.get())) + 1;
         if span > 2 * messages.len() as u64 + 64 {
-            let blobs: Vec<BlobId> = messages.iter().map(|&(_, blob)| blob).collect();
-            return self.summaries(&blobs, false).await;
+            return Ok(HashMap::new());
         }
         let wanted: std::collections::HashSet<BlobId> =
             messages.iter().map(|&(_, blob)| blob).collect();
@@ -99,21 +126,27 @@ impl Mailstore {
                 && wanted.contains(&row.blob)
                 && ends_as_cut(&header, row.size)
             {
-                let summary = MessageSummary {
-                    structure: None,
-                    header: Some(Bytes::from(header)),
-                };
-                out.insert(row.blob, summary);
+                out.insert(row.blob, Bytes::from(header));
             }
         }
-        let rest: Vec<BlobId> = wanted
-            .into_iter()
-            .filter(|blob| !out.contains_key(blob))
-            .collect();
-        if !rest.is_empty() {
-            out.extend(self.summaries(&rest, false).await?);
-        }
         Ok(out)
+    }
+
+    /// [`header_texts`](Self::header_texts) of `messages` (`(UID, blob)` of
+    /// `mailbox`, in UID order), reading their cached headers along the mailbox's
+    /// rows where [`headers_along`](Self::headers_along) can.
+    pub async fn header_texts_in(
+        &self,
+        mailbox: MailboxId,
+        messages: &[(Uid, BlobId)],
+        fields: Option<&[String]>,
+    ) -> Result<HashMap<BlobId, MessageText>, MailError> {
+        let mut headers = self.headers_along(mailbox, messages).await?;
+        let rest = missing_from(messages, |blob| headers.contains_key(blob));
+        if !rest.is_empty() {
+            headers.extend(self.header_bytes(&rest).await?);
+        }
+        parse_headers(headers, fields).await
     }
 
     /// The header text of many bodies (SEARCH's header keys, SORT, THREAD): parsed
@@ -129,6 +162,13 @@ impl Mailstore {
         blobs: &[BlobId],
         fields: Option<&[String]>,
     ) -> Result<HashMap<BlobId, MessageText>, MailError> {
+        parse_headers(self.header_bytes(blobs).await?, fields).await
+    }
+
+    /// The header section of each of `blobs`: from the header cache where it fits
+    /// the stored structure, else from the verified body. Fails if such a body
+    /// cannot be read.
+    async fn header_bytes(&self, blobs: &[BlobId]) -> Result<HashMap<BlobId, Bytes>, MailError> {
         let records = self.meta().blobs(blobs).await?;
         let mut headers: HashMap<BlobId, Bytes> = HashMap::with_capacity(records.len());
         for record in records {
@@ -152,24 +192,45 @@ impl Mailstore {
                 entry.insert(self.body(blob).await?);
             }
         }
-        let fields = fields.map(<[String]>::to_vec);
-        tokio::task::spawn_blocking(move || {
-            headers
-                .into_iter()
-                .map(|(id, raw)| {
-                    let text = match &fields {
-                        Some(names) => {
-                            MessageText::parse_header(&filter_header_fields(&raw, names, true))
-                        }
-                        None => MessageText::parse_header(&raw),
-                    };
-                    (id, text)
-                })
-                .collect()
-        })
-        .await
-        .map_err(|e| MailError::new(ErrorKind::Unavailable, format!("parser task: {e}")))
+        Ok(headers)
     }
+}
+
+/// The blobs of `messages` that `have` does not, each once.
+fn missing_from(messages: &[(Uid, BlobId)], have: impl Fn(&BlobId) -> bool) -> Vec<BlobId> {
+    let mut rest: Vec<BlobId> = messages
+        .iter()
+        .map(|&(_, blob)| blob)
+        .filter(|blob| !have(blob))
+        .collect();
+    rest.sort_unstable();
+    rest.dedup();
+    rest
+}
+
+/// Parses each header section on a blocking thread: with `fields` (lower- or
+/// any-case names), only those fields (see [`Mailstore::header_texts`]).
+async fn parse_headers(
+    headers: HashMap<BlobId, Bytes>,
+    fields: Option<&[String]>,
+) -> Result<HashMap<BlobId, MessageText>, MailError> {
+    let fields = fields.map(<[String]>::to_vec);
+    tokio::task::spawn_blocking(move || {
+        headers
+            .into_iter()
+            .map(|(id, raw)| {
+                let text = match &fields {
+                    Some(names) => {
+                        MessageText::parse_header(&filter_header_fields(&raw, names, true))
+                    }
+                    None => MessageText::parse_header(&raw),
+                };
+                (id, text)
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| MailError::new(ErrorKind::Unavailable, format!("parser task: {e}")))
 }
 
 /// The offsets of a stored structure's root part, all a header check needs.

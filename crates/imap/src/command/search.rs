@@ -294,10 +294,15 @@ impl Session {
         // parsing only the fields the keys name.
         let mut fields = Vec::new();
         header_fields(key, &mut fields);
+        let mailbox = self.selected_mut()?.id;
         let load = |batch: &[(usize, MessageRecord)]| {
             let (mailstore, fields) = (self.mailstore.clone(), fields.clone());
-            let blobs: Vec<_> = batch.iter().map(|(_, m)| m.blob).collect();
-            tokio::spawn(async move { mailstore.header_texts(&blobs, Some(&fields)).await })
+            let messages: Vec<_> = batch.iter().map(|(_, m)| (m.uid, m.blob)).collect();
+            tokio::spawn(async move {
+                mailstore
+                    .header_texts_in(mailbox, &messages, Some(&fields))
+                    .await
+            })
         };
         let batches: Vec<_> = undecided.chunks(if with_body { 1 } else { 500 }).collect();
         let mut pending = None;

@@ -89,6 +89,7 @@ impl Session {
     ) -> Result<Vec<Candidate>, crate::session::CmdError> {
         let indices = self.search_indices(key, None).await?;
         let selected = self.selected_mut()?;
+        let mailbox = selected.id;
         let records: Vec<(u32, MessageRecord)> = indices
             .iter()
             .map(|&i| (i as u32 + 1, selected.messages[i].clone()))
@@ -97,8 +98,11 @@ impl Session {
         // SORT and THREAD look at header fields only: the header cache, 500 per read.
         let mut texts = std::collections::HashMap::new();
         for batch in records.chunks(500) {
-            let blobs: Vec<_> = batch.iter().map(|(_, r)| r.blob).collect();
-            let batch_texts = self.mailstore.header_texts(&blobs, None).await?;
+            let messages: Vec<_> = batch.iter().map(|(_, r)| (r.uid, r.blob)).collect();
+            let batch_texts = self
+                .mailstore
+                .header_texts_in(mailbox, &messages, None)
+                .await?;
             texts.extend(batch_texts.into_iter().map(|(id, t)| (id, t.fields)));
         }
         for (seq, record) in records {
