@@ -365,24 +365,36 @@ struct Delta {
     missing: Vec<(Uid, BlobId)>,
 }
 
+/// `view` must be in UID order. One walk over the view and the index's UIDs.
 fn delta(index: &TextIndex, view: &[(Uid, BlobId)]) -> Delta {
     // A UID below the view's largest that the view lacks was expunged before the
     // view was taken (UIDs are handed out in commit order); one above it may be a
     // delivery this view has not seen yet, and stays.
-    let largest = view.last().map_or(0, |(uid, _)| uid.get());
-    let in_view: BTreeSet<u32> = view.iter().map(|(uid, _)| uid.get()).collect();
-    let gone = index
-        .uids()
-        .range(..largest)
-        .filter(|uid| !in_view.contains(uid))
-        .copied()
-        .collect();
-    let missing = view
-        .iter()
-        .filter(|(uid, _)| !index.uids().contains(&uid.get()))
-        .copied()
-        .collect();
+    let (mut gone, mut missing) = (Vec::new(), Vec::new());
+    let mut held = index.uids().iter().copied().peekable();
+    for &(uid, blob) in view {
+        let uid_n = uid.get();
+        while let Some(h) = held.next_if(|h| *h < uid_n) {
+            gone.push(h);
+        }
+        if held.next_if_eq(&uid_n).is_none() {
+            missing.push((uid, blob));
+        }
+    }
     Delta { gone, missing }
+}
+
+/// Whether `view` is in strictly ascending UID order, as sessions keep it.
+fn in_uid_order(view: &[(Uid, BlobId)]) -> bool {
+    view.windows(2).all(|w| w[0].0 < w[1].0)
+}
+
+fn sort_view(mut view: Vec<(Uid, BlobId)>) -> Vec<(Uid, BlobId)> {
+    if !in_uid_order(&view) {
+        view.sort_unstable_by_key(|(uid, _)| *uid);
+        view.dedup_by_key(|(uid, _)| *uid);
+    }
+    view
 }
 
 impl Mailstore {
@@ -538,7 +550,7 @@ impl Mailstore {
             return Ok(0);
         }
         let messages = self.messages(job.account, job.mailbox).await?;
-        let view: Vec<(Uid, BlobId)> = messages.iter().map(|m| (m.uid, m.blob)).collect();
+        let view = sort_view(messages.iter().map(|m| (m.uid, m.blob)).collect());
         drop(messages);
         let Updated {
             slot,
@@ -635,6 +647,13 @@ impl Mailstore {
         let Some(indexes) = self.inner.text_indexes.get() else {
             return Ok(None);
         };
+        let sorted;
+        let view = if in_uid_order(view) {
+            view
+        } else {
+            sorted = sort_view(view.to_vec());
+            &sorted[..]
+        };
         let record = self.mailbox(account, mailbox).await?;
         let uidvalidity = record.uidvalidity.0.get();
         let path = indexes.path(account, mailbox, uidvalidity);
@@ -691,18 +710,20 @@ impl Mailstore {
             let slot = updated.slot;
             let mut unindexed = updated.unindexed;
             unindexed.extend(updated.behind.iter().map(|(uid, _)| *uid));
-            let in_view: BTreeSet<u32> = view
-                .iter()
-                .map(|(uid, _)| uid.get())
-                .filter(|uid| Uid::new(*uid).is_some_and(|u| !unindexed.contains(&u)))
-                .collect();
+            // The view's UIDs, ascending, for a binary search per candidate.
+            let in_view: Vec<u32> = view.iter().map(|(uid, _)| uid.get()).collect();
+            let skip = unindexed.clone();
             let keys = keys.to_vec();
             // Tantivy reads its files here (and panics on some damage, which the
             // blocking task turns into an error).
             let matches = blocking(move || {
                 let index = slot.as_ref().expect("opened above");
+                let wanted = |uid: u32| {
+                    in_view.binary_search(&uid).is_ok()
+                        && Uid::new(uid).is_some_and(|u| !skip.contains(&u))
+                };
                 keys.iter()
-                    .map(|key| matching(index, key, &in_view))
+                    .map(|key| matching(index, key, &wanted))
                     .collect::<Result<Vec<_>, _>>()
             })
             .await?;
@@ -846,14 +867,14 @@ async fn commit(mut slot: Guard) -> Result<Guard, Failure> {
 fn matching(
     index: &TextIndex,
     key: &TextKey,
-    in_view: &BTreeSet<u32>,
+    wanted: &impl Fn(u32) -> bool,
 ) -> Result<Option<Vec<Uid>>, FtsError> {
     let (scope, needle) = match key {
         TextKey::Body(s) => (Scope::Body, s),
         TextKey::Text(s) => (Scope::Text, s),
         TextKey::Header(name, s) => (Scope::Header(name.to_lowercase()), s),
     };
-    let Some(candidates) = index.candidates(&scope, needle, |uid| in_view.contains(&uid))? else {
+    let Some(candidates) = index.candidates(&scope, needle, wanted)? else {
         return Ok(None);
     };
     Ok(Some(

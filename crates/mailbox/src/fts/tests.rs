@@ -605,3 +605,38 @@ proptest! {
         });
     }
 }
+
+#[test]
+fn the_delta_of_an_index_and_a_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut index = TextIndex::open(dir.path()).unwrap();
+    for uid in [1, 2, 3, 5, 9] {
+        let text = IndexedText {
+            uid,
+            headers: Vec::new(),
+            body: String::new(),
+        };
+        index.add(text).unwrap();
+    }
+    let view = |uids: &[u32]| -> Vec<(Uid, BlobId)> {
+        uids.iter()
+            .map(|u| (Uid::new(*u).unwrap(), BlobId([*u as u8; 32])))
+            .collect()
+    };
+    let uids = |list: &[(Uid, BlobId)]| list.iter().map(|(u, _)| u.get()).collect::<Vec<_>>();
+    // 1 was expunged; 4 and 6 are new; 9 is above the view's largest (a delivery
+    // the session has not seen yet) and stays.
+    let Delta { gone, missing } = delta(&index, &view(&[2, 3, 4, 5, 6]));
+    assert_eq!(gone, [1]);
+    assert_eq!(uids(&missing), [4, 6]);
+    let Delta { gone, missing } = delta(&index, &view(&[]));
+    assert!(gone.is_empty() && missing.is_empty());
+    let Delta { gone, missing } = delta(&index, &view(&[10]));
+    assert_eq!(gone, [1, 2, 3, 5, 9]);
+    assert_eq!(uids(&missing), [10]);
+    assert_eq!(
+        uids(&sort_view(view(&[3, 1, 2, 1]))),
+        [1, 2, 3],
+        "a view out of order is sorted"
+    );
+}
