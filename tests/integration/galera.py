@@ -75,6 +75,7 @@ class Cluster:
         self.dir = directory or Path(os.environ.get(DIR_VAR, "/var/tmp/evermail-galera"))
         # None: scripts/galera takes EVERMAIL_GALERA_PORT_OFFSET from the environment.
         self.port_offset = port_offset
+        self._sst_ports: dict[int, int] = {}
 
     # -- SQL ----------------------------------------------------------------
 
@@ -139,10 +140,12 @@ class Cluster:
 
     def sst_port(self, n: int) -> int:
         """The port node n (1-based) receives a state snapshot (SST) on."""
-        cnf = (self._node_dir(n) / "my.cnf").read_text()
-        m = re.search(r"^wsrep_sst_receive_address = [\d.]+:(\d+)$", cnf, re.M)
-        assert m, f"no wsrep_sst_receive_address in node {n}'s my.cnf"
-        return int(m.group(1))
+        if n not in self._sst_ports:
+            cnf = (self._node_dir(n) / "my.cnf").read_text()
+            m = re.search(r"^wsrep_sst_receive_address = [\d.]+:(\d+)$", cnf, re.M)
+            assert m, f"no wsrep_sst_receive_address in node {n}'s my.cnf"
+            self._sst_ports[n] = int(m.group(1))
+        return self._sst_ports[n]
 
     def pid(self, n: int) -> int | None:
         """The pid of node n (1-based) from scripts/galera's pid file, if alive."""
@@ -224,14 +227,15 @@ class Cluster:
             env[OFFSET_VAR] = str(self.port_offset)
         return env
 
+    def node_healthy(self, n: int) -> bool:
+        """Node n (1-based) runs, is Synced and ready, in a cluster of every node."""
+        return (self.pid(n) is not None
+                and self.status(n - 1, "wsrep_local_state") == "4"
+                and self.status(n - 1, "wsrep_ready") == "ON"
+                and self.status(n - 1, "wsrep_cluster_size") == str(len(self.nodes)))
+
     def healthy(self) -> bool:
-        return all(
-            self.pid(n) is not None
-            and self.status(n - 1, "wsrep_local_state") == "4"
-            and self.status(n - 1, "wsrep_ready") == "ON"
-            and self.status(n - 1, "wsrep_cluster_size") == str(len(self.nodes))
-            for n in range(1, len(self.nodes) + 1)
-        )
+        return all(self.node_healthy(n) for n in range(1, len(self.nodes) + 1))
 
     def wait_healthy(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
@@ -240,16 +244,35 @@ class Cluster:
             time.sleep(0.5)
 
     def repair(self) -> None:
-        """Leave the cluster whole for the next test, whatever this one did."""
+        """Leave the cluster whole for the next test, whatever this one did: nodes
+        that are down are started; a node still not healthy after 120 s (a donor
+        stuck in a transfer, a node out of the Primary component) is restarted, and
+        the whole cluster when no node is healthy."""
         if self.healthy():
             return
-        running = [n for n in range(1, len(self.nodes) + 1) if self.pid(n) is not None]
+        every = range(1, len(self.nodes) + 1)
+        running = [n for n in every if self.pid(n) is not None]
         if not running:
             self.script("up", str(self.dir))
         else:
-            for n in range(1, len(self.nodes) + 1):
+            for n in every:
                 if self.pid(n) is None:
                     self.script("start-node", str(n), str(self.dir))
+        try:
+            self.wait_healthy()
+            return
+        except AssertionError:
+            pass
+        stuck = [n for n in every if not (
+            self.pid(n) is not None and self.status(n - 1, "wsrep_local_state") == "4"
+            and self.status(n - 1, "wsrep_ready") == "ON")]
+        if not stuck or len(stuck) == len(self.nodes):
+            self.script("down", str(self.dir))
+            self.script("up", str(self.dir))
+        else:
+            for n in stuck:
+                self.script("stop-node", str(n), str(self.dir))
+                self.script("start-node", str(n), str(self.dir))
         self.wait_healthy()
 
     def down(self) -> None:

@@ -2,7 +2,9 @@
 
 Each test gets a fresh database on the cluster of EVERMAIL_TEST_MYSQL_URLS (see
 galera.py; skipped without one, failed under CI), and leaves the cluster whole and
-Synced. Counts and times are bounded: at most 200 messages and 60 s per loop.
+Synced; the two that kill a joiner during its state transfer start a cluster of their
+own (`own_galera`). Counts and times are bounded: at most 200 messages and 60 s per
+loop.
 """
 
 from __future__ import annotations
