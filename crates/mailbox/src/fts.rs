@@ -558,11 +558,12 @@ impl Mailstore {
             behind,
             ..
         } = self.update(slot, &view, indexes.in_search_adds).await?;
-        drop(slot);
         if behind.is_empty() {
             return Ok(added);
         }
+        // Marked before the lock goes, so no search starts adding them itself.
         let _building = Building::start(indexes, key);
+        drop(slot);
         let (mut added, mut since_commit) = (0, 0);
         for chunk in behind.chunks(ADD_CHUNK) {
             let (readable, _) = self.read_bodies(chunk).await;
