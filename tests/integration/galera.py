@@ -206,6 +206,11 @@ class Cluster:
         pid = self.pid(n)
         assert pid is not None, f"node {n} is not running"
         os.kill(pid, signal.SIGKILL)
+        self.kill_wait(n)
+
+    def kill_wait(self, n: int) -> None:
+        """Wait until node n, sent SIGKILL, is gone."""
+        pid = self.pid(n)
         deadline = time.monotonic() + 30
         while self.pid(n) is not None:
             assert time.monotonic() < deadline, f"node {n} (pid {pid}) survived SIGKILL"
