@@ -2,11 +2,15 @@
 index (issue 7), with imaplib against the real binary. The first search of a
 mailbox without an index answers by scanning and the indexer builds the index
 in the background; later searches use it (the evermail_text_index_searches_total
-metric says so) and answer the same, also after new mail and an expunge."""
+metric says so) and answer the same, also after new mail and an expunge. With
+`[search] index_new_mail` (the default) the index is built after delivery, so even
+the first search reads it."""
 
 import time
 
-from conftest import ALICE, deliver_ok, message, select
+from conftest import ALICE, CONFIG, deliver_ok, message, select
+
+BUILD_ON_SEARCH = CONFIG + "\n[search]\nindex_new_mail = false\n"
 
 QUARTERLY = (
     b"From: Bob Report <bob@example.org>\r\n"
@@ -80,7 +84,7 @@ def eventually(what: str, done) -> None:
 
 
 def test_header_search_without_then_with_the_index(make_server):
-    server = make_server("hdr").start()
+    server = make_server("hdr", BUILD_ON_SEARCH).start()
     server.add_account(*ALICE)
     for body in [
         QUARTERLY,  # 1
@@ -116,4 +120,24 @@ def test_header_search_without_then_with_the_index(make_server):
     for criteria, want in CASES_AFTER:
         assert uid_search(client, *criteria) == want, criteria
     assert searches(server, "used") >= used + len(CASES_AFTER)
+    client.logout()
+
+
+def test_new_mail_is_indexed_before_the_first_search(make_server):
+    server = make_server("auto").start()
+    server.add_account(*ALICE)
+    for body in [QUARTERLY, JOERG, message("lunch", "Soup.\r\n")]:
+        deliver_ok(server, [ALICE[0]], body)
+    # The indexer builds INBOX's index a little after the deliveries, unasked.
+    eventually("the index is built after delivery",
+               lambda: any((server.data_dir / "index").glob("*/*/meta.json")))
+    client = server.imap(*ALICE)
+    assert select(client) == 3
+    eventually("the first search uses the index",
+               lambda: uid_search(client, "SUBJECT", "report") == [1]
+               and searches(server, "used") >= 1)
+    assert searches(server, "none") == 0
+    assert uid_search(client, "FROM", "joerg") == [2]
+    assert uid_search(client, "BODY", "soup") == [3]
+    assert searches(server, "none") == 0
     client.logout()

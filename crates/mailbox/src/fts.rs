@@ -2,12 +2,15 @@
 //! the node's text index (`evermail_fts`), a cache under
 //! `DATA/index/<account>/<mailbox>-<uidvalidity>/` that is never the truth.
 //!
-//! No search builds an index. The first search of a mailbox this node has no index
-//! of is answered without one (the caller scans) and asks the node's indexer
-//! ([`Mailstore::run_text_indexer`], one background task) to build it. The indexer
-//! runs one job at a time for the whole node, each mailbox queued at most once, and
-//! brings the indexes this node has up to date a little after new mail arrives
-//! (debounced), so a search mostly finds its index current. A search still brings
+//! No search builds an index. The node's indexer ([`Mailstore::run_text_indexer`],
+//! one background task) builds a mailbox's index a little after mail arrives in it
+//! (debounced; [`TextIndexOptions::index_new_mail`], on by default), and brings the
+//! indexes this node has up to date the same way, so a search mostly finds its index
+//! current. A search of a mailbox this node has no index of (none was built yet, or
+//! `index_new_mail` is off) is answered without one (the caller scans) and asks the
+//! indexer to build it. The indexer runs one job at a time for the whole node, each
+//! mailbox queued at most once; a build's parsing and adding runs on one thread at a
+//! lower priority ([`INDEXER_NICE`]), so deliveries and sessions come first. A search still brings
 //! the index up to date with the session's view (the view's expunged removed, up to
 //! [`IN_SEARCH_ADDS`] missing messages read and added); with more missing it leaves
 //! those to the caller's scan and asks the indexer. While the indexer adds many
@@ -129,10 +132,38 @@ type Guard = tokio::sync::OwnedMutexGuard<Option<TextIndex>>;
 struct Job {
     account: AccountId,
     mailbox: MailboxId,
-    /// Build one when there is none (a search asked); otherwise only an index
-    /// already on disk is brought up to date, and only when new mail is missing.
+    /// Build one when there is none (a search asked, or new mail came with
+    /// [`TextIndexOptions::index_new_mail`]); otherwise only an index already on
+    /// disk is brought up to date.
     create: bool,
+    /// Queued after changes to the mailbox: an index holding its newest message is
+    /// left alone (a search's job, which may lack older messages, is not).
+    after_change: bool,
 }
+
+/// `[search]`: how the node keeps its text indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TextIndexOptions {
+    /// Build a mailbox's index a little after mail arrives in it (as Dovecot's
+    /// `fts_autoindex` and Stalwart do), so even its first search reads an index.
+    /// Off: an index is built only after a mailbox's first search, which scans.
+    /// Either way an index this node has is kept up to date after new mail.
+    pub index_new_mail: bool,
+}
+
+impl Default for TextIndexOptions {
+    fn default() -> TextIndexOptions {
+        TextIndexOptions {
+            index_new_mail: true,
+        }
+    }
+}
+
+/// The nice value of the thread that adds messages during a build: under load
+/// deliveries and sessions come first (a nice-10 thread gets about a tenth of a
+/// contended core), while an idle machine builds at full speed.
+const INDEXER_NICE: i32 = 10;
 
 /// The indexer's work.
 #[derive(Default)]
@@ -162,10 +193,13 @@ pub(crate) struct TextIndexes {
     /// [`DEBOUNCE`] and [`IN_SEARCH_ADDS`], but for tests.
     debounce: Duration,
     in_search_adds: usize,
+    options: TextIndexOptions,
+    /// The low-priority thread a build adds messages on, started with the first.
+    builder: std::sync::OnceLock<Builder>,
 }
 
 impl TextIndexes {
-    pub(crate) fn new(dir: PathBuf) -> TextIndexes {
+    pub(crate) fn new(dir: PathBuf, options: TextIndexOptions) -> TextIndexes {
         TextIndexes {
             dir,
             open: Mutex::new(HashMap::new()),
@@ -174,7 +208,13 @@ impl TextIndexes {
             counters: Counters::default(),
             debounce: DEBOUNCE,
             in_search_adds: IN_SEARCH_ADDS,
+            options,
+            builder: std::sync::OnceLock::new(),
         }
+    }
+
+    fn builder(&self) -> &Builder {
+        self.builder.get_or_init(Builder::start)
     }
 
     fn path(&self, account: AccountId, mailbox: MailboxId, uidvalidity: u32) -> PathBuf {
@@ -218,6 +258,7 @@ impl TextIndexes {
         jobs.changed.remove(&job.mailbox);
         if let Some(queued) = jobs.queue.iter_mut().find(|j| j.mailbox == job.mailbox) {
             queued.create |= job.create;
+            queued.after_change &= job.after_change;
             return;
         }
         if jobs.queue.len() + jobs.changed.len() >= MAX_WAITING {
@@ -264,7 +305,8 @@ impl TextIndexes {
             self.request(Job {
                 account,
                 mailbox,
-                create: false,
+                create: self.options.index_new_mail,
+                after_change: true,
             });
         }
     }
@@ -275,6 +317,12 @@ impl TextIndexes {
         let job = jobs.queue.pop_front()?;
         jobs.running = Some(job.mailbox);
         Some(job)
+    }
+
+    /// Mailboxes queued, running or waiting out the debounce.
+    fn pending(&self) -> usize {
+        let jobs = self.jobs();
+        jobs.queue.len() + jobs.changed.len() + usize::from(jobs.running.is_some())
     }
 
     fn is_building(&self, mailbox: MailboxId, uidvalidity: u32) -> bool {
@@ -401,8 +449,8 @@ impl Mailstore {
     /// Keeps a text index per mailbox under `dir` (a node's `DATA/index`), used by
     /// [`Mailstore::search_text`] and built by [`Mailstore::run_text_indexer`]. Call
     /// once, before the mail store is shared; a second call changes nothing.
-    pub fn enable_text_index(&self, dir: PathBuf) {
-        let _ = self.inner.text_indexes.set(TextIndexes::new(dir));
+    pub fn enable_text_index(&self, dir: PathBuf, options: TextIndexOptions) {
+        let _ = self.inner.text_indexes.set(TextIndexes::new(dir, options));
     }
 
     /// How the text indexes have served so far (all zero without them).
@@ -425,6 +473,7 @@ impl Mailstore {
         let mut changes = self.subscribe();
         let mut running: Option<tokio::task::JoinHandle<()>> = None;
         loop {
+            metrics::gauge!("evermail_text_index_pending").set(indexes.pending() as f64);
             if running.is_none()
                 && let Some(job) = indexes.next_job()
             {
@@ -546,7 +595,9 @@ impl Mailstore {
         // After new mail only: expunged messages cost a scan nothing (the index
         // answers for the view's messages only) and a search removes them.
         let newest = slot.as_ref().and_then(|i| i.uids().last().copied());
-        if !job.create && newest.is_some_and(|uid| u64::from(uid) + 1 >= u64::from(uidnext)) {
+        if (!job.create || job.after_change)
+            && newest.is_some_and(|uid| u64::from(uid) + 1 >= u64::from(uidnext))
+        {
             return Ok(0);
         }
         let messages = self.messages(job.account, job.mailbox).await?;
@@ -574,7 +625,10 @@ impl Mailstore {
             added += readable.len();
             since_commit += readable.len();
             let commit = since_commit >= COMMIT_EVERY;
-            slot = add_to(slot, readable, commit).await?;
+            slot = indexes
+                .builder()
+                .run(move || add_all(slot, readable, commit))
+                .await?;
             drop(slot);
             if commit {
                 since_commit = 0;
@@ -584,7 +638,10 @@ impl Mailstore {
         if !slot.as_ref().is_some_and(TextIndex::exists) {
             return Err(Failure::Gone);
         }
-        commit(slot).await?;
+        indexes
+            .builder()
+            .run(move || add_all(slot, Vec::new(), true))
+            .await?;
         metrics::counter!("evermail_text_index_added_total").increment(added as u64);
         Ok(added)
     }
@@ -676,6 +733,7 @@ impl Mailstore {
                 account,
                 mailbox,
                 create: true,
+                after_change: false,
             });
             indexes.unindexed_search();
             return Ok(None);
@@ -738,6 +796,7 @@ impl Mailstore {
                         account,
                         mailbox,
                         create: true,
+                        after_change: false,
                     });
                 }
                 let (counter, label) = if building {
@@ -836,24 +895,78 @@ struct Updated {
 
 /// Parses and adds `readable` to the index in `slot`, and commits if asked.
 async fn add_to(slot: Guard, readable: Vec<(Uid, Bytes)>, commit: bool) -> Result<Guard, Failure> {
-    let mut slot = slot;
-    blocking(move || {
-        let index = slot.as_mut().expect("opened by the caller");
-        for (uid, body) in readable {
-            let text = MessageText::parse(&body);
-            let (headers, body) = text.searchable();
-            index.add(IndexedText {
-                uid: uid.get(),
-                headers: headers.to_vec(),
-                body: body.to_string(),
-            })?;
+    blocking(move || add_all(slot, readable, commit)).await
+}
+
+fn add_all(mut slot: Guard, readable: Vec<(Uid, Bytes)>, commit: bool) -> Result<Guard, FtsError> {
+    let index = slot.as_mut().expect("opened by the caller");
+    for (uid, body) in readable {
+        let text = MessageText::parse(&body);
+        let (headers, body) = text.searchable();
+        index.add(IndexedText {
+            uid: uid.get(),
+            headers: headers.to_vec(),
+            body: body.to_string(),
+        })?;
+    }
+    if commit {
+        index.commit()?;
+    }
+    Ok(slot)
+}
+
+type Work = Box<dyn FnOnce() + Send>;
+
+/// One thread at [`INDEXER_NICE`] for a build's parsing and adding (tokio's blocking
+/// pool is shared with the sessions' work, and a pooled thread cannot be given back
+/// its priority without privileges). Tantivy's writer is created on it when a build
+/// adds the first message, so the writer's own thread inherits its nice value too.
+struct Builder {
+    work: std::sync::mpsc::Sender<Work>,
+}
+
+impl Builder {
+    fn start() -> Builder {
+        let (work, queue) = std::sync::mpsc::channel::<Work>();
+        let spawned = std::thread::Builder::new()
+            .name("evermail-index".into())
+            .spawn(move || {
+                // On Linux the nice value is the calling thread's; threads it starts
+                // inherit it. Failing to lower the priority costs only fairness.
+                if let Err(error) = rustix::process::setpriority_process(None, INDEXER_NICE) {
+                    tracing::debug!(%error, "text indexer keeps its priority");
+                }
+                for job in queue {
+                    job();
+                }
+            });
+        if let Err(error) = spawned {
+            // Without the thread every run fails at once and the build is retried later.
+            tracing::error!(%error, "cannot start the text indexer's thread");
         }
-        if commit {
-            index.commit()?;
+        Builder { work }
+    }
+
+    /// Runs `work` on the builder's thread; a panic there (tantivy panics on some
+    /// damage) comes back as an error, as from the blocking pool.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, FtsError> + Send + 'static,
+    ) -> Result<T, Failure> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Work = Box::new(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+            let _ = done.send(outcome);
+        });
+        if self.work.send(job).is_err() {
+            return Err(Failure::Builder("the indexer's thread is gone"));
         }
-        Ok(slot)
-    })
-    .await
+        match result.await {
+            Ok(Ok(outcome)) => Ok(outcome?),
+            Ok(Err(_panic)) => Err(Failure::Builder("the indexer's thread panicked")),
+            Err(_) => Err(Failure::Builder("the indexer's thread is gone")),
+        }
+    }
 }
 
 async fn commit(mut slot: Guard) -> Result<Guard, Failure> {
@@ -905,6 +1018,8 @@ enum Failure {
     Mail(#[from] MailError),
     #[error("text index deleted while it was being built")]
     Gone,
+    #[error("text index build failed: {0}")]
+    Builder(&'static str),
 }
 
 /// Every `<account>/<mailbox>-<uidvalidity>` directory under `dir`, with its

@@ -44,7 +44,7 @@ pub use decode::decode_transfer_encoding;
 pub use deliver::Delivered;
 pub use error::{ErrorKind, MailError};
 pub use evermail_meta::{Changes, FlagChange, FlagUpdate, MailboxRecord, MessageRecord};
-pub use fts::{MIN_INDEXED_CHARS, TextHits, TextKey};
+pub use fts::{MIN_INDEXED_CHARS, TextHits, TextIndexOptions, TextKey};
 pub use header_cache::{MAX_CACHED_HEADER, MessageSummary, filter_header_fields};
 pub use login_guard::{LockScope, LoginGuardOptions};
 pub use maildrop::MaildropLock;

@@ -24,6 +24,8 @@ pub struct Config {
     pub pop3: evermail_pop3::Pop3Options,
     /// `[auth]`: the failed-login lockout IMAP and POP3 share.
     pub auth: evermail_mailbox::LoginGuardOptions,
+    /// `[search]`: how this node keeps its text indexes.
+    pub search: evermail_mailbox::TextIndexOptions,
     pub tls: evermail_tls::TlsOptions,
     pub admin: AdminOptions,
     pub metadata: MetadataConfig,
@@ -430,6 +432,15 @@ max_failures_per_ip = 50
 # the user out of their own devices.
 max_failures_per_user = 100
 
+[search]
+# Each node keeps a text index per mailbox under DATA/index (a cache, rebuilt
+# when deleted) for SEARCH BODY, TEXT, SUBJECT, FROM, TO, CC, BCC and HEADER.
+# true: a mailbox's index is built a little after mail arrives in it, on a
+# low-priority thread, so even its first search reads an index. false: only
+# after its first search (which reads every message). The index takes about a
+# third of the mail's size on disk.
+index_new_mail = true
+
 [tls]
 # The certificate for imaps, pop3s, STARTTLS and STLS, PEM: the chain (server certificate
 # first) and its private key. Relative paths are inside the data directory.
@@ -623,6 +634,7 @@ mod tests {
         );
         assert_eq!(parsed.pop3.plaintext_auth, default.pop3.plaintext_auth);
         assert_eq!(parsed.auth, default.auth);
+        assert_eq!(parsed.search, default.search);
         assert_eq!(parsed.tls, default.tls);
         assert_eq!(parsed.admin.listen, default.admin.listen);
         assert_eq!(parsed.storage.replicas, default.storage.replicas);

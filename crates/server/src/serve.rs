@@ -41,7 +41,7 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
     let storage = open_storage(&config, &data_dir).await?;
     let mailstore = storage.mailstore(&config, &data_dir);
     // SEARCH BODY/TEXT's index: a cache, rebuilt when deleted (`mailbox::fts`).
-    mailstore.enable_text_index(data_dir.join("index"));
+    mailstore.enable_text_index(data_dir.join("index"), config.search);
     let stale = mailstore
         .clean_spool()
         .context("removing stale spool files")?;
@@ -197,35 +197,40 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
     tokio::pin!(signal);
     loop {
         tokio::select! {
-            result = &mut signal => { result?; break; }
-            changed = state.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-                let now = *state.borrow_and_update();
-                match now {
-                    NodeState::Draining if !sessions.is_cancelled() => {
-                        // What SIGTERM does, minus the exit: the node keeps its admin
-                        // endpoint and its heartbeat, and can be undrained.
-                        tracing::info!("draining: no new sessions; ending the open ones");
-                        println!("draining");
-                        metrics::gauge!("evermail_node_draining").set(1.0);
-                        readiness.set(false);
-                        sessions.cancel();
+                result = &mut signal => { result?; break; }
+                changed = state.changed() => {
+                    if changed.is_err() {
+                        break;
                     }
-                    NodeState::Active if sessions.is_cancelled() => {
-                        let listeners = frontends.rebind().await?;
-                        sessions = shutdown.child_token();
-                        frontends.start(listeners, &sessions, &services);
-                        readiness.set(true);
-                        metrics::gauge!("evermail_node_draining").set(0.0);
-                        tracing::info!("undrained: taking sessions again");
-                        println!("ready");
+                    let now = *state.borrow_and_update();
+                    match now {
+                        NodeState::Draining if !sessions.is_cancelled() => {
+                            // What SIGTERM does, minus the exit: the node keeps its admin
+                            // endpoint and its heartbeat, and can be undrained.
+                            tracing::info!("draining: no new sessions; ending the open ones");
+                            println!("draining");
+                            metrics::gauge!("evermail_node_draining").set(1.0);
+                            readiness.set(false);
+                            sessions.cancel();
+                        }
+                        NodeState::Active if sessions.is_cancelled() => {
+                            let listeners = frontends.rebind().await?;
+                            sessions = shutdown.child_token();
+                            frontends.start(listeners, &sessions, &services);
+                            readiness.set(true);
+                            metrics::gauge!("evermail_node_draining").set(0.0);
+        metrics::describe_gauge!(
+            "evermail_text_index_pending",
+            "Mailboxes the text indexer has yet to build or bring up to date (queued, running, or waiting out the quiet time after new mail)"
+        );
+        metrics::gauge!("evermail_text_index_pending").set(0.0);
+                            tracing::info!("undrained: taking sessions again");
+                            println!("ready");
+                        }
+                        _ => {}
                     }
-                    _ => {}
                 }
             }
-        }
     }
     tracing::info!("shutting down: no new connections; finishing in-flight work");
     readiness.set(false);

@@ -27,6 +27,17 @@ async fn fixture() -> Fixture {
 }
 
 async fn fixture_with(debounce: Duration, in_search_adds: usize) -> Fixture {
+    let options = TextIndexOptions {
+        index_new_mail: false,
+    };
+    fixture_with_options(debounce, in_search_adds, options).await
+}
+
+async fn fixture_with_options(
+    debounce: Duration,
+    in_search_adds: usize,
+    options: TextIndexOptions,
+) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let meta = SqliteMeta::open(&dir.path().join("meta.sqlite"))
         .await
@@ -35,7 +46,8 @@ async fn fixture_with(debounce: Duration, in_search_adds: usize) -> Fixture {
     let blobs = BlobStore::new(vec![StoreHandle::new("local", Arc::new(backend))], 1, 1).unwrap();
     let store = Mailstore::new(Meta::new(meta), blobs, MailstoreOptions::default());
     let index_dir = dir.path().join("index");
-    let indexes = TextIndexes::new(index_dir.clone()).with_limits(debounce, in_search_adds);
+    let indexes =
+        TextIndexes::new(index_dir.clone(), options).with_limits(debounce, in_search_adds);
     assert!(store.inner.text_indexes.set(indexes).is_ok());
     let indexer = store.clone();
     tokio::spawn(async move { indexer.run_text_indexer().await });
@@ -474,6 +486,79 @@ async fn a_search_leaves_many_missing_messages_to_the_indexer() {
     let hits = search().await.unwrap().expect("an index");
     assert!(hits.unindexed.is_empty());
     assert_eq!(f.store.text_index_stats().added_in_search, 3);
+}
+
+#[tokio::test]
+async fn with_index_new_mail_the_indexer_builds_before_any_search() {
+    // A search may add 2 messages, so the build (the corpus appended within the
+    // debounce) goes through the builder thread.
+    let options = TextIndexOptions {
+        index_new_mail: true,
+    };
+    let f = fixture_with_options(Duration::from_millis(500), 2, options).await;
+    for raw in CORPUS {
+        f.append(raw.as_bytes()).await;
+    }
+    let stats = || f.store.text_index_stats();
+    let all = CORPUS.len() as u64;
+    eventually("the new mail indexed", || {
+        stats().added_in_background == all
+    })
+    .await;
+    f.store.text_indexer_idle().await;
+
+    // The first search already reads the index.
+    let keys = keys(&["report", "lunch", "jörg"]);
+    assert_eq!(f.check(&keys).await, keys.len());
+    assert_eq!(stats().searches_unindexed, 0);
+    assert_eq!(stats().searches_indexed, 1);
+    assert_eq!(stats().added_in_search, 0);
+
+    // The build ran on the indexer's own thread, at a lower priority.
+    let nice = indexer_thread_nice().expect("an evermail-index thread");
+    assert_eq!(nice, INDEXER_NICE);
+
+    // A flag change leaves an index that holds the newest message alone; new mail
+    // is added.
+    let jobs = stats().jobs;
+    let (uid, _) = f.view().await[0];
+    f.store
+        .store_flags(
+            f.account,
+            f.inbox,
+            &[uid],
+            crate::FlagChange::Add,
+            &Flags::from_iter([evermail_types::Flag::Seen]),
+        )
+        .await
+        .unwrap();
+    eventually("the flag change's job ran", || stats().jobs > jobs).await;
+    assert_eq!(stats().added_in_background, all);
+    f.append(b"Subject: lunch\r\n\r\nreport\r\n").await;
+    eventually("the new message indexed", || {
+        stats().added_in_background == all + 1
+    })
+    .await;
+    assert_eq!(f.check(&keys).await, keys.len());
+    assert_eq!(stats().searches_unindexed, 0);
+    assert_eq!(stats().failures, 0);
+}
+
+/// The nice value of this process's `evermail-index` thread, from /proc.
+fn indexer_thread_nice() -> Option<i32> {
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        if comm.trim() != "evermail-index" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+        // Fields after the command's closing parenthesis: state is the 3rd field
+        // of stat, nice the 19th.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        return rest.split(' ').nth(16)?.parse().ok();
+    }
+    None
 }
 
 #[tokio::test]
