@@ -479,17 +479,15 @@ async fn delete_mailbox_rows(conn: &mut SqliteConnection, id: MailboxId) -> Resu
 
 /// Advances the mailbox's MODSEQ counter and returns the new value.
 async fn next_modseq(conn: &mut SqliteConnection, mailbox: MailboxId) -> Result<ModSeq, MetaError> {
-    sqlx::query("UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?")
-        .bind(mailbox.0)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
-    let modseq: Option<i64> =
-        sqlx::query_scalar("SELECT highest_modseq FROM mailboxes WHERE id = ?")
-            .bind(mailbox.0)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_error)?;
+    // One statement (one round trip to sqlx's worker thread) rather than two.
+    let modseq: Option<i64> = sqlx::query_scalar(
+        "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?
+         RETURNING highest_modseq",
+    )
+    .bind(mailbox.0)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error)?;
     modseq
         .map(|m| ModSeq(m as u64))
         .ok_or_else(|| MetaError::not_found(format!("mailbox {}", mailbox.0)))

@@ -102,30 +102,29 @@ async fn run_batch(
     let mut completions = Vec::new();
     // BEGIN IMMEDIATE takes the write lock up front, so a concurrent writer in another
     // process (the admin CLI) makes us wait for busy_timeout rather than fail halfway.
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE").await {
-        return (completions, Err(e));
-    }
-    for job in jobs {
-        if let Err(e) = exec(conn, "SAVEPOINT job").await {
+    // Each statement is a round trip to sqlx's worker thread, so the ones between
+    // jobs go together: what ends a job is sent with what starts the next (or the
+    // COMMIT). A one-job batch is then two round trips besides the job's own.
+    let mut lead = "BEGIN IMMEDIATE; SAVEPOINT job";
+    let mut jobs = jobs.peekable();
+    while let Some(job) = jobs.next() {
+        if let Err(e) = exec(conn, lead).await {
             let _ = exec(conn, "ROLLBACK").await;
             return (completions, Err(e));
         }
         let (ok, complete) = job(conn).await;
         completions.push(complete);
-        let end = if ok {
-            exec(conn, "RELEASE job").await
-        } else {
-            match exec(conn, "ROLLBACK TO job").await {
-                Ok(()) => exec(conn, "RELEASE job").await,
-                Err(e) => Err(e),
-            }
+        lead = match (ok, jobs.peek().is_some()) {
+            (true, true) => "RELEASE job; SAVEPOINT job",
+            (false, true) => "ROLLBACK TO job; RELEASE job; SAVEPOINT job",
+            (true, false) => "RELEASE job; COMMIT",
+            (false, false) => "ROLLBACK TO job; RELEASE job; COMMIT",
         };
-        if let Err(e) = end {
-            let _ = exec(conn, "ROLLBACK").await;
-            return (completions, Err(e));
-        }
     }
-    let result = exec(conn, "COMMIT").await;
+    if completions.is_empty() {
+        return (completions, Ok(()));
+    }
+    let result = exec(conn, lead).await;
     if result.is_err() {
         let _ = exec(conn, "ROLLBACK").await;
     }
@@ -138,4 +137,113 @@ async fn exec(conn: &mut SqliteConnection, sql: &str) -> Result<(), MetaError> {
         .await
         .map(|_| ())
         .map_err(crate::db_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection;
+    use sqlx::sqlite::SqliteConnectOptions;
+
+    async fn writer(dir: &std::path::Path) -> (Writer, SqliteConnection) {
+        let options = SqliteConnectOptions::new()
+            .filename(dir.join("w.sqlite"))
+            .create_if_missing(true);
+        let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
+        // A deferred foreign key is checked at COMMIT only: a_commit_that_fails_...
+        sqlx::query(
+            "PRAGMA foreign_keys = ON;
+             CREATE TABLE t (n INTEGER PRIMARY KEY);
+             CREATE TABLE p (id INTEGER PRIMARY KEY);
+             CREATE TABLE c (p INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let reader = SqliteConnection::connect_with(&options).await.unwrap();
+        (Writer::start(conn), reader)
+    }
+
+    /// Inserts `n`; fails after inserting when `fail`, so its row must go.
+    async fn insert(writer: &Writer, n: i64, fail: bool) -> Result<i64, MetaError> {
+        writer
+            .write(move |conn| -> BoxFuture<'_, _> {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO t (n) VALUES (?)")
+                        .bind(n)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(crate::db_error)?;
+                    if fail {
+                        return Err(MetaError::new(ErrorKind::Invalid, "asked to fail"));
+                    }
+                    Ok(n)
+                })
+            })
+            .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_job_is_rolled_back_alone_in_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, mut reader) = writer(dir.path()).await;
+        // Many at once, so batches hold several jobs, failed ones among them (first,
+        // middle and last of a batch alike).
+        let tasks: Vec<_> = (0..200)
+            .map(|n| {
+                let writer = writer.clone();
+                tokio::spawn(async move { (n, insert(&writer, n, n % 3 == 0).await) })
+            })
+            .collect();
+        for task in tasks {
+            let (n, result) = task.await.unwrap();
+            if n % 3 == 0 {
+                let error = result.expect_err("a failing job reports its error");
+                assert_eq!(error.kind(), ErrorKind::Invalid);
+            } else {
+                assert_eq!(result.unwrap(), n);
+            }
+        }
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM t ORDER BY n")
+            .fetch_all(&mut reader)
+            .await
+            .unwrap();
+        let want: Vec<i64> = (0..200).filter(|n| n % 3 != 0).collect();
+        assert_eq!(rows, want);
+        // A job alone in its batch, failing or not.
+        assert!(insert(&writer, 1000, true).await.is_err());
+        assert_eq!(insert(&writer, 1001, false).await.unwrap(), 1001);
+        let last: Vec<i64> = sqlx::query_scalar("SELECT n FROM t WHERE n >= 1000")
+            .fetch_all(&mut reader)
+            .await
+            .unwrap();
+        assert_eq!(last, vec![1001]);
+    }
+
+    #[tokio::test]
+    async fn a_commit_that_fails_fails_every_job_of_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, mut reader) = writer(dir.path()).await;
+        // The job's statements succeed; the deferred foreign key fails the COMMIT.
+        let result = writer
+            .write(|conn| -> BoxFuture<'_, _> {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO c (p) VALUES (7)")
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(crate::db_error)?;
+                    Ok(())
+                })
+            })
+            .await;
+        let error = result.expect_err("the COMMIT's failure reaches the job");
+        assert!(error.to_string().contains("FOREIGN KEY"), "{error}");
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM c")
+            .fetch_one(&mut reader)
+            .await
+            .unwrap();
+        assert_eq!(rows, 0);
+        // The writer is out of the failed transaction and goes on.
+        assert_eq!(insert(&writer, 5, false).await.unwrap(), 5);
+    }
 }

@@ -438,7 +438,9 @@ max_failures_per_user = 100
 # true: a mailbox's index is built a little after mail arrives in it, on a
 # low-priority thread, so even its first search reads an index. false: only
 # after its first search (which reads every message). The index takes about a
-# third of the mail's size on disk.
+# third of the mail's size on disk. In a cluster a node indexes the mail it
+# delivers and the mailboxes searched through it: on nodes that take LMTP but
+# whose users' sessions the proxies send elsewhere, false saves that work.
 index_new_mail = true
 
 [tls]
