@@ -43,6 +43,42 @@ async fn store_changes_flags_and_reports_them() {
 }
 
 #[tokio::test]
+async fn a_store_that_changes_nothing_in_a_stale_view_still_writes() {
+    let server = TestServer::start().await;
+    let alice = server.account("alice@example.com", "pw").await;
+    server.deliver(&alice, SIMPLE).await;
+    let mut a = server.login("alice@example.com").await;
+    let mut b = server.login("alice@example.com").await;
+    a.command("SELECT INBOX").await;
+    b.command("SELECT INBOX").await;
+    // A no-op by a's view, which is current: answered from the view, nothing changes.
+    let reply = a.command("STORE 1 -FLAGS (\\Flagged)").await;
+    assert!(a.ok(&reply), "{reply:?}");
+    assert!(reply[0].starts_with("* 1 FETCH (FLAGS ("), "{reply:?}");
+    assert!(!reply[0].contains("Flagged"), "{reply:?}");
+    // b flags the message; a's view has not caught up, so by it the removal still
+    // looks like a no-op, and must be written all the same.
+    let reply = b.command("STORE 1 +FLAGS.SILENT (\\Flagged)").await;
+    assert!(b.ok(&reply), "{reply:?}");
+    let reply = a.command("STORE 1 -FLAGS (\\Flagged)").await;
+    assert!(a.ok(&reply), "{reply:?}");
+    b.command("NOOP").await;
+    let reply = b.command("FETCH 1 FLAGS").await;
+    assert!(
+        reply[0].starts_with("* 1 FETCH (FLAGS (") && !reply[0].contains("Flagged"),
+        "b flagged, a unflagged after it: {reply:?}"
+    );
+    // A replace to what the (now current) view shows changes nothing either way.
+    a.command("NOOP").await;
+    let reply = a.command("STORE 1 FLAGS (\\Seen)").await;
+    assert!(a.ok(&reply), "{reply:?}");
+    let reply = a.command("STORE 1 FLAGS (\\Seen)").await;
+    assert!(a.ok(&reply) && reply[0].contains("\\Seen"), "{reply:?}");
+    let reply = b.command("FETCH 1 FLAGS").await;
+    assert!(reply.iter().any(|l| l.contains("\\Seen")), "{reply:?}");
+}
+
+#[tokio::test]
 async fn expunge_renumbers_and_uid_expunge_is_limited() {
     let server = TestServer::start().await;
     let alice = server.account("alice@example.com", "pw").await;

@@ -28,9 +28,30 @@ impl Session {
             StoreMode::Remove => FlagChange::Remove,
         };
         let flags: Flags = store.flags.into_iter().collect();
+        let selected = self.selected_mut()?;
         let mut modified: Vec<Uid> = Vec::new();
         let mut changed_uids = Vec::new();
-        if !uids.is_empty() {
+        // A STORE that changes no flag the view shows needs no write when the view
+        // is current: nothing was committed to the mailbox since the view was last
+        // brought up to date (every change raises its HIGHESTMODSEQ). A change
+        // committed after that check is then simply ordered after this STORE.
+        // Clients send many such (\Seen on what is seen), and skipping the
+        // transaction spares its round trips and the database's write lock.
+        let no_op = store.unchanged_since.is_none()
+            && indices.iter().all(|&i| {
+                let current = &selected.messages[i].flags;
+                applied(current, change, &flags) == *current
+            });
+        let view_modseq = selected.highest_modseq;
+        let no_op = no_op
+            && !uids.is_empty()
+            && self
+                .mailstore
+                .mailbox(account.id, mailbox)
+                .await?
+                .highest_modseq
+                == view_modseq;
+        if !uids.is_empty() && !no_op {
             let changed = match store.unchanged_since {
                 None => {
                     self.mailstore
@@ -117,5 +138,20 @@ impl Session {
             ),
             None => Done::ok(format!("{name} completed")),
         }
+    }
+}
+
+/// `current` after `change` with `flags`, as the metadata backends apply it.
+fn applied(current: &Flags, change: FlagChange, flags: &Flags) -> Flags {
+    match change {
+        FlagChange::Add => flags.iter().fold(current.clone(), |mut f, x| {
+            f.insert(&x);
+            f
+        }),
+        FlagChange::Remove => flags.iter().fold(current.clone(), |mut f, x| {
+            f.remove(&x);
+            f
+        }),
+        FlagChange::Replace => flags.clone(),
     }
 }
