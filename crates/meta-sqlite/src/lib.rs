@@ -66,11 +66,7 @@ impl SqliteMeta {
         schema::migrate(&mut conn).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(
-                options
-                    .read_only(true)
-                    .pragma("mmap_size", reader::MMAP_BYTES.to_string()),
-            )
+            .connect_with(options.read_only(true))
             .await
             .map_err(db_error)?;
         Ok(SqliteMeta {
