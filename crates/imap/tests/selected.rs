@@ -78,6 +78,75 @@ async fn a_store_that_changes_nothing_in_a_stale_view_still_writes() {
     assert!(reply.iter().any(|l| l.contains("\\Seen")), "{reply:?}");
 }
 
+/// Another node's writes reach a session only at its next poll, so its view can be
+/// stale for a while: a STORE that looks like a no-op by it must still be written,
+/// and the session's own write must not make such a view look current.
+#[tokio::test]
+async fn a_store_in_a_view_another_node_changed_is_written() {
+    let server = TestServer::start().await;
+    let alice = server.account("alice@example.com", "pw").await;
+    server.deliver(&alice, SIMPLE).await;
+    server.deliver(&alice, SIMPLE).await;
+    // A second mail store over the same database: another node, whose changes
+    // this server's sessions are not told of.
+    let other = evermail_testkit::local_mailstore(server.dir.path(), Default::default()).await;
+    let inbox = other
+        .find_mailbox(alice.id, "INBOX")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let uids: Vec<_> = other
+        .messages(alice.id, inbox)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    let flagged = || async {
+        other
+            .messages(alice.id, inbox)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.flags.contains(&evermail_types::Flag::Flagged))
+            .collect::<Vec<_>>()
+    };
+    let flag = |uid| {
+        let other = other.clone();
+        async move {
+            let flags = [evermail_types::Flag::Flagged].into_iter().collect();
+            other
+                .store_flags(
+                    alice.id,
+                    inbox,
+                    &[uid],
+                    evermail_mailbox::FlagChange::Add,
+                    &flags,
+                )
+                .await
+                .unwrap();
+        }
+    };
+    let mut a = server.login("alice@example.com").await;
+    a.command("SELECT INBOX").await;
+
+    // Flagged elsewhere; by a's view removing \Flagged changes nothing.
+    flag(uids[0]).await;
+    let reply = a.command("STORE 1 -FLAGS.SILENT (\\Flagged)").await;
+    assert!(a.ok(&reply), "{reply:?}");
+    assert_eq!(flagged().await, [false, false]);
+
+    // Flagged elsewhere again; a's own write to another message comes after that
+    // one, so it must not make a's view count as current.
+    flag(uids[1]).await;
+    let reply = a.command("STORE 1 +FLAGS.SILENT ($Later)").await;
+    assert!(a.ok(&reply), "{reply:?}");
+    let reply = a.command("STORE 2 -FLAGS.SILENT (\\Flagged)").await;
+    assert!(a.ok(&reply), "{reply:?}");
+    assert_eq!(flagged().await, [false, false]);
+}
+
 #[tokio::test]
 async fn expunge_renumbers_and_uid_expunge_is_limited() {
     let server = TestServer::start().await;

@@ -75,6 +75,19 @@ impl Session {
                 }
             };
             let selected = self.selected_mut()?;
+            // All changed messages share the command's one new MODSEQ. When it is the
+            // view's plus one, nothing else was committed to the mailbox between the
+            // view and this write, so with the write applied below the view is
+            // current at it: the next no-op STORE needs no write and this command's
+            // own announcement does not make the view read the mailbox again.
+            let written = changed.iter().map(|m| m.modseq).max();
+            if let Some(m) = written
+                && m.0 == view_modseq.0 + 1
+                && selected.highest_modseq == view_modseq
+                && store.unchanged_since.is_none()
+            {
+                selected.highest_modseq = m;
+            }
             for m in changed {
                 if let Some(i) = selected.index_of(m.uid) {
                     changed_uids.push(m.uid);
