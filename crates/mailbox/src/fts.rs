@@ -10,10 +10,11 @@
 //! `index_new_mail` is off) is answered without one (the caller scans) and asks the
 //! indexer to build it. The indexer runs one job at a time for the whole node, each
 //! mailbox queued at most once; a build's parsing and adding runs on one thread at a
-//! lower priority ([`INDEXER_NICE`]), so deliveries and sessions come first. A search still brings
-//! the index up to date with the session's view (the view's expunged removed, up to
-//! [`IN_SEARCH_ADDS`] missing messages read and added); with more missing it leaves
-//! those to the caller's scan and asks the indexer. While the indexer adds many
+//! lower priority ([`INDEXER_NICE`]), so deliveries and sessions come first. A search
+//! still brings the index up to date with the session's view (the view's expunged
+//! removed, up to [`IN_SEARCH_ADDS`] missing messages read and added); with more
+//! missing it leaves those to the caller's scan and asks the indexer. While the
+//! indexer adds many
 //! messages to an index, searches of that mailbox use what it has committed and
 //! leave the rest to the caller's scan, adding nothing themselves.
 //! Whatever fails, in a search or in the background, deletes the index (to be
