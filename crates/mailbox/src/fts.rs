@@ -44,6 +44,11 @@ use crate::{ErrorKind, MailError, Mailstore, MessageText};
 /// the least recently used one not in use is closed beyond that.
 const MAX_OPEN: usize = 64;
 
+/// Messages larger than this are not indexed (a search reads them, as without an
+/// index): the indexer reads a body whole, and a few 50 MB messages read at once
+/// would take hundreds of MB from the sessions.
+pub const MAX_INDEXED_BYTES: u64 = 16 << 20;
+
 /// Bodies read at once while indexing.
 const READ_AHEAD: usize = 8;
 
@@ -862,10 +867,11 @@ impl Mailstore {
         })
     }
 
-    /// The bodies of `chunk`, and the UIDs of those that could not be read.
+    /// The bodies of `chunk`, and the UIDs of those that could not be read or are
+    /// larger than [`MAX_INDEXED_BYTES`] (those are left to the caller's scan).
     async fn read_bodies(&self, chunk: &[(Uid, BlobId)]) -> (Vec<(Uid, Bytes)>, Vec<Uid>) {
         let bodies: Vec<_> = stream::iter(chunk.iter().copied())
-            .map(|(uid, blob)| async move { (uid, self.body(blob).await) })
+            .map(|(uid, blob)| async move { (uid, self.indexable_body(blob).await) })
             .buffered(READ_AHEAD)
             .collect()
             .await;
@@ -874,6 +880,10 @@ impl Mailstore {
         for (uid, body) in bodies {
             match body {
                 Ok(body) => readable.push((uid, body)),
+                Err(e) if e.kind() == ErrorKind::TooLarge => {
+                    tracing::debug!(uid = uid.get(), "message too large to index");
+                    failed.push(uid);
+                }
                 Err(e) => {
                     tracing::warn!(uid = uid.get(), error = %e, "message not indexed");
                     failed.push(uid);
@@ -881,6 +891,22 @@ impl Mailstore {
             }
         }
         (readable, failed)
+    }
+}
+
+impl Mailstore {
+    /// A body to index: read whole, so one over [`MAX_INDEXED_BYTES`] is refused
+    /// (`TooLarge`) before it is read, rather than held in memory by the background
+    /// indexer (up to [`READ_AHEAD`] at a time) while sessions are served.
+    async fn indexable_body(&self, blob: BlobId) -> Result<Bytes, MailError> {
+        let size = self.meta().blob(blob).await?.map(|b| b.size);
+        if size.is_some_and(|size| size > MAX_INDEXED_BYTES) {
+            return Err(MailError::new(
+                ErrorKind::TooLarge,
+                "message too large for the text index",
+            ));
+        }
+        self.body(blob).await
     }
 }
 

@@ -544,6 +544,39 @@ async fn with_index_new_mail_the_indexer_builds_before_any_search() {
     assert_eq!(stats().failures, 0);
 }
 
+#[tokio::test]
+async fn a_message_too_large_to_index_is_left_to_the_scan() {
+    let options = TextIndexOptions {
+        index_new_mail: true,
+    };
+    let f = fixture_with_options(Duration::from_millis(20), IN_SEARCH_ADDS, options).await;
+    f.append(b"Subject: lunch\r\n\r\nreport\r\n").await;
+    let mut big = b"Subject: big report\r\n\r\n".to_vec();
+    big.resize(MAX_INDEXED_BYTES as usize + 1, b'x');
+    f.append(&big).await;
+    let stats = || f.store.text_index_stats();
+    eventually("the small message indexed", || {
+        stats().added_in_background == 1
+    })
+    .await;
+    f.store.text_indexer_idle().await;
+    let view = f.view().await;
+    let big_uid = view[1].0;
+    // The index answers for the small one; the large one was never read into it
+    // and is the caller's to scan.
+    let hits = f
+        .store
+        .search_text(f.account, f.inbox, &view, &keys(&["report"]))
+        .await
+        .unwrap()
+        .expect("an index");
+    assert_eq!(hits.unindexed, BTreeSet::from([big_uid]));
+    assert_eq!(hits.matches[0], Some(vec![view[0].0]), "BODY report");
+    assert!(hits.matches.iter().flatten().all(|m| !m.contains(&big_uid)));
+    assert_eq!(stats().added_in_background + stats().added_in_search, 1);
+    assert_eq!(stats().failures, 0);
+}
+
 /// The nice value of this process's `evermail-index` thread, from /proc.
 fn indexer_thread_nice() -> Option<i32> {
     for task in std::fs::read_dir("/proc/self/task").ok()? {
