@@ -197,40 +197,35 @@ pub async fn serve(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
     tokio::pin!(signal);
     loop {
         tokio::select! {
-                result = &mut signal => { result?; break; }
-                changed = state.changed() => {
-                    if changed.is_err() {
-                        break;
+            result = &mut signal => { result?; break; }
+            changed = state.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let now = *state.borrow_and_update();
+                match now {
+                    NodeState::Draining if !sessions.is_cancelled() => {
+                        // What SIGTERM does, minus the exit: the node keeps its admin
+                        // endpoint and its heartbeat, and can be undrained.
+                        tracing::info!("draining: no new sessions; ending the open ones");
+                        println!("draining");
+                        metrics::gauge!("evermail_node_draining").set(1.0);
+                        readiness.set(false);
+                        sessions.cancel();
                     }
-                    let now = *state.borrow_and_update();
-                    match now {
-                        NodeState::Draining if !sessions.is_cancelled() => {
-                            // What SIGTERM does, minus the exit: the node keeps its admin
-                            // endpoint and its heartbeat, and can be undrained.
-                            tracing::info!("draining: no new sessions; ending the open ones");
-                            println!("draining");
-                            metrics::gauge!("evermail_node_draining").set(1.0);
-                            readiness.set(false);
-                            sessions.cancel();
-                        }
-                        NodeState::Active if sessions.is_cancelled() => {
-                            let listeners = frontends.rebind().await?;
-                            sessions = shutdown.child_token();
-                            frontends.start(listeners, &sessions, &services);
-                            readiness.set(true);
-                            metrics::gauge!("evermail_node_draining").set(0.0);
-        metrics::describe_gauge!(
-            "evermail_text_index_pending",
-            "Mailboxes the text indexer has yet to build or bring up to date (queued, running, or waiting out the quiet time after new mail)"
-        );
-        metrics::gauge!("evermail_text_index_pending").set(0.0);
-                            tracing::info!("undrained: taking sessions again");
-                            println!("ready");
-                        }
-                        _ => {}
+                    NodeState::Active if sessions.is_cancelled() => {
+                        let listeners = frontends.rebind().await?;
+                        sessions = shutdown.child_token();
+                        frontends.start(listeners, &sessions, &services);
+                        readiness.set(true);
+                        metrics::gauge!("evermail_node_draining").set(0.0);
+                        tracing::info!("undrained: taking sessions again");
+                        println!("ready");
                     }
+                    _ => {}
                 }
             }
+        }
     }
     tracing::info!("shutting down: no new connections; finishing in-flight work");
     readiness.set(false);
@@ -297,6 +292,11 @@ fn describe_metrics() {
         "evermail_node_draining",
         "1 while this node is drained (evermail node drain), else 0"
     );
+    metrics::describe_gauge!(
+        "evermail_text_index_pending",
+        "Mailboxes the text indexer has yet to build or bring up to date (queued, running, or waiting out the quiet time after new mail)"
+    );
+    metrics::gauge!("evermail_text_index_pending").set(0.0);
     metrics::describe_counter!(
         "evermail_heartbeat_failures_total",
         "Membership heartbeats this node could not write"
