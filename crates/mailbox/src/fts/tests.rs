@@ -110,9 +110,10 @@ impl Fixture {
                     .text_contains(s),
                 TextKey::Header(name, s) => {
                     let fields = [name.to_lowercase()];
+                    // As the IMAP scan reads them: along the mailbox's rows.
                     let mut texts = self
                         .store
-                        .header_texts(&[*blob], Some(&fields))
+                        .header_texts_in(self.inbox, &[(*uid, *blob)], Some(&fields))
                         .await
                         .unwrap();
                     texts.remove(blob).unwrap().header_contains(name, s)
