@@ -487,17 +487,7 @@ pub(crate) async fn update_flag_rows(
             modified.push(uid);
             continue;
         }
-        let updated = match change {
-            FlagChange::Add => flags.iter().fold(message.flags.clone(), |mut f, x| {
-                f.insert(&x);
-                f
-            }),
-            FlagChange::Remove => flags.iter().fold(message.flags.clone(), |mut f, x| {
-                f.remove(&x);
-                f
-            }),
-            FlagChange::Replace => flags.clone(),
-        };
+        let updated = change.apply(&message.flags, flags);
         if updated == message.flags {
             continue;
         }

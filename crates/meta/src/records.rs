@@ -144,6 +144,23 @@ pub enum FlagChange {
     Replace,
 }
 
+impl FlagChange {
+    /// `current` with this change of `flags` applied, as every backend stores it.
+    pub fn apply(self, current: &Flags, flags: &Flags) -> Flags {
+        match self {
+            FlagChange::Add => flags.iter().fold(current.clone(), |mut f, x| {
+                f.insert(&x);
+                f
+            }),
+            FlagChange::Remove => flags.iter().fold(current.clone(), |mut f, x| {
+                f.remove(&x);
+                f
+            }),
+            FlagChange::Replace => flags.clone(),
+        }
+    }
+}
+
 /// The name `name` gets when mailbox `old` is renamed to `to`: `Some` for `old` itself
 /// and the mailboxes under it (`old` + `delimiter` + ...), `None` for every other
 /// (including look-alikes such as `oldx`). Backends use it for `rename_mailbox`.

@@ -40,7 +40,7 @@ impl Session {
         let no_op = store.unchanged_since.is_none()
             && indices.iter().all(|&i| {
                 let current = &selected.messages[i].flags;
-                applied(current, change, &flags) == *current
+                change.apply(current, &flags) == *current
             });
         let view_modseq = selected.highest_modseq;
         let no_op = no_op
@@ -151,20 +151,5 @@ impl Session {
             ),
             None => Done::ok(format!("{name} completed")),
         }
-    }
-}
-
-/// `current` after `change` with `flags`, as the metadata backends apply it.
-fn applied(current: &Flags, change: FlagChange, flags: &Flags) -> Flags {
-    match change {
-        FlagChange::Add => flags.iter().fold(current.clone(), |mut f, x| {
-            f.insert(&x);
-            f
-        }),
-        FlagChange::Remove => flags.iter().fold(current.clone(), |mut f, x| {
-            f.remove(&x);
-            f
-        }),
-        FlagChange::Replace => flags.clone(),
     }
 }
