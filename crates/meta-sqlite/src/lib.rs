@@ -1,21 +1,33 @@
 //! The embedded SQLite backend of the metadata store: one file in the data directory,
 //! in WAL mode with `synchronous=FULL`, so a commit is on disk before it is reported.
 //!
-//! Reads use a small pool of read-only connections; every write goes through one
-//! writer task that commits concurrent writes together (see `writer`), which is how a
-//! burst of deliveries shares one fsync.
+//! Reads use small pools of read-only connections (see `reader`); every write goes
+//! through one writer thread that commits concurrent writes together (see `writer`),
+//! which is how a burst of deliveries shares one fsync.
 //!
-//! The SQL here keeps to what MariaDB also does (no `RETURNING` on UPDATE, no
-//! AUTOINCREMENT-derived UIDs), so the MariaDB backend can mirror it statement for
-//! statement; SQLite-only spellings (`max(a, b)`) are confined to this crate.
+//! The SQL here mirrors the MariaDB backend's statement for statement where it can (no
+//! AUTOINCREMENT-derived UIDs); SQLite-only spellings (`max(a, b)`, `UPDATE ...
+//! RETURNING` for a counter and its new value in one step) are confined to this crate.
 //!
 //! # Layout
 //! - `schema`: versioned migrations.
-//! - `writer`: the group-commit writer task.
+//! - `writer`: the group-commit writer thread.
 //! - `rais`: copy states, the store registry, repair and garbage collection.
 //! - `rename`: RENAME of a mailbox and its children, and of INBOX.
 //! - this file: [`SqliteMeta`] and its [`MetaBackend`] implementation.
 
+// The column lists as macros, so statements are static strings (`concat!`), not
+// formatted on every read; defined before the modules that use them.
+macro_rules! mailbox_columns {
+    () => {
+        "id, account_id, name, special_use, subscribed, uidvalidity, uidnext, highest_modseq, recent_uid"
+    };
+}
+macro_rules! message_columns {
+    () => {
+        "uid, modseq, flags, keywords, size, internal_date, blob_id"
+    };
+}
 mod membership;
 mod rais;
 mod reader;
@@ -26,16 +38,16 @@ mod writer;
 use async_trait::async_trait;
 use evermail_meta::*;
 use evermail_types::{AccountId, BlobId, Flags, MailboxId, ModSeq, Uid, UidValidity};
-use futures_util::future::BoxFuture;
 use reader::{InlineReader, sqlite_error};
+use rusqlite::Connection;
 use rusqlite::OptionalExtension;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
+use sqlx::{Connection as _, Row, SqliteConnection, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use writer::Writer;
+use writer::{Writer, execute, query_all, query_opt};
 
 pub use evermail_meta::schema::SchemaVersion;
 pub use schema::latest_version;
@@ -64,6 +76,7 @@ impl SqliteMeta {
             .await
             .map_err(db_error)?;
         schema::migrate(&mut conn).await?;
+        conn.close().await.map_err(db_error)?;
         let readers = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.read_only(true))
@@ -72,7 +85,7 @@ impl SqliteMeta {
         Ok(SqliteMeta {
             readers,
             inline: Arc::new(InlineReader::new(path)),
-            writer: Writer::start(conn),
+            writer: Writer::start(writing_connection(path)?)?,
         })
     }
 
@@ -121,6 +134,21 @@ impl SqliteMeta {
     }
 }
 
+/// The writer's connection, with the settings `open` gives sqlx's (the file is in WAL
+/// mode already: that setting is the file's, the others the connection's).
+fn writing_connection(path: &Path) -> Result<Connection, MetaError> {
+    let conn = Connection::open(path).map_err(sqlite_error)?;
+    conn.busy_timeout(Duration::from_secs(30))
+        .map_err(sqlite_error)?;
+    // FULL: the WAL is fsynced at every commit, so a 250 reply never precedes the
+    // commit reaching the disk.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+    )
+    .map_err(sqlite_error)?;
+    Ok(conn)
+}
+
 impl SqliteMeta {
     /// Runs `sql`, an UPDATE of one row by id with two parameters (the new value, then
     /// the id); fails with `NotFound`, naming `what`, when no row has that id.
@@ -132,22 +160,14 @@ impl SqliteMeta {
         what: &'static str,
     ) -> Result<(), MetaError>
     where
-        V: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send + 'static,
+        V: rusqlite::ToSql + Send + 'static,
     {
         self.writer
-            .write(move |conn| -> BoxFuture<'_, _> {
-                Box::pin(async move {
-                    let done = sqlx::query(sql)
-                        .bind(value)
-                        .bind(id)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(db_error)?;
-                    if done.rows_affected() == 0 {
-                        return Err(MetaError::not_found(format!("{what} {id}")));
-                    }
-                    Ok(())
-                })
+            .write(move |conn| {
+                if execute(conn, sql, (value, id))? == 0 {
+                    return Err(MetaError::not_found(format!("{what} {id}")));
+                }
+                Ok(())
             })
             .await
     }
@@ -201,23 +221,9 @@ fn account_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AccountRecord, Meta
 }
 
 const ACCOUNT_COLUMNS: &str = "id, address, password_hash, quota_bytes, used_bytes";
-/// The column lists as macros too, so the inline reader's statements are static
-/// strings (`concat!`), not formatted on every read.
-macro_rules! mailbox_columns {
-    () => {
-        "id, account_id, name, special_use, subscribed, uidvalidity, uidnext, highest_modseq, recent_uid"
-    };
-}
-macro_rules! message_columns {
-    () => {
-        "uid, modseq, flags, keywords, size, internal_date, blob_id"
-    };
-}
-const MAILBOX_COLUMNS: &str = mailbox_columns!();
 const MESSAGE_COLUMNS: &str = message_columns!();
-
-/// A mailbox row as either driver reads it (`MAILBOX_COLUMNS`, in that order), so
-/// sqlx's rows and the inline reader's decode one way.
+/// A mailbox row (`mailbox_columns!()`, in that order), as the inline reader and the
+/// writer read it.
 struct MailboxColumns {
     id: i64,
     account_id: i64,
@@ -267,21 +273,6 @@ impl MailboxColumns {
             recent_uid: row.get(8)?,
         })
     }
-}
-
-fn mailbox_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<MailboxRecord, MetaError> {
-    MailboxColumns {
-        id: row.try_get("id").map_err(db_error)?,
-        account_id: row.try_get("account_id").map_err(db_error)?,
-        name: row.try_get("name").map_err(db_error)?,
-        special_use: row.try_get("special_use").map_err(db_error)?,
-        subscribed: row.try_get("subscribed").map_err(db_error)?,
-        uidvalidity: row.try_get("uidvalidity").map_err(db_error)?,
-        uidnext: row.try_get("uidnext").map_err(db_error)?,
-        highest_modseq: row.try_get("highest_modseq").map_err(db_error)?,
-        recent_uid: row.try_get("recent_uid").map_err(db_error)?,
-    }
-    .record()
 }
 
 /// A message row as either driver reads it (`MESSAGE_COLUMNS`, in that order).
@@ -380,17 +371,15 @@ fn keywords_text(flags: &Flags) -> String {
 }
 
 /// Fails with `AlreadyExists` if the address is an account or an alias.
-async fn ensure_address_free(conn: &mut SqliteConnection, address: &str) -> Result<(), MetaError> {
-    let taken: i64 = sqlx::query_scalar(
-        "SELECT (SELECT COUNT(*) FROM accounts WHERE address = ?)
-              + (SELECT COUNT(*) FROM aliases WHERE alias = ?)",
-    )
-    .bind(address)
-    .bind(address)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    if taken > 0 {
+fn ensure_address_free(conn: &Connection, address: &str) -> Result<(), MetaError> {
+    let taken: Option<i64> = query_opt(
+        conn,
+        "SELECT (SELECT COUNT(*) FROM accounts WHERE address = ?1)
+              + (SELECT COUNT(*) FROM aliases WHERE alias = ?1)",
+        [address],
+        |row| row.get(0),
+    )?;
+    if taken.unwrap_or(0) > 0 {
         return Err(MetaError::new(
             ErrorKind::AlreadyExists,
             format!("{address} is already an account or an alias"),
@@ -399,108 +388,102 @@ async fn ensure_address_free(conn: &mut SqliteConnection, address: &str) -> Resu
     Ok(())
 }
 
+/// A mailbox row by id, read inside the writer's transaction.
+fn mailbox_row(conn: &Connection, id: MailboxId) -> Result<MailboxRecord, MetaError> {
+    query_opt(
+        conn,
+        concat!(
+            "SELECT ",
+            mailbox_columns!(),
+            " FROM mailboxes WHERE id = ?"
+        ),
+        [id.0],
+        MailboxColumns::from_inline,
+    )?
+    .ok_or_else(|| MetaError::not_found(format!("mailbox {}", id.0)))?
+    .record()
+}
+
 /// Creates a mailbox inside the caller's transaction, with a UIDVALIDITY never given
 /// out before: the global counter only grows, and follows the clock so that values
 /// stay unique even if the database is ever rebuilt from scratch.
-async fn insert_mailbox(
-    conn: &mut SqliteConnection,
+fn insert_mailbox(
+    conn: &Connection,
     account: AccountId,
     new: &NewMailbox,
 ) -> Result<MailboxRecord, MetaError> {
-    sqlx::query("UPDATE counters SET value = max(value + 1, ?) WHERE name = 'uidvalidity'")
-        .bind(now())
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
-    let uidvalidity: i64 =
-        sqlx::query_scalar("SELECT value FROM counters WHERE name = 'uidvalidity'")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?;
-    let result = sqlx::query(
+    let uidvalidity: i64 = query_opt(
+        conn,
+        "UPDATE counters SET value = max(value + 1, ?) WHERE name = 'uidvalidity'
+         RETURNING value",
+        [now()],
+        |row| row.get(0),
+    )?
+    .ok_or_else(|| corrupt("UIDVALIDITY counter"))?;
+    execute(
+        conn,
         "INSERT INTO mailboxes
             (account_id, name, special_use, subscribed, uidvalidity, uidnext, highest_modseq)
          VALUES (?, ?, ?, ?, ?, 1, 1)",
+        (
+            account.0,
+            &new.name,
+            &new.special_use,
+            new.subscribed as i64,
+            uidvalidity,
+        ),
     )
-    .bind(account.0)
-    .bind(&new.name)
-    .bind(&new.special_use)
-    .bind(new.subscribed as i64)
-    .bind(uidvalidity)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| match db_error(e) {
+    .map_err(|e| match e {
         e if e.kind() == ErrorKind::AlreadyExists => MetaError::new(
             ErrorKind::AlreadyExists,
             format!("mailbox {:?} already exists", new.name),
         ),
         e => e,
     })?;
-    let id = result.last_insert_rowid();
-    let row = sqlx::query(&format!(
-        "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?"
-    ))
-    .bind(id)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    mailbox_from_row(&row)
+    mailbox_row(conn, MailboxId(conn.last_insert_rowid()))
 }
 
 /// Deletes a mailbox's messages (returning their bytes to the quota) and the mailbox.
-async fn delete_mailbox_rows(conn: &mut SqliteConnection, id: MailboxId) -> Result<(), MetaError> {
-    sqlx::query(
+fn delete_mailbox_rows(conn: &Connection, id: MailboxId) -> Result<(), MetaError> {
+    execute(
+        conn,
         "UPDATE accounts SET used_bytes = used_bytes
-            - (SELECT COALESCE(SUM(size), 0) FROM messages WHERE mailbox_id = ?)
-         WHERE id = (SELECT account_id FROM mailboxes WHERE id = ?)",
-    )
-    .bind(id.0)
-    .bind(id.0)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
+            - (SELECT COALESCE(SUM(size), 0) FROM messages WHERE mailbox_id = ?1)
+         WHERE id = (SELECT account_id FROM mailboxes WHERE id = ?1)",
+        [id.0],
+    )?;
     for sql in [
         "DELETE FROM messages WHERE mailbox_id = ?",
         "DELETE FROM expunged WHERE mailbox_id = ?",
         "DELETE FROM mailboxes WHERE id = ?",
     ] {
-        sqlx::query(sql)
-            .bind(id.0)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
+        execute(conn, sql, [id.0])?;
     }
     Ok(())
 }
 
 /// Advances the mailbox's MODSEQ counter and returns the new value.
-async fn next_modseq(conn: &mut SqliteConnection, mailbox: MailboxId) -> Result<ModSeq, MetaError> {
-    // One statement (one round trip to sqlx's worker thread) rather than two.
-    let modseq: Option<i64> = sqlx::query_scalar(
+fn next_modseq(conn: &Connection, mailbox: MailboxId) -> Result<ModSeq, MetaError> {
+    let modseq: Option<i64> = query_opt(
+        conn,
         "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?
          RETURNING highest_modseq",
-    )
-    .bind(mailbox.0)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error)?;
+        [mailbox.0],
+        |row| row.get(0),
+    )?;
     modseq
         .map(|m| ModSeq(m as u64))
         .ok_or_else(|| MetaError::not_found(format!("mailbox {}", mailbox.0)))
 }
 
-async fn insert_message_rows(
-    conn: &mut SqliteConnection,
-    new: NewMessage,
-) -> Result<InsertedMessage, MetaError> {
-    let account = sqlx::query("SELECT quota_bytes, used_bytes FROM accounts WHERE id = ?")
-        .bind(new.account.0)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| MetaError::not_found(format!("account {}", new.account.0)))?;
-    let quota: Option<i64> = account.try_get("quota_bytes").map_err(db_error)?;
-    let used: i64 = account.try_get("used_bytes").map_err(db_error)?;
+fn insert_message_rows(conn: &Connection, new: NewMessage) -> Result<InsertedMessage, MetaError> {
+    let (quota, used): (Option<i64>, i64) = query_opt(
+        conn,
+        "SELECT quota_bytes, used_bytes FROM accounts WHERE id = ?",
+        [new.account.0],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?
+    .ok_or_else(|| MetaError::not_found(format!("account {}", new.account.0)))?;
     let size = i64::try_from(new.blob.size).map_err(|_| corrupt("message size"))?;
     if let Some(quota) = quota
         && used.saturating_add(size) > quota
@@ -513,96 +496,73 @@ async fn insert_message_rows(
 
     // Allocate the UID and MODSEQ by advancing the counters in place: the UPDATE takes
     // the row's write lock, so no other transaction can be handed the same values.
-    let updated = sqlx::query(
+    let counters: Option<(i64, i64, i64)> = query_opt(
+        conn,
         "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
-         WHERE id = ? AND account_id = ?",
-    )
-    .bind(new.mailbox.0)
-    .bind(new.account.0)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    if updated.rows_affected() != 1 {
-        return Err(MetaError::not_found(format!("mailbox {}", new.mailbox.0)));
-    }
-    let counters =
-        sqlx::query("SELECT uidvalidity, uidnext, highest_modseq FROM mailboxes WHERE id = ?")
-            .bind(new.mailbox.0)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?;
-    let uidnext: i64 = counters.try_get("uidnext").map_err(db_error)?;
+         WHERE id = ? AND account_id = ?
+         RETURNING uidvalidity, uidnext, highest_modseq",
+        (new.mailbox.0, new.account.0),
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )?;
+    let (uidvalidity, uidnext, modseq) =
+        counters.ok_or_else(|| MetaError::not_found(format!("mailbox {}", new.mailbox.0)))?;
     let uid = u32::try_from(uidnext - 1)
         .ok()
         .and_then(Uid::new)
         .ok_or_else(|| corrupt("UIDNEXT"))?;
-    let modseq = ModSeq(
-        counters
-            .try_get::<i64, _>("highest_modseq")
-            .map_err(db_error)? as u64,
-    );
-    let uidvalidity = u32::try_from(
-        counters
-            .try_get::<i64, _>("uidvalidity")
-            .map_err(db_error)?,
-    )
-    .ok()
-    .and_then(UidValidity::new)
-    .ok_or_else(|| corrupt("UIDVALIDITY"))?;
+    let modseq = ModSeq(modseq as u64);
+    let uidvalidity = u32::try_from(uidvalidity)
+        .ok()
+        .and_then(UidValidity::new)
+        .ok_or_else(|| corrupt("UIDVALIDITY"))?;
 
-    let blob_id = new.blob.id.0.to_vec();
-    sqlx::query(
+    let blob_id = &new.blob.id.0[..];
+    execute(
+        conn,
         "INSERT INTO blobs (id, size, structure, header, created_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET header = excluded.header
             WHERE blobs.header IS NULL AND excluded.header IS NOT NULL",
-    )
-    .bind(&blob_id)
-    .bind(size)
-    .bind(&new.blob.structure)
-    .bind(new.blob.header.as_deref())
-    .bind(now())
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    rais::claim_blob(conn, &blob_id).await?;
+        (
+            blob_id,
+            size,
+            &new.blob.structure,
+            new.blob.header.as_deref(),
+            now(),
+        ),
+    )?;
+    rais::claim_blob(conn, blob_id)?;
     for location in &new.locations {
-        sqlx::query(
+        execute(
+            conn,
             "INSERT INTO blob_locations (blob_id, store, object_key, verified_at)
              VALUES (?, ?, ?, ?)
              ON CONFLICT (blob_id, store) DO UPDATE SET
                 object_key = excluded.object_key, state = 'ok', verified_at = excluded.verified_at",
-        )
-        .bind(&blob_id)
-        .bind(&location.store)
-        .bind(&location.key)
-        .bind(now())
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+            (blob_id, &location.store, &location.key, now()),
+        )?;
     }
-    sqlx::query(
+    execute(
+        conn,
         "INSERT INTO messages
             (mailbox_id, uid, modseq, flags, keywords, size, internal_date, blob_id, saved_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(new.mailbox.0)
-    .bind(uid.get() as i64)
-    .bind(modseq.0 as i64)
-    .bind(new.flags.system_bits() as i64)
-    .bind(keywords_text(&new.flags))
-    .bind(size)
-    .bind(new.internal_date)
-    .bind(&blob_id)
-    .bind(now())
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    sqlx::query("UPDATE accounts SET used_bytes = used_bytes + ? WHERE id = ?")
-        .bind(size)
-        .bind(new.account.0)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        (
+            new.mailbox.0,
+            uid.get() as i64,
+            modseq.0 as i64,
+            new.flags.system_bits() as i64,
+            keywords_text(&new.flags),
+            size,
+            new.internal_date,
+            blob_id,
+            now(),
+        ),
+    )?;
+    execute(
+        conn,
+        "UPDATE accounts SET used_bytes = used_bytes + ? WHERE id = ?",
+        (size, new.account.0),
+    )?;
     Ok(InsertedMessage {
         mailbox: new.mailbox,
         uidvalidity,
@@ -611,8 +571,8 @@ async fn insert_message_rows(
     })
 }
 
-async fn update_flag_rows(
-    conn: &mut SqliteConnection,
+fn update_flag_rows(
+    conn: &Connection,
     mailbox: MailboxId,
     uids: Vec<Uid>,
     unchanged_since: Option<ModSeq>,
@@ -623,16 +583,18 @@ async fn update_flag_rows(
     let mut modified = Vec::new();
     let mut modseq: Option<ModSeq> = None;
     for uid in uids {
-        let row = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ? AND uid = ?"
-        ))
-        .bind(mailbox.0)
-        .bind(uid.get() as i64)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        let row = query_opt(
+            conn,
+            concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages WHERE mailbox_id = ? AND uid = ?"
+            ),
+            (mailbox.0, uid.get() as i64),
+            MessageColumns::from_inline,
+        )?;
         let Some(row) = row else { continue };
-        let mut message = message_from_row(&row)?;
+        let mut message = row.record()?;
         if unchanged_since.is_some_and(|limit| message.modseq > limit) {
             modified.push(uid);
             continue;
@@ -645,20 +607,20 @@ async fn update_flag_rows(
         // message's MODSEQ grows, and sharing it keeps a bulk STORE to one counter bump.
         let m = match modseq {
             Some(m) => m,
-            None => *modseq.insert(next_modseq(conn, mailbox).await?),
+            None => *modseq.insert(next_modseq(conn, mailbox)?),
         };
-        sqlx::query(
+        execute(
+            conn,
             "UPDATE messages SET flags = ?, keywords = ?, modseq = ?
              WHERE mailbox_id = ? AND uid = ?",
-        )
-        .bind(updated.system_bits() as i64)
-        .bind(keywords_text(&updated))
-        .bind(m.0 as i64)
-        .bind(mailbox.0)
-        .bind(uid.get() as i64)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+            (
+                updated.system_bits() as i64,
+                keywords_text(&updated),
+                m.0 as i64,
+                mailbox.0,
+                uid.get() as i64,
+            ),
+        )?;
         message.flags = updated;
         message.modseq = m;
         changed.push(message);
@@ -667,48 +629,42 @@ async fn update_flag_rows(
     Ok(FlagUpdate { changed, modified })
 }
 
-async fn expunge_rows(
-    conn: &mut SqliteConnection,
+fn expunge_rows(
+    conn: &Connection,
     mailbox: MailboxId,
     uids: Vec<Uid>,
 ) -> Result<Vec<Uid>, MetaError> {
     let mut gone = Vec::new();
     let mut modseq: Option<ModSeq> = None;
     for uid in uids {
-        let size: Option<i64> =
-            sqlx::query_scalar("SELECT size FROM messages WHERE mailbox_id = ? AND uid = ?")
-                .bind(mailbox.0)
-                .bind(uid.get() as i64)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(db_error)?;
+        let at = (mailbox.0, uid.get() as i64);
+        let size: Option<i64> = query_opt(
+            conn,
+            "SELECT size FROM messages WHERE mailbox_id = ? AND uid = ?",
+            at,
+            |row| row.get(0),
+        )?;
         let Some(size) = size else { continue };
         let m = match modseq {
             Some(m) => m,
-            None => *modseq.insert(next_modseq(conn, mailbox).await?),
+            None => *modseq.insert(next_modseq(conn, mailbox)?),
         };
-        sqlx::query("DELETE FROM messages WHERE mailbox_id = ? AND uid = ?")
-            .bind(mailbox.0)
-            .bind(uid.get() as i64)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        sqlx::query("INSERT INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)")
-            .bind(mailbox.0)
-            .bind(uid.get() as i64)
-            .bind(m.0 as i64)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        sqlx::query(
+        execute(
+            conn,
+            "DELETE FROM messages WHERE mailbox_id = ? AND uid = ?",
+            at,
+        )?;
+        execute(
+            conn,
+            "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
+            (at.0, at.1, m.0 as i64),
+        )?;
+        execute(
+            conn,
             "UPDATE accounts SET used_bytes = used_bytes - ?
              WHERE id = (SELECT account_id FROM mailboxes WHERE id = ?)",
-        )
-        .bind(size)
-        .bind(mailbox.0)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+            (size, mailbox.0),
+        )?;
         gone.push(uid);
     }
     Ok(gone)
@@ -719,31 +675,29 @@ impl MetaBackend for SqliteMeta {
     async fn create_account(&self, new: NewAccount) -> Result<AccountRecord, MetaError> {
         let address = normalize_address(&new.address)?;
         self.writer
-            .write(move |conn| -> BoxFuture<'_, _> {
-                Box::pin(async move {
-                    ensure_address_free(conn, &address).await?;
-                    let id = sqlx::query(
-                        "INSERT INTO accounts (address, password_hash, quota_bytes, created_at)
-                         VALUES (?, ?, ?, ?)",
-                    )
-                    .bind(&address)
-                    .bind(&new.password_hash)
-                    .bind(new.quota_bytes.map(|q| q as i64))
-                    .bind(now())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_error)?
-                    .last_insert_rowid();
-                    for mailbox in &new.mailboxes {
-                        insert_mailbox(conn, AccountId(id), mailbox).await?;
-                    }
-                    Ok(AccountRecord {
-                        id: AccountId(id),
-                        address,
-                        password_hash: new.password_hash,
-                        quota_bytes: new.quota_bytes,
-                        used_bytes: 0,
-                    })
+            .write(move |conn| {
+                ensure_address_free(conn, &address)?;
+                execute(
+                    conn,
+                    "INSERT INTO accounts (address, password_hash, quota_bytes, created_at)
+                     VALUES (?, ?, ?, ?)",
+                    (
+                        &address,
+                        &new.password_hash,
+                        new.quota_bytes.map(|q| q as i64),
+                        now(),
+                    ),
+                )?;
+                let id = conn.last_insert_rowid();
+                for mailbox in &new.mailboxes {
+                    insert_mailbox(conn, AccountId(id), mailbox)?;
+                }
+                Ok(AccountRecord {
+                    id: AccountId(id),
+                    address,
+                    password_hash: new.password_hash,
+                    quota_bytes: new.quota_bytes,
+                    used_bytes: 0,
                 })
             })
             .await
@@ -796,32 +750,21 @@ impl MetaBackend for SqliteMeta {
 
     async fn remove_account(&self, id: AccountId) -> Result<(), MetaError> {
         self.writer
-            .write(move |conn| -> BoxFuture<'_, _> {
-                Box::pin(async move {
-                    let mailboxes: Vec<i64> =
-                        sqlx::query_scalar("SELECT id FROM mailboxes WHERE account_id = ?")
-                            .bind(id.0)
-                            .fetch_all(&mut *conn)
-                            .await
-                            .map_err(db_error)?;
-                    for mailbox in mailboxes {
-                        delete_mailbox_rows(conn, MailboxId(mailbox)).await?;
-                    }
-                    sqlx::query("DELETE FROM aliases WHERE account_id = ?")
-                        .bind(id.0)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(db_error)?;
-                    let done = sqlx::query("DELETE FROM accounts WHERE id = ?")
-                        .bind(id.0)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(db_error)?;
-                    if done.rows_affected() == 0 {
-                        return Err(MetaError::not_found(format!("account {}", id.0)));
-                    }
-                    Ok(())
-                })
+            .write(move |conn| {
+                let mailboxes: Vec<i64> = query_all(
+                    conn,
+                    "SELECT id FROM mailboxes WHERE account_id = ?",
+                    [id.0],
+                    |row| row.get(0),
+                )?;
+                for mailbox in mailboxes {
+                    delete_mailbox_rows(conn, MailboxId(mailbox))?;
+                }
+                execute(conn, "DELETE FROM aliases WHERE account_id = ?", [id.0])?;
+                if execute(conn, "DELETE FROM accounts WHERE id = ?", [id.0])? == 0 {
+                    return Err(MetaError::not_found(format!("account {}", id.0)));
+                }
+                Ok(())
             })
             .await
     }
@@ -861,22 +804,23 @@ impl MetaBackend for SqliteMeta {
             ));
         }
         self.writer
-            .write(move |conn| -> BoxFuture<'_, _> {
-                Box::pin(async move {
-                    ensure_address_free(conn, &alias).await?;
-                    sqlx::query("INSERT INTO aliases (alias, account_id) VALUES (?, ?)")
-                        .bind(&alias)
-                        .bind(target.0)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(|e| match db_error(e) {
-                            e if e.kind() == ErrorKind::Unavailable => {
-                                MetaError::not_found(format!("account {}", target.0))
-                            }
-                            e => e,
-                        })?;
-                    Ok(())
-                })
+            .write(move |conn| {
+                ensure_address_free(conn, &alias)?;
+                let account: Option<i64> = query_opt(
+                    conn,
+                    "SELECT id FROM accounts WHERE id = ?",
+                    [target.0],
+                    |row| row.get(0),
+                )?;
+                if account.is_none() {
+                    return Err(MetaError::not_found(format!("account {}", target.0)));
+                }
+                execute(
+                    conn,
+                    "INSERT INTO aliases (alias, account_id) VALUES (?, ?)",
+                    (&alias, target.0),
+                )?;
+                Ok(())
             })
             .await
     }
@@ -884,15 +828,8 @@ impl MetaBackend for SqliteMeta {
     async fn remove_alias(&self, alias: &str) -> Result<bool, MetaError> {
         let alias = alias.trim().to_ascii_lowercase();
         self.writer
-            .write(move |conn| -> BoxFuture<'_, _> {
-                Box::pin(async move {
-                    let done = sqlx::query("DELETE FROM aliases WHERE alias = ?")
-                        .bind(&alias)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(db_error)?;
-                    Ok(done.rows_affected() > 0)
-                })
+            .write(move |conn| {
+                Ok(execute(conn, "DELETE FROM aliases WHERE alias = ?", [&alias])? > 0)
             })
             .await
     }
@@ -957,9 +894,7 @@ impl MetaBackend for SqliteMeta {
         new: NewMailbox,
     ) -> Result<MailboxRecord, MetaError> {
         self.writer
-            .write(move |conn| -> BoxFuture<'_, _> {
-                Box::pin(async move { insert_mailbox(conn, account, &new).await })
-            })
+            .write(move |conn| insert_mailbox(conn, account, &new))
             .await
     }
 
@@ -971,39 +906,34 @@ impl MetaBackend for SqliteMeta {
 
     async fn claim_recent(&self, mailbox: MailboxId, up_to: Uid) -> Result<Uid, MetaError> {
         self.writer
-            .write(move |conn| -> BoxFuture<'_, _> {
-                Box::pin(async move {
-                    let mark: Option<i64> =
-                        sqlx::query_scalar("SELECT recent_uid FROM mailboxes WHERE id = ?")
-                            .bind(mailbox.0)
-                            .fetch_optional(&mut *conn)
-                            .await
-                            .map_err(db_error)?;
-                    let mark =
-                        mark.ok_or_else(|| MetaError::not_found(format!("mailbox {}", mailbox.0)))?;
-                    let mark = u32::try_from(mark)
-                        .ok()
-                        .and_then(Uid::new)
-                        .ok_or_else(|| corrupt("recent UID mark"))?;
-                    if mark < up_to {
-                        sqlx::query("UPDATE mailboxes SET recent_uid = ? WHERE id = ?")
-                            .bind(i64::from(up_to.get()))
-                            .bind(mailbox.0)
-                            .execute(&mut *conn)
-                            .await
-                            .map_err(db_error)?;
-                    }
-                    Ok(mark)
-                })
+            .write(move |conn| {
+                let mark: Option<i64> = query_opt(
+                    conn,
+                    "SELECT recent_uid FROM mailboxes WHERE id = ?",
+                    [mailbox.0],
+                    |row| row.get(0),
+                )?;
+                let mark =
+                    mark.ok_or_else(|| MetaError::not_found(format!("mailbox {}", mailbox.0)))?;
+                let mark = u32::try_from(mark)
+                    .ok()
+                    .and_then(Uid::new)
+                    .ok_or_else(|| corrupt("recent UID mark"))?;
+                if mark < up_to {
+                    execute(
+                        conn,
+                        "UPDATE mailboxes SET recent_uid = ? WHERE id = ?",
+                        (i64::from(up_to.get()), mailbox.0),
+                    )?;
+                }
+                Ok(mark)
             })
             .await
     }
 
     async fn delete_mailbox(&self, id: MailboxId) -> Result<(), MetaError> {
         self.writer
-            .write(move |conn| -> BoxFuture<'_, _> {
-                Box::pin(async move { delete_mailbox_rows(conn, id).await })
-            })
+            .write(move |conn| delete_mailbox_rows(conn, id))
             .await
     }
 
@@ -1015,9 +945,7 @@ impl MetaBackend for SqliteMeta {
     ) -> Result<Vec<MailboxRecord>, MetaError> {
         let to = to.to_string();
         self.writer
-            .write(move |conn| -> BoxFuture<'_, _> {
-                Box::pin(async move { rename::rename_rows(conn, id, &to, delimiter).await })
-            })
+            .write(move |conn| rename::rename_rows(conn, id, &to, delimiter))
             .await
     }
 
@@ -1027,17 +955,13 @@ impl MetaBackend for SqliteMeta {
         new: NewMailbox,
     ) -> Result<MailboxRecord, MetaError> {
         self.writer
-            .write(move |conn| -> BoxFuture<'_, _> {
-                Box::pin(async move { rename::move_all_rows(conn, from, new).await })
-            })
+            .write(move |conn| rename::move_all_rows(conn, from, new))
             .await
     }
 
     async fn insert_message(&self, new: NewMessage) -> Result<InsertedMessage, MetaError> {
         self.writer
-            .write(move |conn| -> BoxFuture<'_, _> {
-                Box::pin(async move { insert_message_rows(conn, new).await })
-            })
+            .write(move |conn| insert_message_rows(conn, new))
             .await
     }
 
@@ -1047,15 +971,13 @@ impl MetaBackend for SqliteMeta {
         delivery: [u8; 16],
     ) -> Result<InsertedMessage, MetaError> {
         self.writer
-            .write(move |conn| -> BoxFuture<'_, _> {
-                Box::pin(async move {
-                    if let Some(done) = membership::delivered(conn, &delivery).await? {
-                        return Ok(done);
-                    }
-                    let inserted = insert_message_rows(conn, new).await?;
-                    membership::record_delivery(conn, &inserted, &delivery).await?;
-                    Ok(inserted)
-                })
+            .write(move |conn| {
+                if let Some(done) = membership::delivered(conn, &delivery)? {
+                    return Ok(done);
+                }
+                let inserted = insert_message_rows(conn, new)?;
+                membership::record_delivery(conn, &inserted, &delivery)?;
+                Ok(inserted)
             })
             .await
     }
@@ -1066,14 +988,10 @@ impl MetaBackend for SqliteMeta {
     ) -> Result<Vec<InsertedMessage>, MetaError> {
         // One writer job runs in one SAVEPOINT: an error rolls back every row.
         self.writer
-            .write(move |conn| -> BoxFuture<'_, _> {
-                Box::pin(async move {
-                    let mut inserted = Vec::with_capacity(new.len());
-                    for message in new {
-                        inserted.push(insert_message_rows(conn, message).await?);
-                    }
-                    Ok(inserted)
-                })
+            .write(move |conn| {
+                new.into_iter()
+                    .map(|message| insert_message_rows(conn, message))
+                    .collect()
             })
             .await
     }
@@ -1147,11 +1065,7 @@ impl MetaBackend for SqliteMeta {
         let flags = flags.clone();
         let update = self
             .writer
-            .write(move |conn| -> BoxFuture<'_, _> {
-                Box::pin(
-                    async move { update_flag_rows(conn, mailbox, uids, None, change, flags).await },
-                )
-            })
+            .write(move |conn| update_flag_rows(conn, mailbox, uids, None, change, flags))
             .await?;
         Ok(update.changed)
     }
@@ -1168,20 +1082,14 @@ impl MetaBackend for SqliteMeta {
         let flags = flags.clone();
         let limit = Some(unchanged_since);
         self.writer
-            .write(move |conn| -> BoxFuture<'_, _> {
-                Box::pin(async move {
-                    update_flag_rows(conn, mailbox, uids, limit, change, flags).await
-                })
-            })
+            .write(move |conn| update_flag_rows(conn, mailbox, uids, limit, change, flags))
             .await
     }
 
     async fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>, MetaError> {
         let uids = uids.to_vec();
         self.writer
-            .write(move |conn| -> BoxFuture<'_, _> {
-                Box::pin(async move { expunge_rows(conn, mailbox, uids).await })
-            })
+            .write(move |conn| expunge_rows(conn, mailbox, uids))
             .await
     }
 
@@ -1238,11 +1146,9 @@ impl MetaBackend for SqliteMeta {
         first: Uid,
         last: Uid,
     ) -> Result<Vec<MessageHeader>, MetaError> {
-        // Hundreds of rows: on a blocking thread, through rusqlite, which hands out
-        // each header as a borrowed slice copied once.
-        let inline = self.inline.clone();
-        let read = move || {
-            inline.read(|conn| {
+        // Hundreds of rows: on a blocking thread.
+        self.inline
+            .read_blocking(move |conn| {
                 let mut statement = conn
                     .prepare_cached(
                         "SELECT m.uid, m.blob_id, b.size, b.header
@@ -1274,10 +1180,7 @@ impl MetaBackend for SqliteMeta {
                 })
                 .collect()
             })
-        };
-        tokio::task::spawn_blocking(read)
             .await
-            .map_err(|e| MetaError::new(ErrorKind::Unavailable, format!("header read task: {e}")))?
     }
 
     async fn blob_locations(&self, id: BlobId) -> Result<Vec<BlobLocation>, MetaError> {

@@ -2,30 +2,57 @@
 //! see the trait for meaning. With SQLite there is only ever one node, but it keeps
 //! its row like any other, so `evermail node list` and a proxy work the same way.
 
-use crate::{SqliteMeta, corrupt, db_error};
+use crate::writer::{execute, query_all, query_opt};
+use crate::{SqliteMeta, corrupt};
 use evermail_meta::*;
 use evermail_types::{MailboxId, ModSeq};
-use futures_util::future::BoxFuture;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use rusqlite::{Connection, Row};
 
-const COLUMNS: &str =
-    "name, instance, addresses, version, state, sessions, started_at, heartbeat_at";
+macro_rules! node_columns {
+    () => {
+        "name, instance, addresses, version, state, sessions, started_at, heartbeat_at"
+    };
+}
 
-fn node_from_row(row: &SqliteRow) -> Result<NodeRecord, MetaError> {
-    let addresses: String = row.try_get("addresses").map_err(db_error)?;
-    let state: String = row.try_get("state").map_err(db_error)?;
-    let sessions: i64 = row.try_get("sessions").map_err(db_error)?;
-    Ok(NodeRecord {
-        name: row.try_get("name").map_err(db_error)?,
-        instance: row.try_get("instance").map_err(db_error)?,
-        addresses: decode_addresses(&addresses).ok_or_else(|| corrupt("node addresses"))?,
-        version: row.try_get("version").map_err(db_error)?,
-        state: NodeState::parse(&state).ok_or_else(|| corrupt("node state"))?,
-        sessions: u32::try_from(sessions).map_err(|_| corrupt("node sessions"))?,
-        started_at: row.try_get("started_at").map_err(db_error)?,
-        heartbeat_at: row.try_get("heartbeat_at").map_err(db_error)?,
-    })
+/// A node row as stored; `record` checks the columns that can be out of range.
+struct NodeColumns {
+    name: String,
+    instance: String,
+    addresses: String,
+    version: String,
+    state: String,
+    sessions: i64,
+    started_at: i64,
+    heartbeat_at: i64,
+}
+
+impl NodeColumns {
+    fn read(row: &Row<'_>) -> rusqlite::Result<NodeColumns> {
+        Ok(NodeColumns {
+            name: row.get(0)?,
+            instance: row.get(1)?,
+            addresses: row.get(2)?,
+            version: row.get(3)?,
+            state: row.get(4)?,
+            sessions: row.get(5)?,
+            started_at: row.get(6)?,
+            heartbeat_at: row.get(7)?,
+        })
+    }
+
+    fn record(self) -> Result<NodeRecord, MetaError> {
+        Ok(NodeRecord {
+            name: self.name,
+            instance: self.instance,
+            addresses: decode_addresses(&self.addresses)
+                .ok_or_else(|| corrupt("node addresses"))?,
+            version: self.version,
+            state: NodeState::parse(&self.state).ok_or_else(|| corrupt("node state"))?,
+            sessions: u32::try_from(self.sessions).map_err(|_| corrupt("node sessions"))?,
+            started_at: self.started_at,
+            heartbeat_at: self.heartbeat_at,
+        })
+    }
 }
 
 pub(crate) async fn node_heartbeat(
@@ -34,46 +61,50 @@ pub(crate) async fn node_heartbeat(
     now_ms: i64,
 ) -> Result<NodeRecord, MetaError> {
     meta.writer
-        .write(move |conn| -> BoxFuture<'_, _> {
-            Box::pin(async move {
-                // The state is written only when the row is new: a drain set meanwhile
-                // must survive the node's own heartbeats.
-                sqlx::query(
+        .write(move |conn| {
+            // The state is written only when the row is new: a drain set meanwhile
+            // must survive the node's own heartbeats.
+            let row = query_opt(
+                conn,
+                concat!(
                     "INSERT INTO nodes (name, instance, addresses, version, state, sessions,
                         started_at, heartbeat_at)
                      VALUES (?, ?, ?, ?, 'active', ?, ?, ?)
                      ON CONFLICT (name) DO UPDATE SET instance = excluded.instance,
                         addresses = excluded.addresses, version = excluded.version,
                         sessions = excluded.sessions, started_at = excluded.started_at,
-                        heartbeat_at = excluded.heartbeat_at",
-                )
-                .bind(&beat.name)
-                .bind(&beat.instance)
-                .bind(encode_addresses(&beat.addresses))
-                .bind(&beat.version)
-                .bind(i64::from(beat.sessions))
-                .bind(beat.started_at)
-                .bind(now_ms)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
-                let row = sqlx::query(&format!("SELECT {COLUMNS} FROM nodes WHERE name = ?"))
-                    .bind(&beat.name)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(db_error)?;
-                node_from_row(&row)
-            })
+                        heartbeat_at = excluded.heartbeat_at
+                     RETURNING ",
+                    node_columns!()
+                ),
+                (
+                    &beat.name,
+                    &beat.instance,
+                    encode_addresses(&beat.addresses),
+                    &beat.version,
+                    i64::from(beat.sessions),
+                    beat.started_at,
+                    now_ms,
+                ),
+                NodeColumns::read,
+            )?;
+            row.ok_or_else(|| corrupt("node row"))?.record()
         })
         .await
 }
 
 pub(crate) async fn nodes(meta: &SqliteMeta) -> Result<Vec<NodeRecord>, MetaError> {
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM nodes ORDER BY name"))
-        .fetch_all(&meta.readers)
-        .await
-        .map_err(db_error)?;
-    rows.iter().map(node_from_row).collect()
+    meta.inline.read(|conn| {
+        query_all(
+            conn,
+            concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY name"),
+            [],
+            NodeColumns::read,
+        )?
+        .into_iter()
+        .map(NodeColumns::record)
+        .collect()
+    })
 }
 
 pub(crate) async fn set_node_state(
@@ -83,19 +114,16 @@ pub(crate) async fn set_node_state(
 ) -> Result<(), MetaError> {
     let name = name.to_string();
     meta.writer
-        .write(move |conn| -> BoxFuture<'_, _> {
-            Box::pin(async move {
-                let done = sqlx::query("UPDATE nodes SET state = ? WHERE name = ?")
-                    .bind(state.as_str())
-                    .bind(&name)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_error)?;
-                if done.rows_affected() == 0 {
-                    return Err(MetaError::not_found(format!("node {name:?}")));
-                }
-                Ok(())
-            })
+        .write(move |conn| {
+            let done = execute(
+                conn,
+                "UPDATE nodes SET state = ? WHERE name = ?",
+                (state.as_str(), &name),
+            )?;
+            if done == 0 {
+                return Err(MetaError::not_found(format!("node {name:?}")));
+            }
+            Ok(())
         })
         .await
 }
@@ -103,58 +131,50 @@ pub(crate) async fn set_node_state(
 pub(crate) async fn forget_node(meta: &SqliteMeta, name: &str) -> Result<bool, MetaError> {
     let name = name.to_string();
     meta.writer
-        .write(move |conn| -> BoxFuture<'_, _> {
-            Box::pin(async move {
-                let done = sqlx::query("DELETE FROM nodes WHERE name = ?")
-                    .bind(&name)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_error)?;
-                Ok(done.rows_affected() > 0)
-            })
-        })
+        .write(move |conn| Ok(execute(conn, "DELETE FROM nodes WHERE name = ?", [&name])? > 0))
         .await
 }
-
-/// At most this many ids per statement (SQLite's default parameter limit is far above).
-const IDS_PER_QUERY: usize = 500;
 
 pub(crate) async fn highest_modseqs(
     meta: &SqliteMeta,
     ids: &[MailboxId],
 ) -> Result<Vec<(MailboxId, ModSeq)>, MetaError> {
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(IDS_PER_QUERY) {
-        let sql = format!(
-            "SELECT id, highest_modseq FROM mailboxes WHERE id IN ({})",
-            vec!["?"; chunk.len()].join(", ")
-        );
-        let mut query = sqlx::query_as::<_, (i64, i64)>(&sql);
-        for id in chunk {
-            query = query.bind(id.0);
-        }
-        for (id, modseq) in query.fetch_all(&meta.readers).await.map_err(db_error)? {
-            let modseq = u64::try_from(modseq).map_err(|_| corrupt("highest modseq"))?;
-            out.push((MailboxId(id), ModSeq(modseq)));
-        }
-    }
-    Ok(out)
+    let ids = ids.to_vec();
+    // One cached statement per id (an index lookup each; a varying IN list would be
+    // parsed anew at every poll), on a blocking thread as a poll may name thousands.
+    meta.inline
+        .read_blocking(move |conn| {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let modseq: Option<i64> = query_opt(
+                    conn,
+                    "SELECT highest_modseq FROM mailboxes WHERE id = ?",
+                    [id.0],
+                    |row| row.get(0),
+                )?;
+                if let Some(modseq) = modseq {
+                    let modseq = u64::try_from(modseq).map_err(|_| corrupt("highest modseq"))?;
+                    out.push((id, ModSeq(modseq)));
+                }
+            }
+            Ok(out)
+        })
+        .await
 }
 
 /// The message inserted with `delivery`, if any (see `insert_message_once`).
-pub(crate) async fn delivered(
-    conn: &mut sqlx::SqliteConnection,
+pub(crate) fn delivered(
+    conn: &Connection,
     delivery: &[u8; 16],
 ) -> Result<Option<InsertedMessage>, MetaError> {
-    let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(
+    let row: Option<(i64, i64, i64, i64)> = query_opt(
+        conn,
         "SELECT m.mailbox_id, m.uid, m.modseq, b.uidvalidity
            FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
           WHERE m.delivery_id = ?",
-    )
-    .bind(&delivery[..])
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error)?;
+        [&delivery[..]],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+    )?;
     let Some((mailbox, uid, modseq, uidvalidity)) = row else {
         return Ok(None);
     };
@@ -173,24 +193,26 @@ pub(crate) async fn delivered(
 }
 
 /// Marks the message just inserted as the one of `delivery`.
-pub(crate) async fn record_delivery(
-    conn: &mut sqlx::SqliteConnection,
+pub(crate) fn record_delivery(
+    conn: &Connection,
     inserted: &InsertedMessage,
     delivery: &[u8; 16],
 ) -> Result<(), MetaError> {
-    sqlx::query("UPDATE messages SET delivery_id = ? WHERE mailbox_id = ? AND uid = ?")
-        .bind(&delivery[..])
-        .bind(inserted.mailbox.0)
-        .bind(i64::from(inserted.uid.get()))
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+    execute(
+        conn,
+        "UPDATE messages SET delivery_id = ? WHERE mailbox_id = ? AND uid = ?",
+        (
+            &delivery[..],
+            inserted.mailbox.0,
+            i64::from(inserted.uid.get()),
+        ),
+    )?;
     Ok(())
 }
 
 /// One statement decides: the upsert's update applies only when the row is the
 /// holder's own or has expired, and `changes()` says whether a row was written. The
-/// single writer task makes it atomic.
+/// single writer thread makes it atomic.
 pub(crate) async fn try_lease(
     meta: &SqliteMeta,
     name: &str,
@@ -200,23 +222,16 @@ pub(crate) async fn try_lease(
 ) -> Result<bool, MetaError> {
     let (name, holder) = (name.to_string(), holder.to_string());
     meta.writer
-        .write(move |conn| -> BoxFuture<'_, _> {
-            Box::pin(async move {
-                let done = sqlx::query(
-                    "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
-                     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
-                        expires_at = excluded.expires_at
-                     WHERE leases.holder = excluded.holder OR leases.expires_at <= ?",
-                )
-                .bind(&name)
-                .bind(&holder)
-                .bind(now_ms.saturating_add(ttl_ms))
-                .bind(now_ms)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
-                Ok(done.rows_affected() == 1)
-            })
+        .write(move |conn| {
+            let done = execute(
+                conn,
+                "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
+                    expires_at = excluded.expires_at
+                 WHERE leases.holder = excluded.holder OR leases.expires_at <= ?",
+                (&name, &holder, now_ms.saturating_add(ttl_ms), now_ms),
+            )?;
+            Ok(done == 1)
         })
         .await
 }
@@ -228,30 +243,30 @@ pub(crate) async fn release_lease(
 ) -> Result<(), MetaError> {
     let (name, holder) = (name.to_string(), holder.to_string());
     meta.writer
-        .write(move |conn| -> BoxFuture<'_, _> {
-            Box::pin(async move {
-                sqlx::query("DELETE FROM leases WHERE name = ? AND holder = ?")
-                    .bind(&name)
-                    .bind(&holder)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_error)?;
-                Ok(())
-            })
+        .write(move |conn| {
+            execute(
+                conn,
+                "DELETE FROM leases WHERE name = ? AND holder = ?",
+                (&name, &holder),
+            )?;
+            Ok(())
         })
         .await
 }
 
 pub(crate) async fn lease(meta: &SqliteMeta, name: &str) -> Result<Option<LeaseRecord>, MetaError> {
-    let row: Option<(String, String, i64)> =
-        sqlx::query_as("SELECT name, holder, expires_at FROM leases WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&meta.readers)
-            .await
-            .map_err(db_error)?;
-    Ok(row.map(|(name, holder, expires_at)| LeaseRecord {
-        name,
-        holder,
-        expires_at,
-    }))
+    meta.inline.read(|conn| {
+        query_opt(
+            conn,
+            "SELECT name, holder, expires_at FROM leases WHERE name = ?",
+            [name],
+            |row| {
+                Ok(LeaseRecord {
+                    name: row.get(0)?,
+                    holder: row.get(1)?,
+                    expires_at: row.get(2)?,
+                })
+            },
+        )
+    })
 }

@@ -18,7 +18,7 @@
 //! they do not hold up the async workers.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use evermail_meta::{ErrorKind, MetaError};
@@ -75,6 +75,19 @@ impl InlineReader {
         Ok(value)
     }
 
+    /// [`InlineReader::read`] on a blocking thread, for reads of many rows (a page of
+    /// the repair walk, 500 headers) that would hold an async worker too long.
+    pub(crate) async fn read_blocking<T, F>(self: &Arc<Self>, read: F) -> Result<T, MetaError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, MetaError> + Send + 'static,
+    {
+        let reader = self.clone();
+        tokio::task::spawn_blocking(move || reader.read(read))
+            .await
+            .map_err(|e| MetaError::new(ErrorKind::Unavailable, format!("read task: {e}")))?
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
         // The list holds no invariant a panic could break.
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
@@ -112,7 +125,8 @@ pub(crate) fn commit(conn: &Connection) -> Result<(), MetaError> {
 }
 
 /// A rusqlite error as the backend reports it: a lock held too long is
-/// `Unavailable` (a retry may succeed), a value of the wrong type `Corrupt`.
+/// `Unavailable` (a retry may succeed), a duplicate key `AlreadyExists`, a value of
+/// the wrong type `Corrupt`.
 pub(crate) fn sqlite_error(e: rusqlite::Error) -> MetaError {
     use rusqlite::ErrorCode;
     let kind = match &e {
@@ -120,6 +134,15 @@ pub(crate) fn sqlite_error(e: rusqlite::Error) -> MetaError {
             if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) =>
         {
             ErrorKind::Unavailable
+        }
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ) =>
+        {
+            ErrorKind::AlreadyExists
         }
         rusqlite::Error::FromSqlConversionFailure(..)
         | rusqlite::Error::IntegralValueOutOfRange(..)

@@ -3,32 +3,18 @@
 
 use evermail_meta::{ErrorKind, MailboxRecord, MetaError, NewMailbox, renamed_mailbox_name};
 use evermail_types::MailboxId;
-use sqlx::SqliteConnection;
+use rusqlite::Connection;
 
-use crate::{MAILBOX_COLUMNS, db_error, insert_mailbox, mailbox_from_row, next_modseq};
+use crate::writer::{execute, query_all, query_opt};
+use crate::{MailboxColumns, insert_mailbox, mailbox_row, next_modseq};
 
-async fn mailbox_row(
-    conn: &mut SqliteConnection,
-    id: MailboxId,
-) -> Result<MailboxRecord, MetaError> {
-    let row = sqlx::query(&format!(
-        "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?"
-    ))
-    .bind(id.0)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error)?
-    .ok_or_else(|| MetaError::not_found(format!("mailbox {}", id.0)))?;
-    mailbox_from_row(&row)
-}
-
-pub(crate) async fn rename_rows(
-    conn: &mut SqliteConnection,
+pub(crate) fn rename_rows(
+    conn: &Connection,
     id: MailboxId,
     to: &str,
     delimiter: char,
 ) -> Result<Vec<MailboxRecord>, MetaError> {
-    let mailbox = mailbox_row(conn, id).await?;
+    let mailbox = mailbox_row(conn, id)?;
     let old = mailbox.name.as_str();
     if renamed_mailbox_name(to, old, to, delimiter).is_some() {
         return Err(MetaError::new(
@@ -36,17 +22,19 @@ pub(crate) async fn rename_rows(
             format!("cannot rename {old:?} to itself or under itself"),
         ));
     }
-    let rows = sqlx::query(&format!(
-        "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ? ORDER BY id"
-    ))
-    .bind(mailbox.account.0)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    let all = rows
-        .iter()
-        .map(mailbox_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+    let all = query_all(
+        conn,
+        concat!(
+            "SELECT ",
+            mailbox_columns!(),
+            " FROM mailboxes WHERE account_id = ? ORDER BY id"
+        ),
+        [mailbox.account.0],
+        MailboxColumns::from_inline,
+    )?
+    .into_iter()
+    .map(MailboxColumns::record)
+    .collect::<Result<Vec<_>, _>>()?;
     let moves: Vec<(MailboxId, String)> = all
         .iter()
         .filter_map(|m| renamed_mailbox_name(&m.name, old, to, delimiter).map(|new| (m.id, new)))
@@ -61,53 +49,51 @@ pub(crate) async fn rename_rows(
     }
     let mut result = Vec::with_capacity(moves.len());
     for (id, new) in moves {
-        sqlx::query("UPDATE mailboxes SET name = ? WHERE id = ?")
-            .bind(&new)
-            .bind(id.0)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        result.push(mailbox_row(conn, id).await?);
+        execute(
+            conn,
+            "UPDATE mailboxes SET name = ? WHERE id = ?",
+            (&new, id.0),
+        )?;
+        result.push(mailbox_row(conn, id)?);
     }
     Ok(result)
 }
 
-pub(crate) async fn move_all_rows(
-    conn: &mut SqliteConnection,
+pub(crate) fn move_all_rows(
+    conn: &Connection,
     from: MailboxId,
     new: NewMailbox,
 ) -> Result<MailboxRecord, MetaError> {
-    let source = mailbox_row(conn, from).await?;
-    let target = insert_mailbox(conn, source.account, &new).await?;
-    sqlx::query("UPDATE mailboxes SET uidnext = ?, highest_modseq = ? WHERE id = ?")
-        .bind(source.uidnext.get() as i64)
-        .bind(source.highest_modseq.0 as i64)
-        .bind(target.id.0)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
-    let moved: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE mailbox_id = ?")
-        .bind(from.0)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_error)?;
-    if moved > 0 {
-        let modseq = next_modseq(conn, from).await?;
-        sqlx::query(
+    let source = mailbox_row(conn, from)?;
+    let target = insert_mailbox(conn, source.account, &new)?;
+    execute(
+        conn,
+        "UPDATE mailboxes SET uidnext = ?, highest_modseq = ? WHERE id = ?",
+        (
+            source.uidnext.get() as i64,
+            source.highest_modseq.0 as i64,
+            target.id.0,
+        ),
+    )?;
+    let moved: Option<i64> = query_opt(
+        conn,
+        "SELECT COUNT(*) FROM messages WHERE mailbox_id = ?",
+        [from.0],
+        |row| row.get(0),
+    )?;
+    if moved.unwrap_or(0) > 0 {
+        let modseq = next_modseq(conn, from)?;
+        execute(
+            conn,
             "INSERT INTO expunged (mailbox_id, uid, modseq)
              SELECT mailbox_id, uid, ? FROM messages WHERE mailbox_id = ?",
-        )
-        .bind(modseq.0 as i64)
-        .bind(from.0)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
-        sqlx::query("UPDATE messages SET mailbox_id = ? WHERE mailbox_id = ?")
-            .bind(target.id.0)
-            .bind(from.0)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
+            (modseq.0 as i64, from.0),
+        )?;
+        execute(
+            conn,
+            "UPDATE messages SET mailbox_id = ? WHERE mailbox_id = ?",
+            (target.id.0, from.0),
+        )?;
     }
-    mailbox_row(conn, target.id).await
+    mailbox_row(conn, target.id)
 }
