@@ -57,6 +57,8 @@ pub struct SqliteMeta {
     readers: SqlitePool,
     /// Point reads on the caller's thread (see `reader`).
     inline: Arc<InlineReader>,
+    /// Reads of hundreds of rows by key, on a blocking thread, through a memory map.
+    bulk: Arc<InlineReader>,
     writer: Writer,
 }
 
@@ -85,6 +87,7 @@ impl SqliteMeta {
         Ok(SqliteMeta {
             readers,
             inline: Arc::new(InlineReader::new(path)),
+            bulk: Arc::new(InlineReader::mapped(path, reader::BULK_MMAP_BYTES)),
             writer: Writer::start(writing_connection(path)?)?,
         })
     }
@@ -1146,8 +1149,8 @@ impl MetaBackend for SqliteMeta {
         first: Uid,
         last: Uid,
     ) -> Result<Vec<MessageHeader>, MetaError> {
-        // Hundreds of rows: on a blocking thread.
-        self.inline
+        // Hundreds of rows: on a blocking thread, through the map.
+        self.bulk
             .read_blocking(move |conn| {
                 let mut statement = conn
                     .prepare_cached(

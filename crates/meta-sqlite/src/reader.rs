@@ -32,12 +32,19 @@ const MAX_IDLE: usize = 8;
 /// a reader must wait for) before failing as unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-// No memory map (`mmap_size`) on readers: SQLite unmaps a connection's whole map at
-// the first read after another connection committed (`sqlite3PagerSharedLock` resets
-// the pager when the data version changed), so with a writer busy every point read
-// cost a munmap of the database (the process's other threads' TLBs shot down) and
-// page faults to map it back: `perf record -e syscalls:sys_enter_munmap` showed one
-// per STORE, 28 MB each on a 20,000-message database.
+// No memory map (`mmap_size`) on the point readers: SQLite unmaps a connection's whole
+// map at the first read after another connection committed (`sqlite3PagerSharedLock`
+// resets the pager when the data version changed), so with a writer busy every point
+// read cost a munmap of the database (the process's other threads' TLBs shot down)
+// and page faults to map it back: `perf record -e syscalls:sys_enter_munmap` showed
+// one per STORE, 28 MB each on a 20,000-message database. The bulk readers (500
+// header rows at a time, each a lookup by blob id in no order on disk) are mapped:
+// there one unmap per commit is paid back by hundreds of page reads that are memory
+// reads instead of a pread(2) each into SQLite's small page cache.
+
+/// How much of the file a bulk reader maps (address space, not memory: the pages are
+/// the kernel's page cache).
+pub(crate) const BULK_MMAP_BYTES: i64 = 1 << 30;
 
 /// Statements kept prepared per connection.
 const STATEMENT_CACHE: usize = 32;
@@ -45,13 +52,22 @@ const STATEMENT_CACHE: usize = 32;
 /// A pool of read-only connections used on the caller's thread.
 pub(crate) struct InlineReader {
     path: PathBuf,
+    /// `PRAGMA mmap_size` of each connection; 0 maps nothing.
+    mmap_bytes: i64,
     idle: Mutex<Vec<Connection>>,
 }
 
 impl InlineReader {
+    /// Connections that read through the VFS (pread), for point reads.
     pub(crate) fn new(path: &Path) -> InlineReader {
+        InlineReader::mapped(path, 0)
+    }
+
+    /// Connections that map up to `mmap_bytes` of the file, for bulk reads.
+    pub(crate) fn mapped(path: &Path, mmap_bytes: i64) -> InlineReader {
         InlineReader {
             path: path.to_path_buf(),
+            mmap_bytes,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -101,6 +117,10 @@ impl InlineReader {
         .map_err(sqlite_error)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_error)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        if self.mmap_bytes > 0 {
+            conn.execute_batch(&format!("PRAGMA mmap_size = {}", self.mmap_bytes))
+                .map_err(sqlite_error)?;
+        }
         Ok(conn)
     }
 }
@@ -200,6 +220,38 @@ mod tests {
             })
             .unwrap();
         assert_eq!(count, 2, "a pooled connection sees later commits");
+    }
+
+    /// A bulk reader maps the file, and still sees every commit made before its read
+    /// began (SQLite drops a stale map when another connection has written).
+    #[test]
+    fn a_mapped_reader_maps_the_file_and_sees_later_commits() {
+        let (_dir, path) = database();
+        let reader = InlineReader::mapped(&path, BULK_MMAP_BYTES);
+        let writer = Connection::open(&path).unwrap();
+        for n in 1..=3 {
+            writer.execute("INSERT INTO t VALUES (?)", [n]).unwrap();
+            let (count, mapped): (i64, i64) = reader
+                .read(|conn| {
+                    let count = conn
+                        .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                        .map_err(sqlite_error)?;
+                    let mapped = conn
+                        .query_row("PRAGMA mmap_size", [], |r| r.get(0))
+                        .map_err(sqlite_error)?;
+                    Ok((count, mapped))
+                })
+                .unwrap();
+            assert_eq!(count, n);
+            assert_eq!(mapped, BULK_MMAP_BYTES);
+        }
+        let unmapped: i64 = InlineReader::new(&path)
+            .read(|conn| {
+                conn.query_row("PRAGMA mmap_size", [], |r| r.get(0))
+                    .map_err(sqlite_error)
+            })
+            .unwrap();
+        assert_eq!(unmapped, 0, "point readers do not map the file");
     }
 
     /// The connections are read-only: a write through one fails.
