@@ -272,7 +272,8 @@ fn ends_as_cut(header: &[u8], size: u64) -> bool {
 /// continuation lines, followed by the blank line that ends a header (RFC 9051
 /// section 6.4.5 includes it).
 pub fn filter_header_fields(header: &[u8], names: &[String], keep: bool) -> Vec<u8> {
-    let mut out = Vec::new();
+    // At most the whole header and the blank line: one allocation, no regrowth.
+    let mut out = Vec::with_capacity(header.len() + 2);
     let mut including = false;
     for line in header.split_inclusive(|&b| b == b'\n') {
         if line == b"\r\n" || line == b"\n" {

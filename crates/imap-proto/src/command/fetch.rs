@@ -268,20 +268,22 @@ fn parse_partial(c: &mut Cursor<'_>) -> PResult<Option<Partial>> {
     Ok(Some(Partial { offset, length }))
 }
 
-impl fmt::Display for Section {
-    /// The section as it appears between the brackets of a FETCH response.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Section {
+    /// The section as it appears between the brackets of a FETCH response, written
+    /// straight into the response buffer (a FETCH of headers writes it once per
+    /// message).
+    pub fn encode(&self, out: &mut Vec<u8>) {
         for (i, n) in self.part.iter().enumerate() {
             if i > 0 {
-                f.write_str(".")?;
+                out.push(b'.');
             }
-            write!(f, "{n}")?;
+            let _ = std::io::Write::write_fmt(out, format_args!("{n}"));
         }
         let Some(text) = &self.text else {
-            return Ok(());
+            return;
         };
         if !self.part.is_empty() {
-            f.write_str(".")?;
+            out.push(b'.');
         }
         let (keyword, names) = match text {
             SectionText::Header => ("HEADER", None),
@@ -290,20 +292,26 @@ impl fmt::Display for Section {
             SectionText::HeaderFields(n) => ("HEADER.FIELDS", Some(n)),
             SectionText::HeaderFieldsNot(n) => ("HEADER.FIELDS.NOT", Some(n)),
         };
-        f.write_str(keyword)?;
+        out.extend_from_slice(keyword.as_bytes());
         if let Some(names) = names {
-            f.write_str(" (")?;
+            out.extend_from_slice(b" (");
             for (i, name) in names.iter().enumerate() {
                 if i > 0 {
-                    f.write_str(" ")?;
+                    out.push(b' ');
                 }
-                let mut out = Vec::new();
-                crate::response::encode::astring(&mut out, name.as_bytes());
-                f.write_str(&String::from_utf8_lossy(&out))?;
+                crate::response::encode::astring(out, name.as_bytes());
             }
-            f.write_str(")")?;
+            out.push(b')');
         }
-        Ok(())
+    }
+}
+
+impl fmt::Display for Section {
+    /// The section as it appears between the brackets of a FETCH response.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        f.write_str(&String::from_utf8_lossy(&out))
     }
 }
 

@@ -34,7 +34,7 @@ pub fn string(out: &mut Vec<u8>, s: &[u8]) {
 
 /// `{N}\r\n` and the bytes.
 pub fn literal(out: &mut Vec<u8>, data: &[u8]) {
-    out.extend_from_slice(format!("{{{}}}\r\n", data.len()).as_bytes());
+    let _ = std::io::Write::write_fmt(out, format_args!("{{{}}}\r\n", data.len()));
     out.extend_from_slice(data);
 }
 
