@@ -58,11 +58,29 @@ fn is_local_filesystem(dir: &Path) -> bool {
     rustix::fs::statfs(dir).is_ok_and(|s| LOCAL.contains(&(s.f_type as u64)))
 }
 
+/// Opens a body file for reading without updating its access time where the kernel
+/// allows (`O_NOATIME`: the process owns the file). Under the default `relatime` the
+/// first read after a file was written changes its atime, a metadata write to the
+/// journal for every message the first time it is read; nothing here uses atimes.
+/// Falls back to a plain open when refused (a file owned by another user).
+fn open_body(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let noatime = rustix::fs::OFlags::NOATIME.bits() as i32;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(noatime)
+        .open(path)
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => std::fs::File::open(path),
+        opened => opened,
+    }
+}
+
 /// Reads the file at `path` if it is small: `Ok(None)` when it is larger than
 /// [`INLINE_READ_BYTES`] (the caller reads it on a blocking thread).
 fn read_small(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
+    let mut file = open_body(path)?;
     let len = file.metadata()?.len();
     if len > INLINE_READ_BYTES {
         return Ok(None);
@@ -207,7 +225,7 @@ impl BlobBackend for FsBackend {
         let path = self.path(key)?;
         let dest = dest.to_path_buf();
         tokio::task::spawn_blocking(move || {
-            let mut source = match std::fs::File::open(&path) {
+            let mut source = match open_body(&path) {
                 Ok(file) => file,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
                 Err(e) => return Err(BlobError::io(format!("reading {}", path.display()), e)),
@@ -225,7 +243,7 @@ impl BlobBackend for FsBackend {
     async fn content_id(&self, key: &str) -> Result<Option<BlobId>, BlobError> {
         let path = self.path(key)?;
         tokio::task::spawn_blocking(move || {
-            let mut file = match std::fs::File::open(&path) {
+            let mut file = match open_body(&path) {
                 Ok(file) => file,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(BlobError::io(format!("reading {}", path.display()), e)),
@@ -497,6 +515,35 @@ mod tests {
         fs.delete(&key).await.unwrap();
         fs.delete(&key).await.unwrap();
         assert_eq!(fs.get(&key).await.unwrap(), None);
+    }
+
+    /// Reading a body leaves its access time alone, even where `relatime` would
+    /// update it (an atime older than the mtime).
+    #[tokio::test]
+    async fn reading_a_body_does_not_touch_its_atime() {
+        use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, utimensat};
+        let (fs, dir) = backend();
+        let id = crate::blob_id(b"atime");
+        let key = fs.key_for(&id);
+        fs.put(&key, Bytes::from_static(b"atime")).await.unwrap();
+        let path = dir.path().join(&key);
+        let old = Timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 0,
+        };
+        let times = Timestamps {
+            last_access: old,
+            last_modification: Timespec {
+                tv_sec: 1_000_000_100,
+                tv_nsec: 0,
+            },
+        };
+        utimensat(CWD, &path, &times, AtFlags::empty()).unwrap();
+        assert_eq!(fs.get(&key).await.unwrap().as_deref(), Some(&b"atime"[..]));
+        assert!(fs.content_id(&key).await.unwrap().is_some());
+        let atime = std::fs::metadata(&path).unwrap().accessed().unwrap();
+        let since_epoch = atime.duration_since(std::time::UNIX_EPOCH).unwrap();
+        assert_eq!(since_epoch.as_secs(), 1_000_000_000);
     }
 
     /// Both read paths of a local store (small bodies on the worker, larger ones on a
