@@ -135,8 +135,19 @@ fn run_batch(
             let _ = exec(conn, "ROLLBACK");
             return (completions, Err(e));
         }
-        let (ok, complete) = job(conn);
-        completions.push(complete);
+        // A job that panics (a bug) fails alone: its caller's channel is dropped in
+        // the unwinding, which it sees as [`stopped`], its statements are rolled
+        // back, and the writer goes on serving every other write.
+        let ok = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn))) {
+            Ok((ok, complete)) => {
+                completions.push(complete);
+                ok
+            }
+            Err(_) => {
+                tracing::error!("a metadata write job panicked; rolled back");
+                false
+            }
+        };
         let end = if ok {
             exec(conn, "RELEASE job")
         } else {
@@ -280,6 +291,22 @@ mod tests {
         assert_eq!(column(&reader, "SELECT count(*) FROM c"), vec![0]);
         // The writer is out of the failed transaction and goes on.
         assert_eq!(insert(&writer, 5, false).await.unwrap(), 5);
+    }
+
+    /// A job that panics fails alone; the writer and the other jobs go on.
+    #[tokio::test]
+    async fn a_job_that_panics_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, reader) = writer(dir.path());
+        let panicked = writer
+            .write(|conn| -> Result<(), MetaError> {
+                execute(conn, "INSERT INTO t (n) VALUES (1)", [])?;
+                panic!("a bug in a write job");
+            })
+            .await;
+        assert_eq!(panicked.unwrap_err().kind(), ErrorKind::Unavailable);
+        assert_eq!(insert(&writer, 2, false).await.unwrap(), 2);
+        assert_eq!(column(&reader, "SELECT n FROM t ORDER BY n"), vec![2]);
     }
 
     /// The thread ends when the last handle goes, after running what was queued.
