@@ -1,4 +1,4 @@
-//! Point reads on the caller's thread.
+//! Point reads on the caller's thread, and bulk reads by key on a blocking thread.
 //!
 //! sqlx's SQLite driver runs each connection on a worker thread of its own and hands
 //! it every statement, and every BEGIN and COMMIT, over a channel. For a read SQLite
@@ -14,8 +14,9 @@
 //! reader never waits for the writer, and each read transaction sees every commit
 //! made before it began, whichever connection made it.
 //!
-//! Reads of many rows (a whole mailbox, 500 blob rows) stay on sqlx's pool, where
-//! they do not hold up the async workers.
+//! Reads of many rows run where they do not hold up the async workers: a whole
+//! mailbox and 500 blob rows on sqlx's pool, 500 header rows and a page of the repair
+//! walk through [`InlineReader::read_blocking`] (the header rows on a mapped pool).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
