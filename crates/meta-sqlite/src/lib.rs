@@ -39,6 +39,7 @@ use async_trait::async_trait;
 use evermail_meta::*;
 use evermail_types::{AccountId, BlobId, Flags, MailboxId, ModSeq, Uid, UidValidity};
 use reader::{InlineReader, sqlite_error};
+use reader::{query_all, query_opt};
 use rusqlite::Connection;
 use rusqlite::OptionalExtension;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -47,7 +48,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use writer::{Writer, execute, query_all, query_opt};
+use writer::{Writer, execute};
 
 pub use evermail_meta::schema::SchemaVersion;
 pub use schema::latest_version;
@@ -393,18 +394,7 @@ fn ensure_address_free(conn: &Connection, address: &str) -> Result<(), MetaError
 
 /// A mailbox row by id, read inside the writer's transaction.
 fn mailbox_row(conn: &Connection, id: MailboxId) -> Result<MailboxRecord, MetaError> {
-    query_opt(
-        conn,
-        concat!(
-            "SELECT ",
-            mailbox_columns!(),
-            " FROM mailboxes WHERE id = ?"
-        ),
-        [id.0],
-        MailboxColumns::from_inline,
-    )?
-    .ok_or_else(|| MetaError::not_found(format!("mailbox {}", id.0)))?
-    .record()
+    inline_mailbox(conn, id)?.ok_or_else(|| MetaError::not_found(format!("mailbox {}", id.0)))
 }
 
 /// Creates a mailbox inside the caller's transaction, with a UIDVALIDITY never given

@@ -2,7 +2,8 @@
 //! see the trait for meaning. With SQLite there is only ever one node, but it keeps
 //! its row like any other, so `evermail node list` and a proxy work the same way.
 
-use crate::writer::{execute, query_all, query_opt};
+use crate::reader::{query_all, query_opt};
+use crate::writer::execute;
 use crate::{SqliteMeta, corrupt};
 use evermail_meta::*;
 use evermail_types::{MailboxId, ModSeq};

@@ -4,7 +4,8 @@
 //! read), writes through the writer thread.
 
 use crate::reader::sqlite_error;
-use crate::writer::{execute, query_all, query_opt};
+use crate::reader::{query_all, query_opt};
+use crate::writer::execute;
 use crate::{SqliteMeta, corrupt, now};
 use evermail_meta::*;
 use evermail_types::BlobId;

@@ -126,6 +126,31 @@ impl InlineReader {
     }
 }
 
+/// The first row `sql` returns, decoded by `row`, or `None`.
+pub(crate) fn query_opt<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>, MetaError> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached(sql)
+        .and_then(|mut statement| statement.query_row(params, row).optional())
+        .map_err(sqlite_error)
+}
+
+/// Every row `sql` returns, decoded by `row`.
+pub(crate) fn query_all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, MetaError> {
+    let mut statement = conn.prepare_cached(sql).map_err(sqlite_error)?;
+    let rows = statement.query_map(params, row).map_err(sqlite_error)?;
+    rows.map(|r| r.map_err(sqlite_error)).collect()
+}
+
 /// Begins a read transaction, so several statements see one instant. Through cached
 /// statements: rusqlite's `transaction()` parses its BEGIN and COMMIT every time. A
 /// read that fails midway needs no rollback: [`InlineReader::read`] closes its

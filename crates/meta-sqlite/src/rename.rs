@@ -5,7 +5,8 @@ use evermail_meta::{ErrorKind, MailboxRecord, MetaError, NewMailbox, renamed_mai
 use evermail_types::MailboxId;
 use rusqlite::Connection;
 
-use crate::writer::{execute, query_all, query_opt};
+use crate::reader::{query_all, query_opt};
+use crate::writer::execute;
 use crate::{MailboxColumns, insert_mailbox, mailbox_row, next_modseq};
 
 pub(crate) fn rename_rows(

@@ -177,31 +177,6 @@ pub(crate) fn execute(
         .map_err(sqlite_error)
 }
 
-/// The first row `sql` returns, decoded by `row`, or `None`.
-pub(crate) fn query_opt<T>(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-    row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> Result<Option<T>, MetaError> {
-    use rusqlite::OptionalExtension;
-    conn.prepare_cached(sql)
-        .and_then(|mut statement| statement.query_row(params, row).optional())
-        .map_err(sqlite_error)
-}
-
-/// Every row `sql` returns, decoded by `row`.
-pub(crate) fn query_all<T>(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> Result<Vec<T>, MetaError> {
-    let mut statement = conn.prepare_cached(sql).map_err(sqlite_error)?;
-    let rows = statement.query_map(params, row).map_err(sqlite_error)?;
-    rows.map(|r| r.map_err(sqlite_error)).collect()
-}
-
 fn exec(conn: &Connection, sql: &str) -> Result<(), MetaError> {
     execute(conn, sql, []).map(|_| ())
 }
@@ -209,6 +184,7 @@ fn exec(conn: &Connection, sql: &str) -> Result<(), MetaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reader::query_all;
 
     fn writer(dir: &std::path::Path) -> (Writer, Connection) {
         let path = dir.join("w.sqlite");
